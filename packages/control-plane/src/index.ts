@@ -1,0 +1,3 @@
+export { runCli, commands, usage } from './cli.js';
+export type { Command, CommandContext } from './command.js';
+export { parseFlags, UsageError } from './flags.js';

@@ -1,0 +1,116 @@
+import { XMLParser } from 'fast-xml-parser';
+import { request, type Dispatcher } from 'undici';
+import { ConsulEcsError, describeError } from '../util/errors.js';
+import type { AwsCredentials } from './credentials.js';
+import { formBody, signQueryRequest } from './sigv4.js';
+
+export const STS_API_VERSION = '2011-06-15';
+export const IAM_API_VERSION = '2010-05-08';
+
+/** An error answer from an AWS Query API (`<ErrorResponse><Error><Code>…`). */
+export class AwsApiError extends ConsulEcsError {
+  readonly awsCode: string;
+  readonly status: number;
+
+  constructor(action: string, endpoint: string, status: number, awsCode: string, awsMessage: string) {
+    super('aws-api-error', `AWS ${action} at ${endpoint} failed with HTTP ${status} ${awsCode}: ${awsMessage}`);
+    this.awsCode = awsCode;
+    this.status = status;
+  }
+}
+
+const parser = new XMLParser({
+  ignoreAttributes: true,
+  parseTagValue: false,
+  isArray: (name) => name === 'member',
+});
+
+export interface QueryCallInput {
+  endpoint: URL;
+  region: string;
+  service: 'sts' | 'iam';
+  action: string;
+  version: string;
+  params?: Record<string, string>;
+  credentials: AwsCredentials;
+  dispatcher?: Dispatcher;
+  signingDate?: Date;
+  timeoutMs?: number;
+}
+
+/**
+ * Calls an AWS Query API action (STS, IAM) with a signed POST and returns the
+ * `<Action>Result` element parsed from the XML answer.
+ */
+export async function callQueryApi(input: QueryCallInput): Promise<Record<string, unknown>> {
+  const body = formBody({ Action: input.action, Version: input.version, ...input.params });
+  const signed = await signQueryRequest({
+    url: input.endpoint,
+    body,
+    region: input.region,
+    service: input.service,
+    credentials: input.credentials,
+    signingDate: input.signingDate,
+  });
+  const where = input.endpoint.origin;
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(signed.url, {
+      method: 'POST',
+      headers: signed.headers,
+      body: signed.body,
+      dispatcher: input.dispatcher,
+      headersTimeout: input.timeoutMs ?? 10_000,
+      bodyTimeout: input.timeoutMs ?? 10_000,
+    });
+  } catch (err) {
+    throw new ConsulEcsError(
+      'aws-unreachable',
+      `cannot reach AWS ${input.service.toUpperCase()} at ${where} for ${input.action}: ${describeError(err)}`,
+      { cause: err },
+    );
+  }
+  const text = await res.body.text();
+  let doc: Record<string, unknown>;
+  try {
+    doc = parser.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new ConsulEcsError(
+      'aws-bad-response',
+      `AWS ${input.action} at ${where} returned HTTP ${res.statusCode} with a body that is not XML`,
+    );
+  }
+  if (res.statusCode !== 200) {
+    const error = findError(doc);
+    throw new AwsApiError(input.action, where, res.statusCode, error.code, error.message);
+  }
+  const envelope = doc[`${input.action}Response`] as Record<string, unknown> | undefined;
+  const result = envelope?.[`${input.action}Result`];
+  if (envelope === undefined) {
+    throw new ConsulEcsError('aws-bad-response', `AWS ${input.action} at ${where} returned an unexpected XML document`);
+  }
+  return (result ?? {}) as Record<string, unknown>;
+}
+
+function findError(doc: Record<string, unknown>): { code: string; message: string } {
+  const root = (doc.ErrorResponse ?? doc.Response ?? doc) as Record<string, unknown>;
+  const errors = root.Errors as Record<string, unknown> | undefined;
+  const error = (root.Error ?? errors?.Error ?? {}) as Record<string, unknown>;
+  return {
+    code: String(error.Code ?? 'UnknownError'),
+    message: String(error.Message ?? 'no message'),
+  };
+}
+
+export interface CallerIdentity {
+  arn: string;
+  account: string;
+  userId: string;
+}
+
+export async function getCallerIdentity(
+  input: Omit<QueryCallInput, 'action' | 'version' | 'service' | 'params'>,
+): Promise<CallerIdentity> {
+  const r = await callQueryApi({ ...input, service: 'sts', action: 'GetCallerIdentity', version: STS_API_VERSION });
+  return { arn: String(r.Arn ?? ''), account: String(r.Account ?? ''), userId: String(r.UserId ?? '') };
+}

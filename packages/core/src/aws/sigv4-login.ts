@@ -1,0 +1,173 @@
+import type { Dispatcher } from 'undici';
+import { systemClock, type Clock } from '../util/clock.js';
+import { ConsulEcsError } from '../util/errors.js';
+import { parsePrincipalArn } from './arn.js';
+import type { AwsCredentials, CredentialProvider } from './credentials.js';
+import { getCallerIdentity, IAM_API_VERSION, STS_API_VERSION } from './query-client.js';
+import { formBody, signQueryRequest, type SignedRequest } from './sigv4.js';
+
+/** Header names the Consul AWS IAM auth method reads (consul `agent/consul/authmethod/awsauth`). */
+export const CONSUL_IAM_HEADERS = {
+  serverId: 'X-Consul-IAM-ServerID',
+  getEntityMethod: 'X-Consul-IAM-GetEntity-Method',
+  getEntityUrl: 'X-Consul-IAM-GetEntity-URL',
+  getEntityHeaders: 'X-Consul-IAM-GetEntity-Headers',
+  getEntityBody: 'X-Consul-IAM-GetEntity-Body',
+} as const;
+
+/** The login bearer token for the `aws-iam` auth method, before JSON encoding. */
+export interface AwsIamBearerToken {
+  iam_http_request_method: 'POST';
+  /** base64 of the STS URL. */
+  iam_request_url: string;
+  /** base64 of the headers as a JSON object of arrays. */
+  iam_request_headers: string;
+  /** base64 of `Action=GetCallerIdentity&Version=2011-06-15`. */
+  iam_request_body: string;
+}
+
+export interface BearerTokenOptions {
+  credentials: CredentialProvider | AwsCredentials;
+  /** STS region (`consulLogin.region`, else the task's region). */
+  region: string;
+  /** Custom STS endpoint URL (`consulLogin.stsEndpoint`). */
+  stsEndpoint?: string;
+  /** Custom IAM endpoint URL (`consulLogin.iamEndpoint`). */
+  iamEndpoint?: string;
+  /** Embed a signed `iam:GetRole`/`iam:GetUser` request (needs one real STS call first). */
+  includeEntity?: boolean;
+  /** Value for `X-Consul-IAM-ServerID`, signed into both requests when set. */
+  serverIdHeaderValue?: string;
+  dispatcher?: Dispatcher;
+  clock?: Clock;
+}
+
+/** The default regional STS endpoint for a region, as the AWS SDKs resolve it. */
+export function defaultStsEndpoint(region: string): URL {
+  const suffix = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
+  return new URL(`https://sts.${region}.${suffix}/`);
+}
+
+/** The global IAM endpoint for a region's partition and the region IAM requests are signed for. */
+export function defaultIamEndpoint(region: string): { url: URL; signingRegion: string } {
+  if (region.startsWith('cn-')) return { url: new URL('https://iam.cn-north-1.amazonaws.com.cn/'), signingRegion: 'cn-north-1' };
+  if (region.startsWith('us-gov-')) return { url: new URL('https://iam.us-gov.amazonaws.com/'), signingRegion: 'us-gov-west-1' };
+  return { url: new URL('https://iam.amazonaws.com/'), signingRegion: 'us-east-1' };
+}
+
+function endpointUrl(value: string, what: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConsulEcsError('aws-endpoint-invalid', `${what} "${value}" is not a URL; use e.g. https://host[:port]`);
+  }
+  if (url.search) {
+    throw new ConsulEcsError('aws-endpoint-invalid', `${what} "${value}" must not have a query string`);
+  }
+  return url;
+}
+
+/**
+ * Builds the bearer token for `POST /v1/acl/login` with an `aws-iam` auth method:
+ * a SigV4-signed `sts:GetCallerIdentity` request that Consul replays to AWS.
+ * With `includeEntity`, the caller's ARN is learned from STS first and a signed
+ * `iam:GetRole` (roles) or `iam:GetUser` (users) request rides in four headers.
+ */
+export async function createLoginBearerToken(opts: BearerTokenOptions): Promise<string> {
+  if (!opts.region) {
+    throw new ConsulEcsError('aws-region-missing', 'an AWS region is needed to sign the login request; set consulLogin.region or AWS_REGION');
+  }
+  const credentials = typeof opts.credentials === 'function' ? await opts.credentials() : opts.credentials;
+  const clock = opts.clock ?? systemClock;
+  const signingDate = new Date(clock.now());
+  const stsUrl = opts.stsEndpoint ? endpointUrl(opts.stsEndpoint, 'STS endpoint') : defaultStsEndpoint(opts.region);
+  const serverIdHeaders: Record<string, string> = opts.serverIdHeaderValue
+    ? { [CONSUL_IAM_HEADERS.serverId]: opts.serverIdHeaderValue }
+    : {};
+
+  const stsHeaders: Record<string, string> = { ...serverIdHeaders };
+  if (opts.includeEntity) {
+    const entity = await signedEntityRequest(opts, credentials, stsUrl, serverIdHeaders, signingDate);
+    stsHeaders[CONSUL_IAM_HEADERS.getEntityMethod] = entity.method;
+    stsHeaders[CONSUL_IAM_HEADERS.getEntityUrl] = entity.url;
+    stsHeaders[CONSUL_IAM_HEADERS.getEntityHeaders] = JSON.stringify(headersAsArrays(entity.headers));
+    stsHeaders[CONSUL_IAM_HEADERS.getEntityBody] = entity.body;
+  }
+
+  const sts = await signQueryRequest({
+    url: stsUrl,
+    body: formBody({ Action: 'GetCallerIdentity', Version: STS_API_VERSION }),
+    region: opts.region,
+    service: 'sts',
+    credentials,
+    headers: stsHeaders,
+    signingDate,
+  });
+
+  const token: AwsIamBearerToken = {
+    iam_http_request_method: 'POST',
+    iam_request_url: b64(sts.url),
+    iam_request_headers: b64(JSON.stringify(headersAsArrays(sts.headers))),
+    iam_request_body: b64(sts.body),
+  };
+  return JSON.stringify(token);
+}
+
+async function signedEntityRequest(
+  opts: BearerTokenOptions,
+  credentials: AwsCredentials,
+  stsUrl: URL,
+  serverIdHeaders: Record<string, string>,
+  signingDate: Date,
+): Promise<SignedRequest> {
+  const identity = await getCallerIdentity({
+    endpoint: stsUrl,
+    region: opts.region,
+    credentials,
+    dispatcher: opts.dispatcher,
+    signingDate,
+  });
+  const principal = parsePrincipalArn(identity.arn);
+  const iam = opts.iamEndpoint
+    ? { url: endpointUrl(opts.iamEndpoint, 'IAM endpoint'), signingRegion: opts.region }
+    : defaultIamEndpoint(opts.region);
+  const params: Record<string, string> =
+    principal.type === 'user'
+      ? { Action: 'GetUser', UserName: principal.name, Version: IAM_API_VERSION }
+      : { Action: 'GetRole', RoleName: principal.name, Version: IAM_API_VERSION };
+  return signQueryRequest({
+    url: iam.url,
+    body: formBody(params),
+    region: iam.signingRegion,
+    service: 'iam',
+    credentials,
+    headers: serverIdHeaders,
+    signingDate,
+  });
+}
+
+function headersAsArrays(headers: Record<string, string>): Record<string, string[]> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]]));
+}
+
+function b64(s: string): string {
+  return Buffer.from(s, 'utf8').toString('base64');
+}
+
+/** Decodes a bearer token made by {@link createLoginBearerToken}, for inspection and tests. */
+export function decodeLoginBearerToken(token: string): {
+  method: string;
+  url: string;
+  headers: Record<string, string[]>;
+  body: string;
+} {
+  const t = JSON.parse(token) as AwsIamBearerToken;
+  const dec = (s: string) => Buffer.from(s, 'base64').toString('utf8');
+  return {
+    method: t.iam_http_request_method,
+    url: dec(t.iam_request_url),
+    headers: JSON.parse(dec(t.iam_request_headers)) as Record<string, string[]>,
+    body: dec(t.iam_request_body),
+  };
+}

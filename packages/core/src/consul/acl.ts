@@ -1,0 +1,127 @@
+import { ConsulApiError, type ConsulHttpClient } from './http-client.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { ConsulEcsError, describeError } from '../util/errors.js';
+
+/** Meta keys consul-ecs puts on every login token (the controller reaps tokens by them). */
+export const TOKEN_META_TASK_ID = 'consul.hashicorp.com/task-id';
+export const TOKEN_META_CLUSTER = 'consul.hashicorp.com/cluster';
+
+/** The fields of Consul's `structs.ACLToken` that callers use. */
+export interface AclToken {
+  AccessorID: string;
+  SecretID: string;
+  Description?: string;
+  AuthMethod?: string;
+  Local?: boolean;
+  Namespace?: string;
+  Partition?: string;
+  ServiceIdentities?: Array<{ ServiceName: string; Datacenters?: string[] }>;
+  NodeIdentities?: Array<{ NodeName: string; Datacenter: string }>;
+  Roles?: Array<{ ID: string; Name: string }>;
+  Policies?: Array<{ ID: string; Name: string }>;
+  CreateTime?: string;
+  ExpirationTime?: string;
+}
+
+export interface LoginInput {
+  authMethod: string;
+  bearerToken: string;
+  meta?: Record<string, string>;
+  /** Enterprise: namespace and partition of the auth method; datacenter to log in to. */
+  namespace?: string;
+  partition?: string;
+  datacenter?: string;
+  signal?: AbortSignal;
+  retryDeadlineMs?: number;
+}
+
+/**
+ * `POST /v1/acl/login`. A refusal by the auth method (403, or 500 from the AWS
+ * check) becomes a `consul-login-refused` error that carries Consul's reason.
+ */
+export async function aclLogin(client: ConsulHttpClient, input: LoginInput): Promise<AclToken> {
+  try {
+    return await client.call<AclToken>({
+      method: 'POST',
+      path: '/v1/acl/login',
+      query: { ns: input.namespace, partition: input.partition, dc: input.datacenter },
+      body: { AuthMethod: input.authMethod, BearerToken: input.bearerToken, Meta: input.meta ?? {} },
+      signal: input.signal,
+      retryDeadlineMs: input.retryDeadlineMs,
+    });
+  } catch (err) {
+    if (err instanceof ConsulApiError && err.status < 500) {
+      throw new ConsulEcsError(
+        'consul-login-refused',
+        `Consul refused the login to auth method "${input.authMethod}" (HTTP ${err.status}): ${err.body.trim()}. ` +
+          'Check that the task role is at a path the auth method trusts (BoundIAMPrincipalARNs), carries the ' +
+          'consul.hashicorp.com.service-name tag, and that the server ID header value matches the auth method',
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+}
+
+/** `POST /v1/acl/logout`: destroys a token made by login. */
+export async function aclLogout(
+  client: ConsulHttpClient,
+  token: string,
+  opts: { signal?: AbortSignal; retryDeadlineMs?: number } = {},
+): Promise<void> {
+  await client.send({ method: 'POST', path: '/v1/acl/logout', token, ...opts });
+}
+
+/** `GET /v1/acl/token/self`, optionally with stale consistency. */
+export async function aclTokenSelf(
+  client: ConsulHttpClient,
+  token: string,
+  opts: { stale?: boolean; signal?: AbortSignal; retryDeadlineMs?: number } = {},
+): Promise<AclToken> {
+  return client.call<AclToken>({
+    path: '/v1/acl/token/self',
+    query: { stale: opts.stale },
+    token,
+    signal: opts.signal,
+    retryDeadlineMs: opts.retryDeadlineMs,
+  });
+}
+
+export interface WaitForTokenOptions {
+  /** Attempts in all. Default 20 (as consul-ecs does). */
+  attempts?: number;
+  /** Pause between attempts in milliseconds. Default 100. */
+  intervalMs?: number;
+  clock?: Clock;
+  signal?: AbortSignal;
+}
+
+/**
+ * Waits until a fresh login token can be read with stale consistency, so that
+ * every server it may reach knows it (Raft replication), as consul-ecs does
+ * before using a token. Fails after a bounded number of attempts.
+ */
+export async function waitForTokenReplication(
+  client: ConsulHttpClient,
+  token: string,
+  opts: WaitForTokenOptions = {},
+): Promise<AclToken> {
+  const attempts = opts.attempts ?? 20;
+  const clock = opts.clock ?? systemClock;
+  let last: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      return await aclTokenSelf(client, token, { stale: true, signal: opts.signal, retryDeadlineMs: 0 });
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      last = err;
+    }
+    if (i + 1 < attempts) await clock.sleep(opts.intervalMs ?? 100, opts.signal);
+  }
+  throw new ConsulEcsError(
+    'consul-token-not-replicated',
+    `the new ACL token could not be read back with stale consistency after ${attempts} attempts ` +
+      `(last error: ${describeError(last)}); check that the Consul server cluster is healthy`,
+    { cause: last },
+  );
+}

@@ -1,0 +1,138 @@
+import type { Dispatcher } from 'undici';
+import type { CredentialProvider } from '../aws/credentials.js';
+import { createLoginBearerToken } from '../aws/sigv4-login.js';
+import { writeFileAtomic } from '../io/atomic-file.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { ConsulEcsError, describeError } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { retry } from '../util/retry.js';
+import { aclLogin, aclLogout, waitForTokenReplication, type AclToken, type WaitForTokenOptions } from './acl.js';
+import { isRetryableConsulError, type ConsulHttpClient } from './http-client.js';
+
+export const DEFAULT_AUTH_METHOD = 'iam-ecs-service-token';
+
+export interface AwsIamLoginOptions {
+  client: ConsulHttpClient;
+  credentials: CredentialProvider;
+  /** Auth method name. Default `iam-ecs-service-token`. */
+  authMethod?: string;
+  /** STS region for signing. */
+  region: string;
+  stsEndpoint?: string;
+  iamEndpoint?: string;
+  /** Embed the signed iam:GetRole/GetUser request. Default true (consul-ecs default). */
+  includeEntity?: boolean;
+  serverIdHeaderValue?: string;
+  /** Token meta: task id, cluster and `consulLogin.meta`. */
+  meta?: Record<string, string>;
+  namespace?: string;
+  partition?: string;
+  datacenter?: string;
+  /** Write the token's SecretID here (atomically) once it has replicated. */
+  tokenSinkFile?: string;
+  /** Mode of the sink file. Default 0o600. */
+  tokenSinkMode?: number;
+  /**
+   * How long to keep retrying while Consul is unreachable or answers 5xx, in
+   * milliseconds. Each attempt signs a fresh request. Default 2 minutes.
+   */
+  deadlineMs?: number;
+  /** Options for the stale read-back of the new token; `false` skips it. */
+  waitForReplication?: WaitForTokenOptions | false;
+  /** Dispatcher for the AWS calls (STS GetCallerIdentity). */
+  awsDispatcher?: Dispatcher;
+  clock?: Clock;
+  logger?: Logger;
+  signal?: AbortSignal;
+}
+
+/**
+ * Logs in to Consul with the task's IAM identity: signs the bearer token, calls
+ * `/v1/acl/login` (retrying while Consul is not up, within a deadline), waits until
+ * the token has replicated, and writes it to the sink file. A token that fails to
+ * replicate is logged out again so none is left behind.
+ */
+export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToken> {
+  const logger = opts.logger ?? silentLogger;
+  const clock = opts.clock ?? systemClock;
+  const authMethod = opts.authMethod ?? DEFAULT_AUTH_METHOD;
+  const deadlineMs = opts.deadlineMs ?? 120_000;
+
+  let token: AclToken;
+  try {
+    token = await retry(
+      async () => {
+        const bearerToken = await createLoginBearerToken({
+          credentials: opts.credentials,
+          region: opts.region,
+          stsEndpoint: opts.stsEndpoint,
+          iamEndpoint: opts.iamEndpoint,
+          includeEntity: opts.includeEntity ?? true,
+          serverIdHeaderValue: opts.serverIdHeaderValue,
+          dispatcher: opts.awsDispatcher,
+          clock,
+        });
+        return aclLogin(opts.client, {
+          authMethod,
+          bearerToken,
+          meta: opts.meta,
+          namespace: opts.namespace,
+          partition: opts.partition,
+          datacenter: opts.datacenter,
+          signal: opts.signal,
+          retryDeadlineMs: 0,
+        });
+      },
+      {
+        deadlineMs,
+        clock,
+        signal: opts.signal,
+        initialDelayMs: 250,
+        maxDelayMs: 5000,
+        retryable: isRetryableLoginError,
+        onRetry: (err, attempt, delay) =>
+          logger.warn('login failed; retrying', { attempt: attempt + 1, 'retry-in-ms': delay, error: describeError(err) }),
+      },
+    );
+  } catch (err) {
+    if (isRetryableLoginError(err) && !opts.signal?.aborted) {
+      throw new ConsulEcsError(
+        'consul-login-timeout',
+        `could not log in to Consul at ${opts.client.baseUrl.origin} within ${Math.round(deadlineMs / 1000)}s: ` +
+          `${describeError(err)}; check that the Consul servers are reachable from the task`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  logger.addSecret(token.SecretID);
+  logger.info('logged in to Consul', { method: authMethod, 'accessor-id': token.AccessorID });
+
+  try {
+    if (opts.waitForReplication !== false) {
+      await waitForTokenReplication(opts.client, token.SecretID, {
+        clock,
+        signal: opts.signal,
+        ...opts.waitForReplication,
+      });
+    }
+    if (opts.tokenSinkFile) {
+      await writeFileAtomic(opts.tokenSinkFile, token.SecretID, { mode: opts.tokenSinkMode ?? 0o600 });
+      logger.info('wrote ACL token', { file: opts.tokenSinkFile });
+    }
+  } catch (err) {
+    await aclLogout(opts.client, token.SecretID, { retryDeadlineMs: 5000 }).catch((e) =>
+      logger.warn('could not log out the unused token', { 'accessor-id': token.AccessorID, error: describeError(e) }),
+    );
+    throw err;
+  }
+  return token;
+}
+
+/**
+ * Consul unreachable, 5xx other than a verdict of the auth method, and 429 are
+ * worth another try; a refusal (bad role, tag, signature, server ID) is not.
+ */
+export function isRetryableLoginError(err: unknown): boolean {
+  return isRetryableConsulError(err);
+}

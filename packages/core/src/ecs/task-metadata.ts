@@ -1,0 +1,146 @@
+import { request, type Dispatcher } from 'undici';
+import { parseTaskArn } from '../aws/arn.js';
+import { ConsulEcsError, describeError } from '../util/errors.js';
+import { retry } from '../util/retry.js';
+import type { Clock } from '../util/clock.js';
+
+/** ECS task metadata v4 `Containers[].Health.status`. */
+export type ContainerHealthStatus = 'HEALTHY' | 'UNHEALTHY' | 'UNKNOWN';
+
+/** One container of `GET ${ECS_CONTAINER_METADATA_URI_V4}/task` (fields this project reads). */
+export interface EcsContainerMetadata {
+  DockerId?: string;
+  Name: string;
+  DockerName?: string;
+  Image?: string;
+  /** `NORMAL` for task-definition containers. */
+  Type?: string;
+  DesiredStatus: string;
+  KnownStatus: string;
+  Health?: { status: ContainerHealthStatus; statusSince?: string; output?: string };
+  Networks?: Array<{ NetworkMode?: string; IPv4Addresses?: string[]; IPv6Addresses?: string[] }>;
+  Labels?: Record<string, string>;
+  CreatedAt?: string;
+  StartedAt?: string;
+}
+
+/** The task document of ECS task metadata endpoint v4. */
+export interface EcsTaskMetadata {
+  Cluster: string;
+  TaskARN: string;
+  Family: string;
+  Revision?: string;
+  DesiredStatus?: string;
+  KnownStatus?: string;
+  AvailabilityZone?: string;
+  LaunchType?: string;
+  Containers: EcsContainerMetadata[];
+}
+
+/** What mesh tasks need from the task document. */
+export interface TaskInfo {
+  taskArn: string;
+  taskId: string;
+  region: string;
+  account: string;
+  partition: string;
+  clusterArn: string;
+  family: string;
+  availabilityZone?: string;
+  /** First container's first network's first IPv4 address, else 127.0.0.1. */
+  nodeIp: string;
+}
+
+export interface TaskMetadataClientOptions {
+  /** `ECS_CONTAINER_METADATA_URI_V4`. */
+  baseUrl: string;
+  dispatcher?: Dispatcher;
+  clock?: Clock;
+  timeoutMs?: number;
+  /** Attempts on connection errors and 5xx. Default 3. */
+  maxAttempts?: number;
+}
+
+export class TaskMetadataClient {
+  readonly #opts: TaskMetadataClientOptions;
+
+  constructor(opts: TaskMetadataClientOptions) {
+    if (!opts.baseUrl) {
+      throw new ConsulEcsError(
+        'ecs-metadata-missing',
+        'ECS_CONTAINER_METADATA_URI_V4 is not set; run inside an ECS task (platform version 1.4.0+ or agent 1.39.0+)',
+      );
+    }
+    this.#opts = opts;
+  }
+
+  /** `GET /task`. */
+  async task(): Promise<EcsTaskMetadata> {
+    const url = `${this.#opts.baseUrl.replace(/\/+$/, '')}/task`;
+    const text = await retry(
+      async () => {
+        let res: Dispatcher.ResponseData;
+        try {
+          res = await request(url, {
+            dispatcher: this.#opts.dispatcher,
+            headersTimeout: this.#opts.timeoutMs ?? 5000,
+            bodyTimeout: this.#opts.timeoutMs ?? 5000,
+          });
+        } catch (err) {
+          throw new ConsulEcsError('ecs-metadata-unreachable', `cannot reach ECS task metadata at ${url}: ${describeError(err)}`, {
+            cause: err,
+          });
+        }
+        const body = await res.body.text();
+        if (res.statusCode !== 200) {
+          const err = new ConsulEcsError('ecs-metadata-error', `ECS task metadata at ${url} answered HTTP ${res.statusCode}`);
+          (err as { status?: number }).status = res.statusCode;
+          throw err;
+        }
+        return body;
+      },
+      {
+        maxAttempts: this.#opts.maxAttempts ?? 3,
+        clock: this.#opts.clock,
+        initialDelayMs: 100,
+        maxDelayMs: 1000,
+        retryable: (err) => ((err as { status?: number }).status ?? 500) >= 500,
+      },
+    );
+    let doc: EcsTaskMetadata;
+    try {
+      doc = JSON.parse(text) as EcsTaskMetadata;
+    } catch {
+      throw new ConsulEcsError('ecs-metadata-invalid', `ECS task metadata at ${url} is not JSON`);
+    }
+    if (typeof doc.TaskARN !== 'string' || !Array.isArray(doc.Containers)) {
+      throw new ConsulEcsError('ecs-metadata-invalid', `ECS task metadata at ${url} has no TaskARN or Containers`);
+    }
+    return doc;
+  }
+}
+
+/** Region, account, task id, cluster ARN and node IP of a task document. */
+export function taskInfo(meta: EcsTaskMetadata): TaskInfo {
+  const arn = parseTaskArn(meta.TaskARN);
+  const clusterArn = meta.Cluster?.startsWith('arn:')
+    ? meta.Cluster
+    : `arn:${arn.partition}:ecs:${arn.region}:${arn.account}:cluster/${arn.cluster ?? meta.Cluster}`;
+  const info: TaskInfo = {
+    taskArn: meta.TaskARN,
+    taskId: arn.taskId,
+    region: arn.region,
+    account: arn.account,
+    partition: arn.partition,
+    clusterArn,
+    family: meta.Family,
+    nodeIp: meta.Containers[0]?.Networks?.[0]?.IPv4Addresses?.[0] ?? '127.0.0.1',
+  };
+  if (meta.AvailabilityZone) info.availabilityZone = meta.AvailabilityZone;
+  return info;
+}
+
+/** A container has stopped when both its desired and known status are STOPPED. */
+export function containerStopped(c: Pick<EcsContainerMetadata, 'DesiredStatus' | 'KnownStatus'>): boolean {
+  return c.DesiredStatus === 'STOPPED' && c.KnownStatus === 'STOPPED';
+}

@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { ConsulEcsError, describeError } from '../util/errors.js';
+
+export interface AtomicWriteOptions {
+  /** File mode, e.g. 0o600 for tokens other containers must not read. */
+  mode: number;
+  /** Create the parent directory if it is missing. Default false. */
+  mkdirs?: boolean;
+}
+
+/**
+ * Writes a file for another container to read: to a temporary file in the same
+ * directory, flushed, given its mode, then renamed over the target, so readers
+ * see the old file or the whole new one and never a partial write.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    if (opts.mkdirs) await mkdir(dir, { recursive: true });
+    const fh = await open(tmp, 'wx', opts.mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    // The umask may have narrowed the mode given to open().
+    await chmod(tmp, opts.mode);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw new ConsulEcsError('file-write-failed', `cannot write ${path}: ${describeError(err)}; check that the directory exists and is writable`, {
+      cause: err,
+    });
+  }
+}

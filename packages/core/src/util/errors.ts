@@ -1,0 +1,30 @@
+/**
+ * Errors raised by this library. Every message says what failed, with which
+ * input, and what to do about it. Messages never carry credentials, bearer
+ * tokens or ACL tokens: callers pass only non-secret context in.
+ */
+export class ConsulEcsError extends Error {
+  /** A stable, machine-readable reason, e.g. `consul-login-refused`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConsulEcsError';
+    this.code = code;
+  }
+}
+
+/** The message of any thrown value, for wrapping into a clearer error. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: unknown }).cause;
+    const code = (err as { code?: unknown }).code;
+    let text = err.message;
+    if (typeof code === 'string' && !text.includes(code)) text = `${text} (${code})`;
+    if (cause instanceof Error && cause.message && !text.includes(cause.message)) {
+      text = `${text}: ${describeError(cause)}`;
+    }
+    return text;
+  }
+  return String(err);
+}

