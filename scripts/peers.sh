@@ -18,6 +18,11 @@ set -euo pipefail
 # Pins. Changing one of these re-installs that peer on the next `install`.
 # ---------------------------------------------------------------------------
 CONSUL_VERSION="1.22.7"
+# consul's go.mod uses `replace ./api` (ignored when consul is built as a module
+# dependency) and requires api v1.33.7, which lacks fields consul 1.22.7 uses
+# (ACLToken.Name, ACLAuthMethod.TokenNameFormat). v1.34.1 is the first published
+# api release that has them (2026-04-14, a week before consul v1.22.7).
+CONSUL_API_VERSION="1.34.1"
 MOTO_VERSION="5.2.5"
 ENVOY_VERSION="1.36.4"
 
@@ -114,7 +119,7 @@ EOF
 # Content of the stamp for a peer; any change forces a re-install.
 stamp_value() {
   case "$1" in
-    consul) printf 'consul %s\n' "$CONSUL_VERSION" ;;
+    consul) printf 'consul %s api=%s\n' "$CONSUL_VERSION" "$CONSUL_API_VERSION" ;;
     venv)
       printf 'venv moto=%s envoy=%s constraints=%s\n' "$MOTO_VERSION" "$ENVOY_VERSION" \
         "$(printf '%s\n' "$PY_CONSTRAINTS" | cksum | cut -d' ' -f1)" ;;
@@ -161,7 +166,8 @@ EOF
     export GOFLAGS=-mod=mod
     # Use the machine's toolchain; don't try to download another one.
     export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-    "$GO" get "github.com/hashicorp/consul@v$CONSUL_VERSION" 2>"$src/get.log" \
+    "$GO" get "github.com/hashicorp/consul@v$CONSUL_VERSION" \
+      "github.com/hashicorp/consul/api@v$CONSUL_API_VERSION" 2>"$src/get.log" \
       || { tail -n 40 "$src/get.log" >&2; exit 1; }
     # The version string comes from the module's embedded version/VERSION file,
     # so no -X for Version is needed. BuildDate defaults to 1970; set it to the

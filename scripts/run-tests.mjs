@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// Runs the test suite with node:test on each runtime we support: the machine's
+// Node.js and the pinned LTS that the images and the executable embed.
+// Usage: node scripts/run-tests.mjs [--runtime=machine|lts|all] [--unit|--integration] [files…]
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const argv = process.argv.slice(2);
+const opt = (name, def) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
+const runtimeChoice = opt('runtime', process.env.CONSUL_ECS_TEST_RUNTIMES ?? 'all');
+const only = argv.includes('--unit') ? 'unit' : argv.includes('--integration') ? 'integration' : undefined;
+const explicit = argv.filter((a) => !a.startsWith('--'));
+
+function find(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...find(p));
+    else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out.sort();
+}
+
+const files = explicit.length
+  ? explicit
+  : [...(only !== 'integration' ? find(join(root, 'test/unit')) : []), ...(only !== 'unit' ? find(join(root, 'test/integration')) : [])];
+
+const runtimes = [];
+if (runtimeChoice === 'machine' || runtimeChoice === 'all') runtimes.push({ name: `machine node ${process.version}`, node: process.execPath });
+if (runtimeChoice === 'lts' || runtimeChoice === 'all') {
+  const node = execFileSync('bash', [join(root, 'scripts/runtime.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+  runtimes.push({ name: `LTS node ${version}`, node });
+}
+
+let passed = 0;
+let failed = 0;
+for (const rt of runtimes) {
+  process.stdout.write(`\n=== ${rt.name}: ${files.length} test files ===\n`);
+  const counts = await new Promise((resolve) => {
+    const child = spawn(
+      rt.node,
+      ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...files.map((f) => relative(root, f))],
+      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FORCE_COLOR: '0' } },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      process.stdout.write(d);
+    });
+    child.on('close', (code) => {
+      const num = (k) => Number(/^ℹ (\w+) (\d+)$/gm.exec(out) && [...out.matchAll(new RegExp(`^ℹ ${k} (\\d+)$`, 'gm'))].at(-1)?.[1] || 0);
+      const pass = num('pass');
+      let fail = num('fail') + num('cancelled');
+      if (code !== 0 && fail === 0) fail = 1;
+      resolve({ pass, fail });
+    });
+  });
+  process.stdout.write(`=== ${rt.name}: ${counts.pass} passed, ${counts.fail} failed ===\n`);
+  passed += counts.pass;
+  failed += counts.fail;
+}
+process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
+process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
