@@ -74,7 +74,7 @@ describe('Consul HTTP client', () => {
       aclLogin(client(), { authMethod: 'm', bearerToken: 'bearer-secret-value', meta: { k: 'v' }, namespace: 'team', partition: 'part' }),
       (err: Error & { code?: string }) => {
         assert.equal(err.code, 'consul-login-refused');
-        assert.match(err.message, /refused the login to auth method "m" \(HTTP 403\): Permission denied: IAM principal .* is not trusted/);
+        assert.match(err.message, /refused the login to auth method "m" \(HTTP 403\): Permission denied: IAM principal .* is not trusted\. Likely cause: the IAM role is not under a path/);
         assert.doesNotMatch(err.message, /bearer-secret-value/);
         return true;
       },

@@ -36,8 +36,33 @@ export interface LoginInput {
 }
 
 /**
- * `POST /v1/acl/login`. A refusal by the auth method (403, or 500 from the AWS
- * check) becomes a `consul-login-refused` error that carries Consul's reason.
+ * Consul answers most verdicts of an auth method with HTTP 500 (the RPC error is
+ * passed through), so a 500 is only worth another try when its text says the
+ * cluster or AWS was briefly unavailable.
+ */
+const TRANSIENT_LOGIN_FAILURE =
+  /no cluster leader|leadership lost|rpc error making call: (EOF|.*connection refused|.*i\/o timeout)|context deadline exceeded|error making request|not ready to serve|raft/i;
+
+/** Hints for the verdicts of the aws-iam auth method, by the text Consul returns. */
+const LOGIN_REFUSAL_HINTS: Array<[RegExp, string]> = [
+  [/is not trusted/, 'the IAM role is not under a path the auth method trusts (BoundIAMPrincipalARNs, the controller\'s iamRolePath)'],
+  [/invalid bind name|entity_tags/, 'the IAM role has no consul.hashicorp.com.service-name tag, so no service identity can be bound'],
+  [/X-Consul-IAM-ServerID|expected ".*" but got/i, 'the server ID header value does not match the auth method\'s ServerIDHeaderValue (consulLogin.serverIdHeaderValue)'],
+  [/GetEntity/, 'the auth method reads IAM entity details: log in with includeEntity enabled'],
+  [/response body is invalid|received error code 4\d\d|unique id mismatch/, 'AWS refused the signed request: the signature, the credentials (expired?) or the role\'s iam:GetRole permission on itself'],
+  [/auth method .*not found/i, 'no auth method of that name exists in Consul (consulLogin.method)'],
+];
+
+/** Whether a failed login answer is a refusal (final) rather than a passing fault. */
+export function isLoginRefusal(status: number, body: string): boolean {
+  if (status === 429) return false;
+  if (status < 500) return true;
+  return status === 500 && !TRANSIENT_LOGIN_FAILURE.test(body);
+}
+
+/**
+ * `POST /v1/acl/login`. A refusal by the auth method becomes a
+ * `consul-login-refused` error carrying Consul's reason and what to check.
  */
 export async function aclLogin(client: ConsulHttpClient, input: LoginInput): Promise<AclToken> {
   try {
@@ -50,12 +75,13 @@ export async function aclLogin(client: ConsulHttpClient, input: LoginInput): Pro
       retryDeadlineMs: input.retryDeadlineMs,
     });
   } catch (err) {
-    if (err instanceof ConsulApiError && err.status < 500) {
+    if (err instanceof ConsulApiError && isLoginRefusal(err.status, err.body)) {
+      const reason = err.body.trim() || '(no reason given)';
+      const hint = LOGIN_REFUSAL_HINTS.find(([re]) => re.test(reason))?.[1] ??
+        'check the task role\'s path and consul.hashicorp.com.service-name tag, and the server ID header value';
       throw new ConsulEcsError(
         'consul-login-refused',
-        `Consul refused the login to auth method "${input.authMethod}" (HTTP ${err.status}): ${err.body.trim()}. ` +
-          'Check that the task role is at a path the auth method trusts (BoundIAMPrincipalARNs), carries the ' +
-          'consul.hashicorp.com.service-name tag, and that the server ID header value matches the auth method',
+        `Consul refused the login to auth method "${input.authMethod}" (HTTP ${err.status}): ${reason}. Likely cause: ${hint}`,
         { cause: err },
       );
     }

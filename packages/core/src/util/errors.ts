@@ -14,8 +14,12 @@ export class ConsulEcsError extends Error {
   }
 }
 
-/** The message of any thrown value, for wrapping into a clearer error. */
+/**
+ * The message of any thrown value, for wrapping into a clearer error. Our own
+ * errors already say everything; a foreign error gets its cause appended.
+ */
 export function describeError(err: unknown): string {
+  if (err instanceof ConsulEcsError) return `${err.message} (${err.code})`;
   if (err instanceof Error) {
     const cause = (err as { cause?: unknown }).cause;
     const code = (err as { code?: unknown }).code;

@@ -1,0 +1,101 @@
+// Administration of the local AWS emulator (moto) for tests, the demo and the
+// benchmarks: IAM roles for ECS tasks and AssumeRole, through core's signed
+// Query API client.
+import { callQueryApi, IAM_API_VERSION, STS_API_VERSION, type AwsCredentials } from '@consul-ecs-ts/core';
+
+export const SERVICE_NAME_TAG = 'consul.hashicorp.com.service-name';
+
+export interface RoleSpec {
+  name: string;
+  /** IAM path, e.g. `/consul-ecs/`. */
+  path?: string;
+  tags?: Record<string, string>;
+  /** Allow `iam:GetRole` on the role itself (what the auth method needs). Default true. */
+  allowGetRole?: boolean;
+}
+
+export interface Role {
+  name: string;
+  arn: string;
+  roleId: string;
+}
+
+export class AwsAdmin {
+  constructor(
+    readonly endpoint: string,
+    readonly credentials: AwsCredentials,
+    readonly account: string,
+    /** The IAM user behind `credentials`, trusted by the roles this creates. */
+    readonly principalArn = `arn:aws:iam::${account}:user/admin`,
+    readonly region = 'us-east-1',
+  ) {}
+
+  call(service: 'iam' | 'sts', action: string, params: Record<string, string> = {}): Promise<Record<string, unknown>> {
+    return callQueryApi({
+      endpoint: new URL(this.endpoint),
+      region: this.region,
+      service,
+      action,
+      version: service === 'iam' ? IAM_API_VERSION : STS_API_VERSION,
+      params,
+      credentials: this.credentials,
+    });
+  }
+
+  /**
+   * Creates a task role that the admin user may assume (standing in for the ECS
+   * agent, which assumes it for `ecs-tasks.amazonaws.com`; moto cannot evaluate
+   * service principals in trust policies).
+   */
+  async createRole(spec: RoleSpec): Promise<Role> {
+    const trust = {
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Principal: { AWS: this.principalArn }, Action: 'sts:AssumeRole' }],
+    };
+    const params: Record<string, string> = {
+      RoleName: spec.name,
+      Path: spec.path ?? '/',
+      AssumeRolePolicyDocument: JSON.stringify(trust),
+    };
+    Object.entries(spec.tags ?? {}).forEach(([k, v], i) => {
+      params[`Tags.member.${i + 1}.Key`] = k;
+      params[`Tags.member.${i + 1}.Value`] = v;
+    });
+    const result = await this.call('iam', 'CreateRole', params);
+    const role = result.Role as Record<string, string>;
+    if (spec.allowGetRole ?? true) {
+      await this.call('iam', 'PutRolePolicy', {
+        RoleName: spec.name,
+        PolicyName: 'get-self',
+        PolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: 'iam:GetRole', Resource: role.Arn }],
+        }),
+      });
+    }
+    return { name: spec.name, arn: String(role.Arn), roleId: String(role.RoleId) };
+  }
+
+  /** Deletes a role and its inline policies. */
+  async deleteRole(name: string): Promise<void> {
+    const listed = await this.call('iam', 'ListRolePolicies', { RoleName: name });
+    const names = ((listed.PolicyNames as { member?: string[] } | undefined)?.member ?? []) as string[];
+    for (const policy of names) await this.call('iam', 'DeleteRolePolicy', { RoleName: name, PolicyName: policy });
+    await this.call('iam', 'DeleteRole', { RoleName: name });
+  }
+
+  async assumeRole(roleArn: string, sessionName = 'ecs-task', durationSeconds = 3600): Promise<Required<AwsCredentials>> {
+    const result = await this.call('sts', 'AssumeRole', {
+      RoleArn: roleArn,
+      RoleSessionName: sessionName,
+      DurationSeconds: String(durationSeconds),
+    });
+    const c = result.Credentials as Record<string, string>;
+    return {
+      accessKeyId: c.AccessKeyId!,
+      secretAccessKey: c.SecretAccessKey!,
+      sessionToken: c.SessionToken!,
+      expiration: new Date(c.Expiration!),
+    };
+  }
+}

@@ -1,0 +1,265 @@
+// The real peers on loopback, for tests, the demo and the benchmarks: a Consul
+// server (ACLs on, default deny, the aws-iam auth method pointed at moto), moto
+// as the STS/IAM emulator with SigV4 checking on, and Envoy. Binaries come from
+// `scripts/peers.sh install`.
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { ConsulHttpClient, DEFAULT_AUTH_METHOD } from '@consul-ecs-ts/core';
+import { AwsAdmin, SERVICE_NAME_TAG } from './aws-admin.ts';
+
+export const PEERS_DIR = process.env.CONSUL_ECS_PEERS_DIR || join(homedir(), '.cache/consul-ecs-ts/peers');
+
+export function peerBinary(name: 'consul' | 'envoy' | 'moto_server'): string {
+  return join(PEERS_DIR, 'bin', name);
+}
+
+/** A port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, proc?: ResultPromise): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  let exited: string | undefined;
+  void proc?.then((r) => {
+    exited = r.message ?? `exit code ${r.exitCode}`;
+  });
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`${what}: the process exited before it was ready: ${exited}`);
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what} not ready within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+}
+
+async function stopProcess(proc: ResultPromise | undefined, timeoutMs = 10_000): Promise<void> {
+  if (!proc || proc.exitCode !== null) return;
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+  await proc.catch(() => {});
+  clearTimeout(timer);
+}
+
+export interface ConsulServerOptions {
+  /** Keep state in this directory (a real server, not -dev), so it survives a restart. */
+  dataDir?: string;
+  /** Where the agent's output goes; default a file in its work directory. */
+  logFile?: string;
+  nodeName?: string;
+}
+
+/** A Consul server on loopback with ACLs on (`default_policy = "deny"`) and a known management token. */
+export class ConsulServer {
+  readonly managementToken = randomUUID();
+  readonly ports = { http: 0, grpc: 0, serfLan: 0, serfWan: 0, server: 0 };
+  #proc: ResultPromise | undefined;
+  #workDir = '';
+
+  private constructor(readonly opts: ConsulServerOptions) {}
+
+  static async start(opts: ConsulServerOptions = {}): Promise<ConsulServer> {
+    const s = new ConsulServer(opts);
+    s.#workDir = await mkdtemp(join(tmpdir(), 'consul-peer-'));
+    for (const k of Object.keys(s.ports) as Array<keyof ConsulServer['ports']>) s.ports[k] = await freePort();
+    await s.#spawn();
+    return s;
+  }
+
+  get httpAddr(): string {
+    return `http://127.0.0.1:${this.ports.http}`;
+  }
+
+  get logFile(): string {
+    return this.opts.logFile ?? join(this.#workDir, 'consul.log');
+  }
+
+  /** A client with the management token's rights (pass it per call). */
+  client(): ConsulHttpClient {
+    return new ConsulHttpClient({ address: this.httpAddr, retryDeadlineMs: 5000 });
+  }
+
+  /** Calls the API as the management token. */
+  api<T = unknown>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    return this.client().call<T>({ method, path, body, token: this.managementToken });
+  }
+
+  async #spawn(): Promise<void> {
+    const config = {
+      node_name: this.opts.nodeName ?? 'consul-peer',
+      datacenter: 'dc1',
+      bind_addr: '127.0.0.1',
+      client_addr: '127.0.0.1',
+      advertise_addr: '127.0.0.1',
+      log_level: 'info',
+      ports: {
+        http: this.ports.http,
+        https: -1,
+        grpc: this.ports.grpc,
+        grpc_tls: -1,
+        dns: -1,
+        serf_lan: this.ports.serfLan,
+        serf_wan: this.ports.serfWan,
+        server: this.ports.server,
+      },
+      connect: { enabled: true },
+      acl: {
+        enabled: true,
+        default_policy: 'deny',
+        enable_token_persistence: false,
+        tokens: { initial_management: this.managementToken, agent: this.managementToken },
+      },
+    };
+    const configFile = join(this.#workDir, 'config.json');
+    await writeFile(configFile, JSON.stringify(config));
+    const args = this.opts.dataDir
+      ? ['agent', '-server', '-bootstrap-expect=1', `-data-dir=${this.opts.dataDir}`, `-config-file=${configFile}`]
+      : ['agent', '-dev', `-config-file=${configFile}`];
+    const log = { file: this.logFile, append: true };
+    this.#proc = execa(peerBinary('consul'), args, { stdin: 'ignore', stdout: log, stderr: log, reject: false, cleanup: true });
+    const client = new ConsulHttpClient({ address: this.httpAddr, retryDeadlineMs: 0, timeoutMs: 2000 });
+    await waitFor(
+      `Consul on ${this.httpAddr} (log ${this.logFile})`,
+      60_000,
+      async () => {
+        const leader = await client.call<string>({ path: '/v1/status/leader' });
+        if (!leader) return undefined;
+        await client.call({ path: '/v1/acl/token/self', token: this.managementToken });
+        return true;
+      },
+      this.#proc,
+    );
+  }
+
+  /** Stops the agent; with a data dir its state survives for {@link start}. */
+  async stop(): Promise<void> {
+    await stopProcess(this.#proc);
+    this.#proc = undefined;
+  }
+
+  /** Starts it again on the same ports (after {@link stop}). */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.#spawn();
+  }
+
+  /** Stops the agent and removes its work directory. */
+  async dispose(): Promise<void> {
+    await this.stop();
+    await rm(this.#workDir, { recursive: true, force: true });
+  }
+}
+
+/** Moto's default account. */
+export const MOTO_ACCOUNT = '123456789012';
+
+/** How many requests moto lets through unauthenticated: enough to create the admin user and its key. */
+const BOOTSTRAP_ACTIONS = 3;
+
+/** moto in server mode on loopback, refusing requests whose SigV4 signature does not check out. */
+export class MotoServer {
+  #proc: ResultPromise | undefined;
+  #workDir = '';
+  port = 0;
+  admin!: AwsAdmin;
+
+  static async start(): Promise<MotoServer> {
+    const m = new MotoServer();
+    m.#workDir = await mkdtemp(join(tmpdir(), 'moto-peer-'));
+    m.port = await freePort();
+    const log = { file: m.logFile, append: true };
+    m.#proc = execa(peerBinary('moto_server'), ['-H', '127.0.0.1', '-p', String(m.port)], {
+      stdin: 'ignore',
+      stdout: log,
+      stderr: log,
+      reject: false,
+      cleanup: true,
+      env: { INITIAL_NO_AUTH_ACTION_COUNT: String(BOOTSTRAP_ACTIONS), AWS_DEFAULT_REGION: 'us-east-1' },
+    });
+    await waitFor(
+      `moto on ${m.url}`,
+      30_000,
+      async () => {
+        const res = await fetch(`${m.url}/moto-api/`);
+        await res.arrayBuffer();
+        return res.status < 500 ? true : undefined;
+      },
+      m.#proc,
+    );
+    // The first BOOTSTRAP_ACTIONS requests need no valid signature: make the admin.
+    const anonymous = new AwsAdmin(m.url, { accessKeyId: 'AKIABOOTSTRAPEXAMPLE', secretAccessKey: 'bootstrap' }, MOTO_ACCOUNT);
+    await anonymous.call('iam', 'CreateUser', { UserName: 'admin' });
+    await anonymous.call('iam', 'PutUserPolicy', {
+      UserName: 'admin',
+      PolicyName: 'admin',
+      PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
+    });
+    const key = (await anonymous.call('iam', 'CreateAccessKey', { UserName: 'admin' })).AccessKey as Record<string, string>;
+    m.admin = new AwsAdmin(m.url, { accessKeyId: key.AccessKeyId!, secretAccessKey: key.SecretAccessKey! }, MOTO_ACCOUNT);
+    return m;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get logFile(): string {
+    return join(this.#workDir, 'moto.log');
+  }
+
+  async dispose(): Promise<void> {
+    await stopProcess(this.#proc);
+    await rm(this.#workDir, { recursive: true, force: true });
+  }
+}
+
+export interface AuthMethodOptions {
+  name?: string;
+  iamRolePath?: string;
+  serverIdHeaderValue?: string;
+}
+
+/**
+ * Creates the `iam-ecs-service-token` auth method and its binding rule exactly as
+ * seed 001 configures them, with STS and IAM pointed at moto.
+ */
+export async function configureIamAuthMethod(consul: ConsulServer, moto: MotoServer, opts: AuthMethodOptions = {}): Promise<void> {
+  const name = opts.name ?? DEFAULT_AUTH_METHOD;
+  await consul.api('PUT', '/v1/acl/auth-method', {
+    Name: name,
+    Type: 'aws-iam',
+    Description: 'AWS IAM auth method for ECS service tokens',
+    Config: {
+      BoundIAMPrincipalARNs: [`arn:aws:iam::${moto.admin.account}:role${opts.iamRolePath ?? '/consul-ecs/'}*`],
+      EnableIAMEntityDetails: true,
+      IAMEntityTags: [SERVICE_NAME_TAG],
+      ...(opts.serverIdHeaderValue ? { ServerIDHeaderValue: opts.serverIdHeaderValue } : {}),
+      STSEndpoint: moto.url,
+      IAMEndpoint: moto.url,
+      MaxRetries: 0,
+    },
+  });
+  await consul.api('PUT', '/v1/acl/binding-rule', {
+    AuthMethod: name,
+    Description: 'Bind a service identity from IAM role tags for ECS service tokens',
+    BindType: 'service',
+    BindName: `\${entity_tags.${SERVICE_NAME_TAG}}`,
+  });
+}
