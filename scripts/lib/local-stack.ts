@@ -120,6 +120,8 @@ export class ConsulServer {
         server: this.ports.server,
       },
       connect: { enabled: true },
+      // Leader election at full speed (servers default to 5x slower timeouts).
+      performance: { raft_multiplier: 1 },
       acl: {
         enabled: true,
         default_policy: 'deny',

@@ -1,0 +1,121 @@
+// A fresh Consul + moto pair for one integration test, with the aws-iam auth
+// method configured, task roles and ECS agent simulators made on demand, the CLI
+// runner, and a check that no secret reached any output. Everything is torn
+// down by dispose().
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions } from '@consul-ecs-ts/core/testkit';
+import { SERVICE_NAME_TAG, type Role, type RoleSpec } from '../../scripts/lib/aws-admin.ts';
+import { ConsulServer, configureIamAuthMethod, MotoServer, type ConsulServerOptions } from '../../scripts/lib/local-stack.ts';
+
+export const CLI = fileURLToPath(new URL('../../packages/control-plane/dist/consul-ecs.cjs', import.meta.url));
+export const SERVER_ID = 'consul.test.local';
+
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+export class LoginStack {
+  readonly secrets = new Set<string>();
+  readonly outputs: string[] = [];
+  readonly #roles: string[] = [];
+  readonly #sims: EcsAgentSimulator[] = [];
+
+  private constructor(
+    readonly consul: ConsulServer,
+    readonly moto: MotoServer,
+    readonly dir: string,
+  ) {}
+
+  static async start(consulOpts: ConsulServerOptions = {}): Promise<LoginStack> {
+    const [consul, moto] = await Promise.all([ConsulServer.start(consulOpts), MotoServer.start()]);
+    await configureIamAuthMethod(consul, moto, { serverIdHeaderValue: SERVER_ID });
+    const stack = new LoginStack(consul, moto, await mkdtemp(join(tmpdir(), 'login-test-')));
+    stack.secrets.add(moto.admin.credentials.secretAccessKey);
+    stack.secrets.add(consul.managementToken);
+    return stack;
+  }
+
+  /** A task role in moto at /consul-ecs/ tagged for `service` unless told otherwise. */
+  async role(name: string, spec: Partial<RoleSpec> & { service?: string | null } = {}): Promise<Role> {
+    const tags = spec.tags ?? (spec.service === null ? {} : { [SERVICE_NAME_TAG]: spec.service ?? 'web' });
+    const role = await this.moto.admin.createRole({ name, path: spec.path ?? '/consul-ecs/', tags, allowGetRole: spec.allowGetRole });
+    this.#roles.push(name);
+    return role;
+  }
+
+  /** An ECS agent simulator whose credentials endpoint hands out the role's credentials. */
+  async simulator(roleArn: string, opts: EcsAgentSimulatorOptions = {}): Promise<EcsAgentSimulator> {
+    const source = assumeRoleCredentials({ stsEndpoint: this.moto.url, credentials: this.moto.admin.credentials, roleArn });
+    const sim = new EcsAgentSimulator({
+      family: 'web',
+      ...opts,
+      credentials: async () => {
+        const doc = await source();
+        this.secrets.add(doc.SecretAccessKey);
+        if (doc.Token) this.secrets.add(doc.Token);
+        return doc;
+      },
+    });
+    await sim.start();
+    this.secrets.add(sim.authorizationToken);
+    this.#sims.push(sim);
+    return sim;
+  }
+
+  /** Flags every login in these tests needs to reach moto and match the auth method. */
+  loginFlags(sinkFile: string): string[] {
+    return [
+      '-http-addr', this.consul.httpAddr,
+      '-aws-sts-endpoint', this.moto.url,
+      '-aws-iam-endpoint', this.moto.url,
+      '-aws-server-id-header-value', SERVER_ID,
+      '-token-sink-file', sinkFile,
+      '-log-level', 'trace',
+    ];
+  }
+
+  /** Runs the bundled CLI on the runtime running the tests. */
+  async cli(args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+    const started = Date.now();
+    const r = await execa(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      extendEnv: false,
+      reject: false,
+      timeout: opts.timeoutMs ?? 60_000,
+    });
+    const result = { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), durationMs: Date.now() - started };
+    this.outputs.push(result.stdout, result.stderr);
+    return result;
+  }
+
+  /** Reads a sink file and remembers the token as a secret that must never be printed. */
+  async readToken(file: string): Promise<string> {
+    const token = (await readFile(file, 'utf8')).trim();
+    this.secrets.add(token);
+    return token;
+  }
+
+  /** Fails when any secret seen in this test appears in any captured output. */
+  assertNoSecretsPrinted(extra: string[] = []): void {
+    const all = this.outputs.join('\n');
+    for (const s of [...this.secrets, ...extra]) {
+      if (s && s.length >= 8) assert.ok(!all.includes(s), `a secret (${s.slice(0, 4)}…) appears in the output`);
+    }
+    assert.doesNotMatch(all, /iam_request_headers|X-Amz-Signature=|Signature=[0-9a-f]{64}/, 'a bearer token or signature appears in the output');
+  }
+
+  async dispose(): Promise<void> {
+    for (const sim of this.#sims) await sim.stop();
+    for (const name of this.#roles) await this.moto.admin.deleteRole(name).catch(() => {});
+    await Promise.all([this.consul.dispose(), this.moto.dispose()]);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
