@@ -13,7 +13,7 @@ import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/te
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { ConsulServer, configureIamAuthMethod, MotoServer } from './lib/local-stack.ts';
 
-const CLI = fileURLToPath(new URL('../packages/control-plane/dist/consul-ecs.cjs', import.meta.url));
+const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
 const SERVER_ID = 'consul.demo.local';
 const serve = process.argv.includes('--serve');
 const step = (s: string) => process.stdout.write(`\n==> ${s}\n`);

@@ -12,7 +12,7 @@ import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions
 import { SERVICE_NAME_TAG, type Role, type RoleSpec } from '../../scripts/lib/aws-admin.ts';
 import { ConsulServer, configureIamAuthMethod, MotoServer, type ConsulServerOptions } from '../../scripts/lib/local-stack.ts';
 
-export const CLI = fileURLToPath(new URL('../../packages/control-plane/dist/consul-ecs.cjs', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
 export const SERVER_ID = 'consul.test.local';
 
 export interface CliResult {

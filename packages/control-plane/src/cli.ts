@@ -1,18 +1,34 @@
-import type { Command, CommandContext } from './command.js';
-import { loginCommand } from './commands/login.js';
-import { logoutCommand } from './commands/logout.js';
-import { netDialCommand } from './commands/net-dial.js';
-import { versionCommand } from './commands/version.js';
+import { commandHelp, type Command, type CommandContext } from './command.js';
+
+/** A subcommand, loaded only when it runs, so each pays only for what it uses at start-up. */
+export interface CommandEntry {
+  name: string;
+  synopsis: string;
+  load: () => Promise<Command>;
+}
 
 /** Subcommands, named as the hashicorp/consul-ecs image names them. */
-export const commands: readonly Command[] = [versionCommand, loginCommand, logoutCommand, netDialCommand];
+export const commands: readonly CommandEntry[] = [
+  { name: 'version', synopsis: 'Prints the version of consul-ecs.', load: async () => (await import('./commands/version.js')).versionCommand },
+  {
+    name: 'login',
+    synopsis: "Logs in to Consul with the task's AWS IAM identity and writes the ACL token to a file.",
+    load: async () => (await import('./commands/login.js')).loginCommand,
+  },
+  { name: 'logout', synopsis: 'Destroys an ACL token made by login.', load: async () => (await import('./commands/logout.js')).logoutCommand },
+  {
+    name: 'net-dial',
+    synopsis: 'Exits 0 if a TCP connection to host:port opens, 2 if not (a health check for images without a shell).',
+    load: async () => (await import('./commands/net-dial.js')).netDialCommand,
+  },
+];
 
 export function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   return (
     'Usage: consul-ecs <command> [flags]\n\nCommands:\n' +
     commands.map((c) => `  ${c.name.padEnd(width)}  ${c.synopsis}`).join('\n') +
-    '\n\nRun consul-ecs <command> -help for a command\'s flags.\n'
+    "\n\nRun consul-ecs <command> -help for a command's flags.\n"
   );
 }
 
@@ -23,14 +39,13 @@ export async function runCli(argv: readonly string[], ctx: Omit<CommandContext, 
     (name === undefined ? ctx.stderr : ctx.stdout)(usage());
     return name === undefined ? 1 : 0;
   }
-  if (name === '-v' || name === '-version' || name === '--version') return versionCommand.run({ ...ctx, argv: [] });
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
+  const entry = commands.find((c) => c.name === (/^--?v(ersion)?$/.test(name) ? 'version' : name));
+  if (!entry) {
     ctx.stderr(`unknown command: ${name}\n\n${usage()}`);
     return 1;
   }
+  const cmd = await entry.load();
   if (rest.length === 1 && /^--?(h|help)$/.test(rest[0]!)) {
-    const { commandHelp } = await import('./command.js');
     ctx.stdout(commandHelp(cmd));
     return 0;
   }

@@ -7,6 +7,7 @@ export * from './consul/acl.js';
 export * from './consul/http-client.js';
 export * from './consul/login.js';
 export * from './ecs/task-metadata.js';
+export * from './http/request.js';
 export * from './io/atomic-file.js';
 export * from './util/clock.js';
 export * from './util/errors.js';

@@ -62,16 +62,6 @@ export const loginCommand: Command = {
       if (!Number.isFinite(timeoutSec) || timeoutSec < 0) throw new UsageError(`-timeout ${f.timeout} is not a number of seconds`);
       const meta = parseKeyValues(f.meta, 'meta');
 
-      let region = f['aws-region'] || ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION;
-      const metadataUri = ctx.env.ECS_CONTAINER_METADATA_URI_V4;
-      if (f['task-meta'] && metadataUri) {
-        const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: ctx.dispatcher, clock: ctx.clock }).task());
-        meta[TOKEN_META_TASK_ID] ??= task.taskId;
-        meta[TOKEN_META_CLUSTER] ??= task.clusterArn;
-        region ||= task.region;
-      }
-      if (!region) throw new UsageError('no AWS region: pass -aws-region, set AWS_REGION, or run in an ECS task');
-
       const keyId = f['aws-access-key-id'];
       const credentials = defaultCredentialProvider({
         env: keyId
@@ -80,6 +70,21 @@ export const loginCommand: Command = {
         dispatcher: ctx.dispatcher,
         clock: ctx.clock,
       });
+      // Fetch the credentials while task metadata is read; login reuses them (cached).
+      const prefetch = credentials().catch(() => undefined);
+
+      let region = f['aws-region'] || ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION;
+      const metadataUri = ctx.env.ECS_CONTAINER_METADATA_URI_V4;
+      if (f['task-meta'] && metadataUri) {
+        const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: ctx.dispatcher, clock: ctx.clock }).task());
+        meta[TOKEN_META_TASK_ID] ??= task.taskId;
+        meta[TOKEN_META_CLUSTER] ??= task.clusterArn;
+        region ||= task.region;
+        logger.debug('read ECS task metadata', { 'task-id': task.taskId });
+      }
+      if (!region) throw new UsageError('no AWS region: pass -aws-region, set AWS_REGION, or run in an ECS task');
+      await prefetch;
+
       const client = consulClientFromFlags(f, ctx.env, { dispatcher: ctx.dispatcher, clock: ctx.clock });
       try {
         await loginWithAwsIam({

@@ -1,6 +1,7 @@
 import { readFile as fsReadFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { httpRequest } from '../http/request.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { retry } from '../util/retry.js';
@@ -100,13 +101,7 @@ export function fromContainerCredentials(opts: ContainerCredentialsOptions): Cre
       async () => {
         let res: Dispatcher.ResponseData;
         try {
-          res = await request(url, {
-            method: 'GET',
-            headers,
-            dispatcher: opts.dispatcher,
-            headersTimeout: opts.timeoutMs ?? 5000,
-            bodyTimeout: opts.timeoutMs ?? 5000,
-          });
+          res = await httpRequest(url, { headers, dispatcher: opts.dispatcher, timeoutMs: opts.timeoutMs ?? 5000 });
         } catch (err) {
           throw new ConsulEcsError(
             'aws-credentials-unavailable',

@@ -1,5 +1,6 @@
 import { XMLParser } from 'fast-xml-parser';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { httpRequest } from '../http/request.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import type { AwsCredentials } from './credentials.js';
 import { formBody, signQueryRequest } from './sigv4.js';
@@ -55,13 +56,12 @@ export async function callQueryApi(input: QueryCallInput): Promise<Record<string
   const where = input.endpoint.origin;
   let res: Dispatcher.ResponseData;
   try {
-    res = await request(signed.url, {
+    res = await httpRequest(signed.url, {
       method: 'POST',
       headers: signed.headers,
       body: signed.body,
       dispatcher: input.dispatcher,
-      headersTimeout: input.timeoutMs ?? 10_000,
-      bodyTimeout: input.timeoutMs ?? 10_000,
+      timeoutMs: input.timeoutMs ?? 10_000,
     });
   } catch (err) {
     throw new ConsulEcsError(

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
+import { httpRequest } from '../http/request.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { retry, type BackoffOptions } from '../util/retry.js';
@@ -159,14 +160,13 @@ export class ConsulHttpClient {
       async () => {
         let res: Dispatcher.ResponseData;
         try {
-          res = await request(href, {
+          res = await httpRequest(href, {
             method,
             headers,
             body,
             dispatcher: this.#dispatcher,
             signal: req.signal,
-            headersTimeout: this.#opts.timeoutMs ?? 30_000,
-            bodyTimeout: this.#opts.timeoutMs ?? 30_000,
+            timeoutMs: this.#opts.timeoutMs ?? 30_000,
           });
         } catch (err) {
           if (req.signal?.aborted) throw err;

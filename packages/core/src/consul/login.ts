@@ -72,6 +72,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
           dispatcher: opts.awsDispatcher,
           clock,
         });
+        logger.debug('signed the login request', { 'include-entity': opts.includeEntity ?? true });
         return aclLogin(opts.client, {
           authMethod,
           bearerToken,
@@ -115,6 +116,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
         signal: opts.signal,
         ...opts.waitForReplication,
       });
+      logger.debug('the token reads back with stale consistency');
     }
     if (opts.tokenSinkFile) {
       await writeFileAtomic(opts.tokenSinkFile, token.SecretID, { mode: opts.tokenSinkMode ?? 0o600 });

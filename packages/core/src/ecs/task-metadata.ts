@@ -1,4 +1,5 @@
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { httpRequest } from '../http/request.js';
 import { parseTaskArn } from '../aws/arn.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { retry } from '../util/retry.js';
@@ -81,11 +82,7 @@ export class TaskMetadataClient {
       async () => {
         let res: Dispatcher.ResponseData;
         try {
-          res = await request(url, {
-            dispatcher: this.#opts.dispatcher,
-            headersTimeout: this.#opts.timeoutMs ?? 5000,
-            bodyTimeout: this.#opts.timeoutMs ?? 5000,
-          });
+          res = await httpRequest(url, { dispatcher: this.#opts.dispatcher, timeoutMs: this.#opts.timeoutMs ?? 5000 });
         } catch (err) {
           throw new ConsulEcsError('ecs-metadata-unreachable', `cannot reach ECS task metadata at ${url}: ${describeError(err)}`, {
             cause: err,

@@ -1,0 +1,78 @@
+// Benchmark: our `consul-ecs login` against the real Go `consul login -type aws-iam
+// -aws-auto-bearer-token -aws-include-entity`, alternating, against the same
+// local stack (Consul + moto + the ECS agent simulator). Prints the median wall
+// time and peak RSS of each and the ratios. Not a test: it only prints figures.
+//   node --import tsx scripts/bench-login.ts [--runs=N]
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
+import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
+import { ConsulServer, configureIamAuthMethod, MotoServer, peerBinary } from './lib/local-stack.ts';
+
+const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
+const runs = Number(process.argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? 15);
+const TIME = '/usr/bin/time';
+if (!existsSync(TIME)) throw new Error('GNU time is needed for peak RSS: apt-get install time');
+const ltsNode = execFileSync('bash', [fileURLToPath(new URL('./runtime.sh', import.meta.url))], { encoding: 'utf8' }).trim();
+
+const [consul, moto] = await Promise.all([ConsulServer.start(), MotoServer.start()]);
+const dir = await mkdtemp(join(tmpdir(), 'bench-login-'));
+const SERVER_ID = 'consul.bench.local';
+let sim: EcsAgentSimulator | undefined;
+try {
+  await configureIamAuthMethod(consul, moto, { serverIdHeaderValue: SERVER_ID });
+  const role = await moto.admin.createRole({ name: 'bench-task', path: '/consul-ecs/', tags: { [SERVICE_NAME_TAG]: 'web' } });
+  sim = await new EcsAgentSimulator({
+    family: 'web',
+    credentials: assumeRoleCredentials({ stsEndpoint: moto.url, credentials: moto.admin.credentials, roleArn: role.arn }),
+  }).start();
+  const sink = join(dir, 'token');
+  const common = ['-http-addr', consul.httpAddr, '-aws-sts-endpoint', moto.url, '-aws-iam-endpoint', moto.url, '-aws-server-id-header-value', SERVER_ID, '-token-sink-file', sink];
+  const meta = ['-meta', `consul.hashicorp.com/task-id=${sim.taskId}`, '-meta', `consul.hashicorp.com/cluster=${sim.clusterArn}`];
+  const contenders: Record<string, string[]> = {
+    [`consul-ecs login (node ${process.version})`]: [process.execPath, CLI, 'login', ...common],
+    [`consul-ecs login (node ${execFileSync(ltsNode, ['--version'], { encoding: 'utf8' }).trim()} LTS)`]: [ltsNode, CLI, 'login', ...common],
+    'consul login -type aws-iam (Go)': [peerBinary('consul'), 'login', '-type', 'aws-iam', '-method', 'iam-ecs-service-token', '-aws-auto-bearer-token', '-aws-include-entity', '-aws-region', sim.region, ...common, ...meta],
+  };
+  const samples: Record<string, Array<{ ms: number; rssKb: number }>> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
+
+  for (let i = 0; i < runs + 1; i++) {
+    for (const [name, argv] of Object.entries(contenders)) {
+      const r = await execa(TIME, ['-f', '%e %M', ...argv], { env: { ...sim.containerEnv(), PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+      if (r.exitCode !== 0) throw new Error(`${name} failed: ${r.stderr}`);
+      const [, elapsed, rss] = /(\d+\.\d+) (\d+)\s*$/.exec(String(r.stderr)) ?? [];
+      const token = (await readFile(sink, 'utf8')).trim();
+      await consul.client().send({ method: 'POST', path: '/v1/acl/logout', token });
+      if (i === 0) continue; // warm-up round
+      samples[name]!.push({ ms: Number(elapsed) * 1000, rssKb: Number(rss) });
+    }
+  }
+
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  };
+  const go = 'consul login -type aws-iam (Go)';
+  const goMs = median(samples[go]!.map((s) => s.ms));
+  const goRss = median(samples[go]!.map((s) => s.rssKb));
+  console.log(`\nlogin benchmark: ${runs} runs each, alternating, same Consul ${consul.httpAddr} and moto ${moto.url}`);
+  console.log(`${'contender'.padEnd(44)} ${'median ms'.padStart(10)} ${'peak RSS MB'.padStart(12)} ${'time ratio'.padStart(11)} ${'RSS ratio'.padStart(10)}`);
+  for (const [name, s] of Object.entries(samples)) {
+    const ms = median(s.map((x) => x.ms));
+    const rss = median(s.map((x) => x.rssKb));
+    console.log(
+      `${name.padEnd(44)} ${ms.toFixed(0).padStart(10)} ${(rss / 1024).toFixed(1).padStart(12)} ${(ms / goMs).toFixed(2).padStart(11)} ${(rss / goRss).toFixed(2).padStart(10)}`,
+    );
+  }
+  console.log('(ratios are ours / Go; our login also reads task metadata and waits for the token to replicate before writing it)');
+} finally {
+  await sim?.stop();
+  await Promise.all([consul.dispose(), moto.dispose()]);
+  await rm(dir, { recursive: true, force: true });
+}
