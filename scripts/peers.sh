@@ -12,7 +12,8 @@
 #   install    install (or re-install when a pin changed) every peer; idempotent
 #   env        print shell lines to put the peers on PATH:  eval "$(scripts/peers.sh env)"
 #   versions   print the version of each installed peer
-set -euo pipefail
+set -Eeuo pipefail
+trap 'printf "peers: error: command failed (exit %s) at %s line %s\n" "$?" "${BASH_SOURCE[0]}" "$LINENO" >&2' ERR
 
 # ---------------------------------------------------------------------------
 # Pins. Changing one of these re-installs that peer on the next `install`.
@@ -102,6 +103,8 @@ GO="${GO:-go}"
 
 log() { printf 'peers: %s\n' "$*" >&2; }
 die() { printf 'peers: error: %s\n' "$*" >&2; exit 1; }
+# First line of $1. (Avoid `cmd | head -n 1`: with pipefail, SIGPIPE in cmd fails the script.)
+first_line() { printf '%s\n' "${1%%$'\n'*}"; }
 
 usage() {
   cat >&2 <<'EOF'
@@ -151,7 +154,7 @@ install_consul() {
     return 0
   fi
   command -v "$GO" >/dev/null 2>&1 || die "go toolchain not found (needed to build consul)"
-  log "consul $CONSUL_VERSION: building with $("$GO" env GOVERSION) (takes several minutes)"
+  log "consul $CONSUL_VERSION: building with $("$GO" env GOVERSION 2>/dev/null || echo "unknown go") (takes several minutes)"
   rm -f "$STAMP_DIR/consul"
   local src="$PEERS_DIR/src/consul"
   rm -rf "$src"
@@ -163,7 +166,7 @@ go 1.25.3
 EOF
   (
     cd "$src"
-    export GOFLAGS=-mod=mod
+    export GOFLAGS="-mod=mod -buildvcs=false"
     # Use the machine's toolchain; don't try to download another one.
     export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
     "$GO" get "github.com/hashicorp/consul@v$CONSUL_VERSION" \
@@ -184,7 +187,7 @@ EOF
   )
   mv -f "$BIN_DIR/consul.tmp" "$BIN_DIR/consul"
   local got
-  got="$("$BIN_DIR/consul" version | head -n 1)"
+  got="$(first_line "$("$BIN_DIR/consul" version)")"
   [[ "$got" == "Consul v$CONSUL_VERSION" ]] || die "built consul reports '$got', want 'Consul v$CONSUL_VERSION'"
   write_stamp consul
   log "consul $CONSUL_VERSION: installed ($BIN_DIR/consul)"
@@ -226,6 +229,11 @@ install_venv() {
 
 cmd_install() {
   mkdir -p "$BIN_DIR" "$STAMP_DIR"
+  # Serialize concurrent installs (e.g. parallel test runs) when flock is available.
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$PEERS_DIR/.install.lock"
+    flock 9
+  fi
   install_venv
   install_consul
   log "all peers ready in $BIN_DIR"
@@ -239,12 +247,14 @@ cmd_env() {
 cmd_versions() {
   local rc=0
   if [[ -x "$BIN_DIR/consul" ]]; then
-    printf 'consul %s\n' "$("$BIN_DIR/consul" version | head -n 1 | sed 's/^Consul v//')"
+    local v
+    v="$(first_line "$("$BIN_DIR/consul" version)")"
+    printf 'consul %s\n' "${v#Consul v}"
   else
     printf 'consul (not installed)\n'; rc=1
   fi
   if [[ -x "$BIN_DIR/envoy" ]]; then
-    printf 'envoy %s\n' "$("$BIN_DIR/envoy" --version 2>&1 | sed -n 's#.*version: [^/]*/\([^/]*\)/.*#\1#p' | head -n 1)"
+    printf 'envoy %s\n' "$("$BIN_DIR/envoy" --version 2>&1 | sed -n 's#.*version: [^/]*/\([^/]*\)/.*#\1#p')"
   else
     printf 'envoy (not installed)\n'; rc=1
   fi
@@ -262,7 +272,7 @@ main() {
   case "$cmd" in
     install) cmd_install "$@" ;;
     env) cmd_env "$@" ;;
-    versions) cmd_versions "$@" ;;
+    versions) cmd_versions "$@" || exit "$?" ;;
     # start|stop) reserved for later
     -h|--help|help) usage ;;
     *) usage; exit 1 ;;
