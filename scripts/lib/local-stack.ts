@@ -18,25 +18,38 @@ export function peerBinary(name: 'consul' | 'envoy' | 'moto_server'): string {
   return join(PEERS_DIR, 'bin', name);
 }
 
-/** A port free on 127.0.0.1 right now, for TCP and UDP (Consul's Serf ports use both). */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
+/**
+ * Ports free on 127.0.0.1 right now for TCP and UDP (Consul's Serf ports use
+ * both), all different: each is held open until all are chosen.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const held: Array<{ close: () => Promise<void> }> = [];
+  const ports: number[] = [];
+  try {
+    while (ports.length < count) {
       const srv = createServer();
-      srv.unref();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const { port: p } = srv.address() as { port: number };
-        srv.close(() => resolve(p));
+      const port = await new Promise<number>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(0, '127.0.0.1', () => resolve((srv.address() as { port: number }).port));
       });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
+      held.push({ close: () => new Promise((r) => srv.close(() => r())) });
       const sock = createSocket('udp4');
-      sock.once('error', () => resolve(false));
-      sock.bind(port, '127.0.0.1', () => sock.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
+      const udpFree = await new Promise<boolean>((resolve) => {
+        sock.once('error', () => resolve(false));
+        sock.bind(port, '127.0.0.1', () => resolve(true));
+      });
+      if (udpFree) held.push({ close: () => new Promise((r) => sock.close(() => r())) });
+      if (udpFree) ports.push(port);
+    }
+    return ports;
+  } finally {
+    await Promise.all(held.map((h) => h.close()));
   }
+}
+
+/** One free port (see {@link freePorts}). */
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0]!;
 }
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, proc?: ResultPromise): Promise<T> {
@@ -87,7 +100,9 @@ export class ConsulServer {
   static async start(opts: ConsulServerOptions = {}): Promise<ConsulServer> {
     const s = new ConsulServer(opts);
     s.#workDir = await mkdtemp(join(tmpdir(), 'consul-peer-'));
-    for (const k of Object.keys(s.ports) as Array<keyof ConsulServer['ports']>) s.ports[k] = await freePort();
+    const keys = Object.keys(s.ports) as Array<keyof ConsulServer['ports']>;
+    const ports = await freePorts(keys.length);
+    keys.forEach((k, i) => (s.ports[k] = ports[i]!));
     await s.#spawn();
     return s;
   }

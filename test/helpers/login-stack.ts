@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG, type Role, type RoleSpec } from '../../scripts/lib/aws-admin.ts';
 import { ConsulServer, configureIamAuthMethod, MotoServer, type ConsulServerOptions } from '../../scripts/lib/local-stack.ts';
@@ -84,16 +84,28 @@ export class LoginStack {
 
   /** Runs the bundled CLI on the runtime running the tests. */
   async cli(args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+    return this.spawn(args, env, opts).result;
+  }
+
+  /** Starts the bundled CLI in the background; `result` settles when it exits. */
+  spawn(args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number } = {}): { proc: ResultPromise; result: Promise<CliResult>; output: () => string } {
     const started = Date.now();
-    const r = await execa(process.execPath, [CLI, ...args], {
+    const proc = execa(process.execPath, [CLI, ...args], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
       extendEnv: false,
       reject: false,
       timeout: opts.timeoutMs ?? 60_000,
+      buffer: true,
     });
-    const result = { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), durationMs: Date.now() - started };
-    this.outputs.push(result.stdout, result.stderr);
-    return result;
+    let live = '';
+    proc.stdout?.on('data', (d: Buffer) => (live += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (live += d.toString()));
+    const result = proc.then((r) => {
+      const res = { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), durationMs: Date.now() - started };
+      this.outputs.push(res.stdout, res.stderr);
+      return res;
+    });
+    return { proc, result, output: () => live };
   }
 
   /** Reads a sink file and remembers the token as a secret that must never be printed. */

@@ -17,6 +17,21 @@ export const commands: readonly CommandEntry[] = [
   },
   { name: 'logout', synopsis: 'Destroys an ACL token made by login.', load: async () => (await import('./commands/logout.js')).logoutCommand },
   {
+    name: 'mesh-init',
+    synopsis: 'Logs in, registers the service and its sidecar (or the gateway) and writes the bootstrap files.',
+    load: async () => (await import('./commands/mesh-init.js')).meshInitCommand,
+  },
+  {
+    name: 'health-sync',
+    synopsis: 'Syncs ECS container health into Consul; on SIGTERM marks checks critical, deregisters and logs out.',
+    load: async () => (await import('./commands/health-sync.js')).healthSyncCommand,
+  },
+  {
+    name: 'control-plane',
+    synopsis: 'mesh-init and health-sync in one long-running process.',
+    load: async () => (await import('./commands/control-plane.js')).controlPlaneCommand,
+  },
+  {
     name: 'net-dial',
     synopsis: 'Exits 0 if a TCP connection to host:port opens, 2 if not (a health check for images without a shell).',
     load: async () => (await import('./commands/net-dial.js')).netDialCommand,

@@ -13,3 +13,8 @@ export * from './util/clock.js';
 export * from './util/errors.js';
 export * from './util/logger.js';
 export * from './util/retry.js';
+export * from './config/index.js';
+export * from './catalog/index.js';
+export * from './health/sync.js';
+export * from './dataplane/config.js';
+export * from './mesh/index.js';

@@ -1,0 +1,54 @@
+import type { ConsulHttpClient } from '../consul/http-client.js';
+import type { AgentService, CatalogRegistration, HealthCheck } from './types.js';
+
+/** Catalog calls made with a token (agentless: straight to the servers). */
+export class CatalogClient {
+  constructor(
+    /** The server connection in use; replaced when health-sync fails over to another server. */
+    public http: ConsulHttpClient,
+    /** Returns the ACL token to use now (it may change, e.g. after a fresh login). */
+    readonly token: () => string | undefined,
+  ) {}
+
+  /** `PUT /v1/catalog/register`. */
+  async register(reg: CatalogRegistration, opts: { signal?: AbortSignal; retryDeadlineMs?: number } = {}): Promise<void> {
+    await this.http.send({ method: 'PUT', path: '/v1/catalog/register', body: reg, token: this.token(), ...opts });
+  }
+
+  /** `PUT /v1/catalog/deregister` of one service instance of a node. */
+  async deregisterService(
+    node: string,
+    serviceId: string,
+    scope: { namespace?: string; partition?: string } = {},
+    opts: { signal?: AbortSignal; retryDeadlineMs?: number } = {},
+  ): Promise<void> {
+    await this.http.send({
+      method: 'PUT',
+      path: '/v1/catalog/deregister',
+      body: { Node: node, ServiceID: serviceId, Namespace: scope.namespace, Partition: scope.partition },
+      token: this.token(),
+      ...opts,
+    });
+  }
+
+  /** The services of a node (`GET /v1/catalog/node-services/:node`), optionally filtered. */
+  async nodeServices(node: string, filter?: string, scope: { namespace?: string; partition?: string } = {}): Promise<AgentService[]> {
+    const res = await this.http.call<{ Services?: AgentService[] } | null>({
+      path: `/v1/catalog/node-services/${encodeURIComponent(node)}`,
+      query: { filter, ns: scope.namespace, partition: scope.partition },
+      token: this.token(),
+    });
+    return res?.Services ?? [];
+  }
+
+  /** The checks of one service instance (`GET /v1/health/checks/:service?filter=ServiceID==…`). */
+  async serviceChecks(serviceName: string, serviceId: string, scope: { namespace?: string; partition?: string } = {}): Promise<HealthCheck[]> {
+    return (
+      (await this.http.call<HealthCheck[] | null>({
+        path: `/v1/health/checks/${encodeURIComponent(serviceName)}`,
+        query: { filter: `ServiceID == \`${serviceId}\``, ns: scope.namespace, partition: scope.partition },
+        token: this.token(),
+      })) ?? []
+    );
+  }
+}

@@ -1,0 +1,3 @@
+export * from './types.js';
+export * from './registration.js';
+export * from './client.js';

@@ -1,0 +1,133 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Dispatcher } from 'undici';
+import { CatalogClient } from '../catalog/client.js';
+import { DATAPLANE_CONTAINER, serviceId as makeServiceId, sidecarId, sidecarName } from '../catalog/registration.js';
+import { gatewayName, isGateway, serviceName as makeServiceName } from '../config/resolve.js';
+import type { ResolvedConfig } from '../config/types.js';
+import { aclLogout } from '../consul/acl.js';
+import type { ConsulHttpClient } from '../consul/http-client.js';
+import { containerStopped, TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
+import { HealthSync } from '../health/sync.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { describeError } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { retry } from '../util/retry.js';
+import { BOOTSTRAP_FILES } from './mesh-init.js';
+
+type Env = Record<string, string | undefined>;
+
+export interface HealthSyncRunOptions {
+  config: ResolvedConfig;
+  env: Env;
+  /** Clients for the Consul servers, in order of preference; the next is used when one stops answering. */
+  clients: ConsulHttpClient[];
+  token?: string;
+  /** Log the token out at shutdown (it came from login). */
+  logoutOnShutdown: boolean;
+  /** Aborted on SIGTERM: starts the graceful shutdown. */
+  signal: AbortSignal;
+  task?: TaskInfo;
+  dispatcher?: Dispatcher;
+  clock?: Clock;
+  logger?: Logger;
+  intervalMs?: number;
+  /** Longest wait for the dataplane container to stop after SIGTERM. Default: no limit (ECS kills the task). */
+  dataplaneStopTimeoutMs?: number;
+}
+
+/**
+ * health-sync: syncs ECS container health into Consul every period, following
+ * the next Consul server when one stops answering. On SIGTERM it marks every
+ * check critical at once, waits for the dataplane container to stop, then
+ * deregisters the service and proxy (or gateway) and logs the token out.
+ */
+export async function runHealthSync(opts: HealthSyncRunOptions): Promise<void> {
+  const { config, env } = opts;
+  const log = opts.logger ?? silentLogger;
+  const clock = opts.clock ?? systemClock;
+  const metadata = new TaskMetadataClient({ baseUrl: env.ECS_CONTAINER_METADATA_URI_V4 ?? '', dispatcher: opts.dispatcher, clock });
+  const task = opts.task ?? taskInfo(await metadata.task());
+  const gateway = isGateway(config);
+  const name = gateway ? gatewayName(config, task.family) : makeServiceName(config, task.family);
+  const id = makeServiceId(name, task.taskId);
+  const scope = gateway ? { namespace: config.gateway!.namespace, partition: config.gateway!.partition } : { namespace: config.service.namespace, partition: config.service.partition };
+
+  let current = 0;
+  const catalog = new CatalogClient(opts.clients[0]!, () => opts.token);
+  const failover = (err: unknown) => {
+    if (opts.clients.length < 2 || (err as { code?: string }).code !== 'consul-unreachable') return;
+    current = (current + 1) % opts.clients.length;
+    catalog.http = opts.clients[current]!;
+    log.info('switching to Consul server', { address: catalog.http.baseUrl.origin });
+  };
+
+  const sync = new HealthSync({
+    catalog,
+    taskMetadata: () => metadata.task(),
+    node: task.clusterArn,
+    serviceName: name,
+    serviceId: id,
+    proxy: gateway ? undefined : { id: sidecarId(id), name: sidecarName(name) },
+    containers: config.healthSyncContainers,
+    ...scope,
+    clock,
+    logger: log,
+    intervalMs: opts.intervalMs,
+    onConsulError: failover,
+  });
+
+  await retry(() => sync.init(), {
+    deadlineMs: 120_000,
+    clock,
+    signal: opts.signal,
+    onRetry: (err) => {
+      failover(err);
+      log.warn('unable to read the checks from Consul; retrying', { error: describeError(err) });
+    },
+  }).catch((err) => {
+    if (!opts.signal.aborted) throw err;
+  });
+  if (!opts.signal.aborted) {
+    log.info('syncing ECS health into Consul', { service: id, containers: [...config.healthSyncContainers, DATAPLANE_CONTAINER].join(',') });
+    await sync.run(opts.signal);
+  }
+
+  // Graceful shutdown.
+  log.info('received SIGTERM: marking all checks critical, then waiting for the dataplane container to stop');
+  await retry(() => sync.markAllCritical(), { maxAttempts: 5, clock, onRetry: failover }).catch((err) =>
+    log.error('could not mark the checks critical', { error: describeError(err) }),
+  );
+  const waitStart = clock.now();
+  for (;;) {
+    const doc = await metadata.task().catch((err) => {
+      log.error('unable to read task metadata', { error: describeError(err) });
+      return undefined;
+    });
+    const dataplane = doc?.Containers.find((c) => c.Name === DATAPLANE_CONTAINER);
+    if (doc && (!dataplane || containerStopped(dataplane))) break;
+    if (opts.dataplaneStopTimeoutMs !== undefined && clock.now() - waitStart > opts.dataplaneStopTimeoutMs) {
+      log.warn('the dataplane container did not stop in time; deregistering anyway');
+      break;
+    }
+    await clock.sleep(1000);
+  }
+  log.info('dataplane has stopped; deregistering and logging out');
+  const failures: string[] = [];
+  const ids = gateway ? [id] : [id, sidecarId(id)];
+  for (const sid of ids) {
+    await retry(() => catalog.deregisterService(task.clusterArn, sid, scope, { retryDeadlineMs: 0 }), { maxAttempts: 5, clock, onRetry: failover })
+      .then(() => log.info('deregistered', { id: sid }))
+      .catch((err) => failures.push(`deregister ${sid}: ${describeError(err)}`));
+  }
+  if (opts.logoutOnShutdown && opts.token) {
+    const token = opts.token;
+    await retry(() => aclLogout(catalog.http, token, { retryDeadlineMs: 0 }), { maxAttempts: 5, clock, onRetry: failover })
+      .then(async () => {
+        await rm(join(config.bootstrapDir, BOOTSTRAP_FILES.serviceToken.name), { force: true });
+        log.info('logged out of Consul');
+      })
+      .catch((err) => failures.push(`logout: ${describeError(err)}`));
+  }
+  if (failures.length) throw new Error(`graceful shutdown was incomplete: ${failures.join('; ')}`);
+}

@@ -1,0 +1,3 @@
+export * from './consul-connection.js';
+export * from './mesh-init.js';
+export * from './health-sync.js';

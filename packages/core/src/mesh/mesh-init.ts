@@ -1,0 +1,351 @@
+import { copyFile, readFile, rename, rm, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Dispatcher } from 'undici';
+import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
+import { createLoginBearerToken } from '../aws/sigv4-login.js';
+import { CatalogClient } from '../catalog/client.js';
+import { gatewayRegistration, serviceRegistrations, type TaskRegistrations } from '../catalog/registration.js';
+import type { ResolvedConfig } from '../config/types.js';
+import { consulDnsEnabled, gatewayName, isGateway, serviceName, transparentProxyEnabled } from '../config/resolve.js';
+import { aclLogout, TOKEN_META_CLUSTER, TOKEN_META_TASK_ID } from '../consul/acl.js';
+import type { ConsulHttpClient } from '../consul/http-client.js';
+import { loginWithAwsIam } from '../consul/login.js';
+import { dataplaneConfig, type DataplaneConfig } from '../dataplane/config.js';
+import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
+import { writeFileAtomic } from '../io/atomic-file.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { ConsulEcsError, describeError } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { retry } from '../util/retry.js';
+import { consulClientFor } from './consul-connection.js';
+
+type Env = Record<string, string | undefined>;
+
+/** Files mesh-init writes into the bootstrap dir, with their modes. */
+export const BOOTSTRAP_FILES = {
+  serviceToken: { name: 'service-token', mode: 0o600 },
+  dataplaneConfig: { name: 'consul-dataplane.json', mode: 0o444 },
+  grpcCaCert: { name: 'consul-grpc-ca-cert.pem', mode: 0o444 },
+  envoyBootstrap: { name: 'envoy-bootstrap.json', mode: 0o444 },
+  executable: { name: 'consul-ecs', mode: 0o755 },
+} as const;
+
+/** What the Envoy bootstrap is made from (see envoy/). */
+export interface EnvoyBootstrapRequest {
+  config: ResolvedConfig;
+  registration: TaskRegistrations['proxy'];
+  addresses: string[];
+  grpcCaFile?: string;
+  token?: string;
+  readyPort: number;
+}
+
+export interface MeshInitOptions {
+  config: ResolvedConfig;
+  env: Env;
+  /** Consul server addresses (resolved from consulServers.hosts). */
+  addresses: string[];
+  dispatcher?: Dispatcher;
+  clock?: Clock;
+  logger?: Logger;
+  signal?: AbortSignal;
+  credentials?: CredentialProvider;
+  /** Path of the self-contained consul-ecs executable to copy into the bootstrap dir; none to skip. */
+  executable?: string;
+  /** Makes the Envoy bootstrap; none to skip writing envoy-bootstrap.json. */
+  envoyBootstrap?: (req: EnvoyBootstrapRequest) => unknown;
+  /** Applies transparent proxy and Consul DNS when the config enables them. */
+  applyTransparentProxy?: (req: { config: ResolvedConfig; registration: TaskRegistrations['proxy']; consulDns: boolean }) => Promise<void>;
+  /** How long to keep retrying registration while Consul is unavailable. Default 2 minutes. */
+  deadlineMs?: number;
+}
+
+export interface MeshInitResult {
+  task: TaskInfo;
+  client: ConsulHttpClient;
+  /** The ACL token in use (from login or CONSUL_HTTP_TOKEN); undefined with ACLs off. */
+  token?: string;
+  /** True when the token came from login (so it is logged out at shutdown). */
+  loggedIn: boolean;
+  registrations: TaskRegistrations;
+  serviceName: string;
+}
+
+/**
+ * mesh-init: log in, register the service and its sidecar (or the gateway) in
+ * the catalog, and write the bootstrap files for the dataplane container. If it
+ * fails or is interrupted, it undoes what it did (token, registrations, files),
+ * so a task never keeps half an initialisation.
+ */
+export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
+  const { config, env, signal } = opts;
+  const log = opts.logger ?? silentLogger;
+  const clock = opts.clock ?? systemClock;
+  const undo: Array<() => Promise<void>> = [];
+  const dir = config.bootstrapDir;
+  const file = (f: keyof typeof BOOTSTRAP_FILES) => join(dir, BOOTSTRAP_FILES[f].name);
+  const write = async (f: keyof typeof BOOTSTRAP_FILES, data: string) => {
+    signal?.throwIfAborted();
+    await writeFileAtomic(file(f), data, { mode: BOOTSTRAP_FILES[f].mode });
+    undo.push(() => rm(file(f), { force: true }));
+  };
+
+  const metadataUri = env.ECS_CONTAINER_METADATA_URI_V4 ?? '';
+  const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task());
+  const gateway = isGateway(config);
+  const name = gateway ? gatewayName(config, task.family) : serviceName(config, task.family);
+  const scope = gateway ? { namespace: config.gateway!.namespace, partition: config.gateway!.partition } : { namespace: config.service.namespace, partition: config.service.partition };
+  const address = opts.addresses[0];
+  if (!address) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
+  const client = consulClientFor(address, config, env, { dispatcher: opts.dispatcher, clock });
+
+  let token = env.CONSUL_HTTP_TOKEN || undefined;
+  let loggedIn = false;
+  let credentials: CredentialProvider | undefined;
+  const loginMeta = { [TOKEN_META_TASK_ID]: task.taskId, [TOKEN_META_CLUSTER]: task.clusterArn, ...config.consulLogin.meta };
+  const region = config.consulLogin.region ?? task.region;
+  try {
+    if (!token && config.consulLogin.enabled) {
+      credentials = opts.credentials ?? defaultCredentialProvider({ env, dispatcher: opts.dispatcher, clock });
+      const previous = await readFile(file('serviceToken'), 'utf8').then((t) => t.trim(), () => '');
+      const acl = await loginWithAwsIam({
+        client,
+        credentials,
+        authMethod: config.consulLogin.method,
+        region,
+        stsEndpoint: config.consulLogin.stsEndpoint,
+        includeEntity: config.consulLogin.includeEntity,
+        serverIdHeaderValue: config.consulLogin.serverIdHeaderValue,
+        meta: loginMeta,
+        partition: scope.partition,
+        datacenter: config.consulLogin.datacenter,
+        deadlineMs: opts.deadlineMs,
+        awsDispatcher: opts.dispatcher,
+        clock,
+        logger: log,
+        signal,
+      });
+      token = acl.SecretID;
+      loggedIn = true;
+      undo.push(() => aclLogout(client, acl.SecretID, { retryDeadlineMs: 5000 }));
+      await write('serviceToken', token);
+      // A re-run replaces the token: the one it replaces is logged out.
+      if (previous && previous !== token) {
+        await aclLogout(client, previous, { retryDeadlineMs: 0 }).catch(() => {});
+      }
+    }
+    log.addSecret(token);
+
+    const catalog = new CatalogClient(client, () => token);
+    const ctx = {
+      task,
+      region: env.AWS_REGION || undefined,
+      healthSyncContainers: config.healthSyncContainers,
+      transparentProxy: transparentProxyEnabled(config),
+    };
+    const registrations = gateway
+      ? gatewayRegistration(
+          {
+            kind: config.gateway!.kind,
+            name,
+            tags: config.gateway!.tags,
+            meta: config.gateway!.meta,
+            namespace: scope.namespace,
+            partition: scope.partition,
+            lanAddress: config.gateway!.lanAddress,
+            wanAddress: config.gateway!.wanAddress,
+            proxyConfig: config.gateway!.proxy.config,
+          },
+          ctx,
+        )
+      : serviceRegistrations(
+          {
+            name,
+            port: config.service.port,
+            tags: config.service.tags,
+            meta: config.service.meta,
+            weights: config.service.weights ? { Passing: config.service.weights.passing, Warning: config.service.weights.warning } : undefined,
+            enableTagOverride: config.service.enableTagOverride || undefined,
+            namespace: scope.namespace,
+            partition: scope.partition,
+          },
+          proxySpec(config),
+          ctx,
+        );
+
+    for (const reg of [registrations.service, registrations.proxy]) {
+      if (!reg?.Service) continue;
+      const svc = reg.Service;
+      await retry(() => catalog.register(reg, { signal, retryDeadlineMs: 0 }), {
+        deadlineMs: opts.deadlineMs ?? 120_000,
+        clock,
+        signal,
+        initialDelayMs: 250,
+        maxDelayMs: 2000,
+        retryable: (err) => !(err instanceof ConsulEcsError && err.code === 'consul-permission-denied'),
+        onRetry: (err) => log.warn('registration failed; retrying', { id: svc.ID, error: describeError(err) }),
+      });
+      undo.push(() => catalog.deregisterService(reg.Node, svc.ID, scope, { retryDeadlineMs: 5000 }));
+      log.info(`${svc.Kind ? 'proxy' : 'service'} registered successfully`, { name: svc.Service, id: svc.ID, kind: svc.Kind || undefined });
+    }
+
+    if (!gateway && config.service.networkResilienceConfig?.enabled) {
+      await upsertPassiveHealthCheck(client, token, name, scope, config.service.networkResilienceConfig.outlierDetection, log);
+    }
+
+    if (opts.executable) {
+      signal?.throwIfAborted();
+      const tmp = `${file('executable')}.tmp-${process.pid}`;
+      await copyFile(opts.executable, tmp);
+      await chmod(tmp, BOOTSTRAP_FILES.executable.mode);
+      await rename(tmp, file('executable'));
+      undo.push(() => rm(file('executable'), { force: true }));
+      log.info('copied binary', { source: opts.executable, destination: file('executable') });
+    }
+
+    const grpc = config.consulServers.grpc;
+    let grpcCaFile = grpc.tls ? grpc.caCertFile : undefined;
+    if (grpc.tls && env.CONSUL_GRPC_CACERT_PEM) {
+      await write('grpcCaCert', env.CONSUL_GRPC_CACERT_PEM);
+      grpcCaFile = file('grpcCaCert');
+    }
+
+    const proxyReg = registrations.proxy;
+    const readyPort = gateway ? config.gateway!.healthCheckPort : config.proxy.healthCheckPort;
+    const dns = consulDnsEnabled(config);
+    let login: DataplaneConfig['consul']['credentials'] = undefined;
+    if (loggedIn && credentials) {
+      login = {
+        type: 'login',
+        login: {
+          authMethod: config.consulLogin.method,
+          ...(scope.partition ? { partition: scope.partition } : {}),
+          datacenter: config.consulLogin.datacenter ?? '',
+          bearerToken: await createLoginBearerToken({
+            credentials,
+            region,
+            stsEndpoint: config.consulLogin.stsEndpoint,
+            includeEntity: config.consulLogin.includeEntity,
+            serverIdHeaderValue: config.consulLogin.serverIdHeaderValue,
+            dispatcher: opts.dispatcher,
+            clock,
+          }),
+          meta: loginMeta,
+        },
+      };
+    }
+    const dp = dataplaneConfig({
+      hosts: config.consulServers.hosts,
+      grpcPort: grpc.port,
+      skipServerWatch: config.consulServers.skipServerWatch,
+      grpcTls: { enabled: grpc.tls, caCertFile: grpcCaFile, tlsServerName: grpc.tlsServerName },
+      node: proxyReg.Node,
+      proxyId: proxyReg.Service!.ID,
+      namespace: scope.namespace,
+      partition: scope.partition,
+      readyPort,
+      logLevel: config.logLevel,
+      consulDns: dns,
+    });
+    if (login) dp.consul.credentials = login;
+    await write('dataplaneConfig', JSON.stringify(dp));
+    log.info('wrote dataplane config', { file: file('dataplaneConfig') });
+
+    if (opts.envoyBootstrap) {
+      const bootstrap = opts.envoyBootstrap({ config, registration: proxyReg, addresses: opts.addresses, grpcCaFile, token, readyPort });
+      if (bootstrap !== undefined) {
+        await write('envoyBootstrap', JSON.stringify(bootstrap, null, 2));
+        log.info('wrote Envoy bootstrap', { file: file('envoyBootstrap') });
+      }
+    }
+
+    if (transparentProxyEnabled(config)) {
+      if (!opts.applyTransparentProxy) {
+        throw new ConsulEcsError('tproxy-unavailable', 'transparentProxy.enabled is true but this build cannot apply traffic redirection; set transparentProxy.enabled to false');
+      }
+      signal?.throwIfAborted();
+      await opts.applyTransparentProxy({ config, registration: proxyReg, consulDns: dns });
+      log.info('successfully applied traffic redirection rules');
+    }
+
+    signal?.throwIfAborted();
+    log.info('successfully initialized the task to operate as part of the mesh', { service: name, 'task-id': task.taskId });
+    return { task, client, token, loggedIn, registrations, serviceName: name };
+  } catch (err) {
+    log.warn(signal?.aborted ? 'interrupted; undoing the partial initialisation' : 'mesh-init failed; undoing the partial initialisation');
+    for (const step of undo.reverse()) await step().catch((e) => log.warn('cleanup step failed', { error: describeError(e) }));
+    await client.close();
+    throw err;
+  }
+}
+
+function proxySpec(config: ResolvedConfig) {
+  const p = config.proxy;
+  return {
+    publicListenerPort: p.publicListenerPort,
+    localServiceAddress: p.localServiceAddress,
+    config: p.config,
+    upstreams: p.upstreams.map((u) =>
+      stripUndefined({
+        DestinationType: u.destinationType,
+        DestinationNamespace: u.destinationNamespace,
+        DestinationPartition: u.destinationPartition,
+        DestinationPeer: u.destinationPeer,
+        DestinationName: u.destinationName,
+        Datacenter: u.datacenter,
+        LocalBindAddress: u.localBindAddress,
+        LocalBindPort: u.localBindPort,
+        Config: u.config,
+        MeshGateway: u.meshGateway ? { Mode: u.meshGateway.mode } : undefined,
+      }),
+    ),
+    meshGateway: p.meshGateway ? { Mode: p.meshGateway.mode } : undefined,
+    expose: p.expose
+      ? {
+          Checks: p.expose.checks,
+          Paths: p.expose.paths.map((e) =>
+            stripUndefined({ ListenerPort: e.listenerPort, Path: e.path, LocalPathPort: e.localPathPort, Protocol: e.protocol }),
+          ),
+        }
+      : undefined,
+  };
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** Adds outlier detection to the service's service-defaults unless it already has a passive health check. */
+async function upsertPassiveHealthCheck(
+  client: ConsulHttpClient,
+  token: string | undefined,
+  service: string,
+  scope: { namespace?: string; partition?: string },
+  od: NonNullable<ResolvedConfig['service']['networkResilienceConfig']>['outlierDetection'],
+  log: Logger,
+): Promise<void> {
+  const query = { ns: scope.namespace, partition: scope.partition };
+  let entry: Record<string, unknown> = { Kind: 'service-defaults', Name: service, Namespace: scope.namespace, Partition: scope.partition };
+  try {
+    entry = await client.call<Record<string, unknown>>({ path: `/v1/config/service-defaults/${encodeURIComponent(service)}`, query, token });
+  } catch (err) {
+    if ((err as { status?: number }).status !== 404) throw err;
+  }
+  const upstream = ((entry.UpstreamConfig ??= {}) as Record<string, unknown>);
+  const defaults = ((upstream.Defaults ??= {}) as Record<string, unknown>);
+  if (defaults.PassiveHealthCheck) {
+    log.debug('passive health check already in service-defaults; leaving it', { service });
+    return;
+  }
+  defaults.PassiveHealthCheck = stripUndefined({
+    Interval: od.interval,
+    MaxFailures: od.maxFailures,
+    EnforcingConsecutive5xx: od.enforcingConsecutive5xx,
+    Consecutive5xx: od.consecutive5xx,
+    EnforcingConsecutiveGatewayFailure: od.enforcingConsecutiveGatewayFailure,
+    ConsecutiveGatewayFailure: od.consecutiveGatewayFailure,
+    MaxEjectionPercent: od.maxEjectionPercent,
+  });
+  await client.send({ method: 'PUT', path: '/v1/config', query, body: entry, token });
+  log.info('added a passive health check to service-defaults', { service });
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Builds the self-contained consul-ecs executable (a Node.js single executable
+// application) from the CLI bundle and the pinned LTS runtime:
+//   packages/control-plane/dist/sea/consul-ecs
+// It runs in images with no Node.js installed; mesh-init copies it into the
+// bootstrap dir for the dataplane and app containers. Skips the work when the
+// bundle and runtime are unchanged.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bundle = join(root, 'packages/control-plane/dist/consul-ecs.cjs');
+const outDir = join(root, 'packages/control-plane/dist/sea');
+const out = join(outDir, 'consul-ecs');
+const stampFile = `${out}.stamp`;
+const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build first`);
+const node = execFileSync('bash', [join(root, 'scripts/runtime.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+const stamp = createHash('sha256').update(readFileSync(bundle)).update(node).digest('hex');
+if (existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) {
+  console.error(`sea: ${out} is up to date`);
+  process.exit(0);
+}
+
+const work = mkdtempSync(join(tmpdir(), 'consul-ecs-sea-'));
+try {
+  const blob = join(work, 'sea.blob');
+  const config = join(work, 'sea-config.json');
+  writeFileSync(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));
+  execFileSync(node, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  mkdirSync(outDir, { recursive: true });
+  const tmp = `${out}.tmp`;
+  copyFileSync(node, tmp);
+  chmodSync(tmp, 0o755);
+  const { inject } = createRequire(import.meta.url)('postject');
+  await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SENTINEL });
+  renameSync(tmp, out);
+  writeFileSync(stampFile, stamp);
+  console.error(`sea: built ${out} (${execFileSync(out, ['version'], { encoding: 'utf8' }).trim()})`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

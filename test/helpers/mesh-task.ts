@@ -1,0 +1,56 @@
+// A simulated mesh task for control-plane tests: the CONSUL_ECS_CONFIG_JSON a
+// terraform mesh-task would give, pointed at the test stack, and the container
+// environment (ECS agent simulator, config, the built self-contained executable).
+import { fileURLToPath } from 'node:url';
+import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
+import type { LoginStack } from './login-stack.ts';
+
+export const SEA = fileURLToPath(new URL('../../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
+
+export function meshConfig(stack: LoginStack, bootstrapDir: string, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    bootstrapDir,
+    logLevel: 'DEBUG',
+    consulServers: {
+      hosts: '127.0.0.1',
+      defaults: { tls: false },
+      http: { https: false, port: stack.consul.ports.http },
+      grpc: { port: stack.consul.ports.grpc },
+    },
+    consulLogin: { enabled: true, stsEndpoint: stack.moto.url, serverIdHeaderValue: 'consul.test.local' },
+    service: { name: 'web', port: 8080, tags: ['v1'], meta: { team: 'payments' } },
+    proxy: { upstreams: [{ destinationName: 'backend', localBindPort: 1234 }] },
+    healthSyncContainers: ['app'],
+    transparentProxy: { enabled: false },
+    ...over,
+  };
+}
+
+export function meshEnv(sim: EcsAgentSimulator, config: Record<string, unknown>, extra: Record<string, string> = {}): Record<string, string> {
+  return { ...sim.containerEnv(), CONSUL_ECS_CONFIG_JSON: JSON.stringify(config), CONSUL_ECS_EXECUTABLE: SEA, ...extra };
+}
+
+/**
+ * Registers the cluster's synthetic node, as the consul-ecs controller does once
+ * per cluster: service tokens may then register services on it (SkipNodeUpdate)
+ * without node:write.
+ */
+export async function registerClusterNode(stack: LoginStack, clusterArn: string): Promise<void> {
+  await stack.consul.api('PUT', '/v1/catalog/register', { Node: clusterArn, Address: '127.0.0.1', NodeMeta: { 'synthetic-node': 'true' } });
+}
+
+/** Polls until `probe` returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+}
