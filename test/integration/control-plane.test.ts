@@ -1,0 +1,206 @@
+// mesh-init, health-sync and control-plane against a real Consul (ACLs on, the
+// aws-iam auth method), moto and the ECS agent simulator, as a mesh task runs them.
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { execa } from 'execa';
+import type { AgentService, HealthCheck } from '@consul-ecs-ts/core';
+import type { EcsAgentSimulator as Sim } from '@consul-ecs-ts/core/testkit';
+import { LoginStack } from '../helpers/login-stack.ts';
+import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+
+type NodeServices = { Services: AgentService[] | null };
+
+describe('control plane against Consul, moto and the simulated task', () => {
+  let stack: LoginStack;
+  let sim: Sim;
+  let dir: string;
+  let node: string;
+  const services = async () => (await stack.consul.api<NodeServices>('GET', `/v1/catalog/node-services/${encodeURIComponent(node)}`)).Services ?? [];
+  const checks = async () =>
+    (await stack.consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(node)}`)).filter((c) => c.ServiceID);
+  const statusOf = async () => Object.fromEntries((await checks()).map((c) => [c.CheckID.replace(`${sim.taskId}-`, ''), c.Status]));
+  const loginTokens = async () => (await stack.consul.api<Array<{ AuthMethod?: string }>>('GET', '/v1/acl/tokens')).filter((t) => t.AuthMethod);
+
+  beforeEach(async () => {
+    stack = await LoginStack.start();
+    const role = await stack.role('web-task', { service: 'web' });
+    sim = await stack.simulator(role.arn, {
+      containers: [
+        { name: 'app', hasHealthCheck: true, health: 'HEALTHY' },
+        { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' },
+        { name: 'consul-ecs-control-plane', hasHealthCheck: false },
+      ],
+    });
+    node = sim.clusterArn;
+    await registerClusterNode(stack, node);
+    dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
+  });
+  afterEach(async () => {
+    await stack.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('mesh-init: token sunk, service and sidecar registered with IDs, meta, checks and proxy config; files with their modes', async () => {
+    const res = await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)));
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.match(res.stderr, /successfully initialized the task to operate as part of the mesh/);
+
+    const id = `web-${sim.taskId}`;
+    const byId = Object.fromEntries((await services()).map((s) => [s.ID, s]));
+    assert.deepEqual(Object.keys(byId).sort(), [id, `${id}-sidecar-proxy`]);
+    const svc = byId[id]!;
+    assert.equal(svc.Service, 'web');
+    assert.equal(svc.Port, 8080);
+    assert.deepEqual(svc.Tags, ['v1']);
+    assert.deepEqual(svc.Meta, { 'task-id': sim.taskId, 'task-arn': sim.taskArn, source: 'consul-ecs', team: 'payments' });
+    assert.deepEqual(svc.Locality, { Region: 'us-east-1', Zone: 'us-east-1a' });
+    const proxy = byId[`${id}-sidecar-proxy`]!;
+    assert.equal(proxy.Kind, 'connect-proxy');
+    assert.equal(proxy.Service, 'web-sidecar-proxy');
+    assert.equal(proxy.Port, 20000);
+    assert.equal(proxy.Proxy?.DestinationServiceID, id);
+    assert.equal(proxy.Proxy?.DestinationServiceName, 'web');
+    assert.equal(proxy.Proxy?.LocalServicePort, 8080);
+    assert.deepEqual(proxy.Proxy?.Upstreams?.map((u) => [u.DestinationName, u.LocalBindPort]), [['backend', 1234]]);
+
+    const cs = await checks();
+    assert.deepEqual(cs.map((c) => c.CheckID).sort(), [`${id}-app`, `${id}-consul-dataplane`, `${id}-sidecar-proxy-consul-dataplane`]);
+    for (const c of cs) {
+      assert.equal(c.Status, 'critical');
+      assert.equal(c.Type, 'consul-ecs-health-check');
+      assert.equal(c.Output, `Service ${c.ServiceName} is not ready`);
+    }
+    assert.equal(cs.find((c) => c.CheckID === `${id}-app`)?.Name, 'Consul ECS health check synced');
+    assert.equal(cs.find((c) => c.CheckID === `${id}-consul-dataplane`)?.Name, 'Consul dataplane readiness');
+
+    const mode = async (f: string) => ((await stat(join(dir, f))).mode & 0o777).toString(8);
+    assert.equal(await mode('service-token'), '600');
+    assert.equal(await mode('consul-dataplane.json'), '444');
+    assert.equal(await mode('consul-ecs'), '755');
+    const token = await stack.readToken(join(dir, 'service-token'));
+    const self = await stack.consul.client().call<{ ServiceIdentities?: Array<{ ServiceName: string }> }>({ path: '/v1/acl/token/self', token });
+    assert.deepEqual(self.ServiceIdentities?.map((s) => s.ServiceName), ['web']);
+
+    const dp = JSON.parse(await readFile(join(dir, 'consul-dataplane.json'), 'utf8'));
+    assert.deepEqual(dp.proxy, { nodeName: node, id: `${id}-sidecar-proxy`, namespace: '', partition: '' });
+    assert.equal(dp.consul.addresses, '127.0.0.1');
+    assert.equal(dp.consul.grpcPort, stack.consul.ports.grpc);
+    assert.deepEqual(dp.consul.tls, { disabled: true });
+    assert.equal(dp.consul.credentials.type, 'login');
+    assert.equal(dp.consul.credentials.login.authMethod, 'iam-ecs-service-token');
+    assert.deepEqual(dp.envoy, { readyBindAddress: '127.0.0.1', readyBindPort: 22000 });
+    assert.deepEqual(dp.xdsServer, { bindAddress: '127.0.0.1' });
+    assert.equal(dp.logging.logLevel, 'DEBUG');
+    stack.secrets.add(dp.consul.credentials.login.bearerToken);
+
+    // The executable copy runs with no Node.js at all.
+    const copied = await execa(join(dir, 'consul-ecs'), ['version'], { env: { PATH: '/nonexistent' }, extendEnv: false });
+    assert.match(copied.stdout, /^consul-ecs v\d+\.\d+\.\d+/);
+    const dial = await execa(join(dir, 'consul-ecs'), ['net-dial', `127.0.0.1:${stack.consul.ports.http}`], { env: { PATH: '/nonexistent' }, extendEnv: false, reject: false });
+    assert.equal(dial.exitCode, 0);
+
+    // Idempotent: a second run leaves the same registrations and one login token.
+    const again = await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)));
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.deepEqual((await services()).map((s) => s.ID).sort(), [id, `${id}-sidecar-proxy`]);
+    assert.equal((await loginTokens()).length, 1, 'the replaced token was logged out');
+    await stack.readToken(join(dir, 'service-token'));
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('health-sync: ECS health changes reach Consul within two periods; the dataplane check follows the aggregate', async () => {
+    assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
+    await stack.readToken(join(dir, 'service-token'));
+    const hs = stack.spawn(['health-sync'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 120_000 });
+    try {
+      const all = (s: string) => ({ app: s, 'consul-dataplane': s, 'sidecar-proxy-consul-dataplane': s });
+      const expectWithin2s = async (want: Record<string, string>, what: string) =>
+        eventually(what, 2000, async () => {
+          const got = await statusOf();
+          const norm = Object.fromEntries(Object.entries(got).map(([k, v]) => [k.replace(/^web-/, ''), v]));
+          return JSON.stringify(norm) === JSON.stringify(Object.fromEntries(Object.entries(want).map(([k, v]) => [k, v]))) ? true : undefined;
+        });
+      await eventually('first sync', 5000, async () => ((await statusOf())[`web-app`] === 'passing' ? true : undefined));
+      await expectWithin2s(all('passing'), 'all passing');
+
+      sim.setHealth('app', 'UNHEALTHY');
+      await expectWithin2s({ app: 'critical', 'consul-dataplane': 'critical', 'sidecar-proxy-consul-dataplane': 'critical' }, 'app unhealthy → dataplane critical');
+      sim.setHealth('app', 'HEALTHY');
+      await expectWithin2s(all('passing'), 'app healthy again');
+      sim.setHealth('consul-dataplane', 'UNHEALTHY');
+      await expectWithin2s({ app: 'passing', 'consul-dataplane': 'critical', 'sidecar-proxy-consul-dataplane': 'critical' }, 'dataplane unhealthy');
+      sim.setHealth('consul-dataplane', 'HEALTHY');
+      await expectWithin2s(all('passing'), 'dataplane healthy again');
+      sim.removeContainer('app');
+      await expectWithin2s(all('critical'), 'app missing counts as unhealthy');
+    } finally {
+      hs.proc.kill('SIGKILL');
+      await hs.result;
+    }
+  });
+
+  it('shutdown: SIGTERM marks all checks critical before anything is deregistered, waits for the dataplane, then deregisters and logs out', async () => {
+    assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
+    const token = await stack.readToken(join(dir, 'service-token'));
+    const hs = stack.spawn(['health-sync'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 120_000 });
+    await eventually('passing', 5000, async () => (Object.values(await statusOf()).every((s) => s === 'passing') && (await checks()).length === 3 ? true : undefined));
+
+    hs.proc.kill('SIGTERM');
+    await eventually('all critical after SIGTERM', 2000, async () => (Object.values(await statusOf()).every((s) => s === 'critical') ? true : undefined));
+    // The dataplane is still running: nothing is deregistered yet, the token still works.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await services()).length, 2);
+    await stack.consul.client().call({ path: '/v1/acl/token/self', token });
+
+    sim.stopContainer('consul-dataplane');
+    const res = await hs.result;
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.equal((await services()).length, 0, 'service and proxy are gone');
+    assert.equal((await loginTokens()).length, 0, 'the token is gone');
+    await assert.rejects(stat(join(dir, 'service-token')), /ENOENT/);
+    const order = ['set all Consul health checks to critical', 'dataplane has stopped', 'deregistered: id=web-', 'logged out of Consul'].map((m) => res.stderr.indexOf(m));
+    assert.ok(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]!)), `shutdown steps in order: ${order}`);
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('control-plane: one process does mesh-init then health-sync, and shuts down cleanly', async () => {
+    const cp = stack.spawn(['control-plane'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 120_000 });
+    await eventually('registered and passing', 10_000, async () => (Object.values(await statusOf()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
+    await stack.readToken(join(dir, 'service-token'));
+    cp.proc.kill('SIGTERM');
+    await eventually('all critical', 2000, async () => (Object.values(await statusOf()).every((s) => s === 'critical') ? true : undefined));
+    sim.stopContainer('consul-dataplane');
+    const res = await cp.result;
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.equal((await services()).length, 0);
+    assert.equal((await loginTokens()).length, 0);
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('SIGTERM during start-up: clean exit, no files, no token, nothing registered', async () => {
+    // Consul is down, so mesh-init is retrying its login when SIGTERM arrives.
+    await stack.consul.stop();
+    const cp = stack.spawn(['control-plane'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 60_000 });
+    await eventually('retrying', 10_000, async () => (/login failed; retrying/.test(cp.output()) ? true : undefined));
+    cp.proc.kill('SIGTERM');
+    const res = await cp.result;
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.deepEqual(await readdir(dir), [], 'no files in the bootstrap dir');
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('invalid config: a path-naming error, exit 1, nothing written and nothing registered', async () => {
+    const bad = meshConfig(stack, dir, { service: { name: 'web', port: 'eighty' }, healthSyncContainers: 'app' });
+    const res = await stack.cli(['mesh-init'], meshEnv(sim, bad));
+    assert.equal(res.exitCode, 1);
+    assert.match(res.stderr, /service\.port|service\/port/);
+    assert.match(res.stderr, /healthSyncContainers/);
+    assert.deepEqual(await readdir(dir), []);
+    assert.equal((await services()).length, 0);
+    assert.equal((await loginTokens()).length, 0);
+  });
+});
+
