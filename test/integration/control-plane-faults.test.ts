@@ -1,0 +1,155 @@
+// Faults: Consul restarted while health-sync runs (state kept in a data dir),
+// Consul unreachable when mesh-init starts; and a config using every
+// registration field, read back from Consul.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { AgentService, HealthCheck } from '@consul-ecs-ts/core';
+import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
+import { LoginStack } from '../helpers/login-stack.ts';
+import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+
+describe('control plane faults', () => {
+  let stack: LoginStack;
+  let sim: EcsAgentSimulator;
+  let dir: string;
+  let dataDir: string;
+  const checks = async () =>
+    (await stack.consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(sim.clusterArn)}`)).filter((c) => c.ServiceID);
+  const allStatus = async (status: string) => {
+    const cs = await checks();
+    return cs.length === 3 && cs.every((c) => c.Status === status) ? true : undefined;
+  };
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'consul-data-'));
+    stack = await LoginStack.start({ dataDir });
+    const role = await stack.role('web-task', { service: 'web' });
+    sim = await stack.simulator(role.arn, {
+      containers: [
+        { name: 'app', hasHealthCheck: true, health: 'HEALTHY' },
+        { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' },
+      ],
+    });
+    await registerClusterNode(stack, sim.clusterArn);
+    dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
+  });
+  afterEach(async () => {
+    await stack.dispose();
+    await rm(dir, { recursive: true, force: true });
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('health-sync survives a Consul restart: changes made while it was down reach Consul after', async () => {
+    assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
+    await stack.readToken(join(dir, 'service-token'));
+    const hs = stack.spawn(['health-sync'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 120_000 });
+    try {
+      await eventually('passing', 5000, () => allStatus('passing'));
+      await stack.consul.stop();
+      sim.setHealth('app', 'UNHEALTHY');
+      await eventually('a failed write is reported', 5000, async () => (/failed to update Consul health status; will retry/.test(hs.output()) ? true : undefined));
+      await stack.consul.restart();
+      await eventually('the change made while Consul was down', 10_000, () => allStatus('critical'));
+      sim.setHealth('app', 'HEALTHY');
+      await eventually('sync resumed', 3000, () => allStatus('passing'));
+      assert.equal(hs.proc.exitCode, null, 'health-sync kept running');
+    } finally {
+      hs.proc.kill('SIGKILL');
+      await hs.result;
+    }
+  });
+
+  it('mesh-init retries while Consul is unreachable, then initialises the task', async () => {
+    await stack.consul.stop();
+    const mi = stack.spawn(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 120_000 });
+    await eventually('retrying', 10_000, async () => (/login failed; retrying/.test(mi.output()) ? true : undefined));
+    await stack.consul.restart();
+    const res = await mi.result;
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.match(res.stderr, /successfully initialized the task/);
+    assert.equal((await checks()).length, 3);
+    await stack.readToken(join(dir, 'service-token'));
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('every registration field of the config reaches Consul', async () => {
+    const config = meshConfig(stack, dir, {
+      service: {
+        name: 'api',
+        port: 9090,
+        tags: ['blue', 'v2'],
+        meta: { owner: 'team-a' },
+        weights: { passing: 5, warning: 2 },
+        enableTagOverride: true,
+      },
+      proxy: {
+        publicListenerPort: 21000,
+        localServiceAddress: '127.0.0.2',
+        config: { protocol: 'http', local_connect_timeout_ms: 2000 },
+        meshGateway: { mode: 'local' },
+        upstreams: [
+          { destinationName: 'db', localBindPort: 5432, datacenter: 'dc1', config: { connect_timeout_ms: 500 }, meshGateway: { mode: 'remote' } },
+          { destinationName: 'cache', localBindPort: 6379, localBindAddress: '127.0.0.3', destinationType: 'service' },
+        ],
+        expose: { checks: true, paths: [{ listenerPort: 21500, path: '/health', localPathPort: 9090, protocol: 'http' }] },
+      },
+    });
+    const role = await stack.role('api-task', { service: 'api' });
+    const apiSim = await stack.simulator(role.arn, { family: 'api', cluster: sim.cluster, containers: [{ name: 'app', hasHealthCheck: true }] });
+    const res = await stack.cli(['mesh-init'], meshEnv(apiSim, config));
+    assert.equal(res.exitCode, 0, res.stderr);
+    await stack.readToken(join(dir, 'service-token'));
+    const svcs = (await stack.consul.api<{ Services: AgentService[] }>('GET', `/v1/catalog/node-services/${encodeURIComponent(apiSim.clusterArn)}`)).Services;
+    const svc = svcs.find((s) => s.ID === `api-${apiSim.taskId}`)!;
+    const proxy = svcs.find((s) => s.ID === `api-${apiSim.taskId}-sidecar-proxy`)!;
+    assert.deepEqual(svc.Tags, ['blue', 'v2']);
+    assert.equal(svc.Meta?.owner, 'team-a');
+    assert.deepEqual(svc.Weights, { Passing: 5, Warning: 2 });
+    assert.equal(svc.EnableTagOverride, true);
+    assert.deepEqual(svc.Locality, { Region: 'us-east-1', Zone: 'us-east-1a' });
+    assert.equal(proxy.Port, 21000);
+    assert.deepEqual(proxy.Weights, { Passing: 5, Warning: 2 });
+    const p = proxy.Proxy!;
+    assert.equal(p.LocalServiceAddress, '127.0.0.2');
+    assert.deepEqual(p.Config, { protocol: 'http', local_connect_timeout_ms: 2000 });
+    assert.deepEqual(p.MeshGateway, { Mode: 'local' });
+    const db = p.Upstreams!.find((u) => u.DestinationName === 'db')!;
+    assert.equal(db.LocalBindPort, 5432);
+    assert.equal(db.Datacenter, 'dc1');
+    assert.deepEqual(db.Config, { connect_timeout_ms: 500 });
+    assert.deepEqual(db.MeshGateway, { Mode: 'remote' });
+    const cache = p.Upstreams!.find((u) => u.DestinationName === 'cache')!;
+    assert.equal(cache.LocalBindAddress, '127.0.0.3');
+    assert.equal(cache.DestinationType, 'service');
+    assert.equal(p.Expose?.Checks, true);
+    assert.deepEqual(p.Expose?.Paths?.map((e) => [e.ListenerPort, e.Path, e.LocalPathPort, e.Protocol]), [[21500, '/health', 9090, 'http']]);
+  });
+
+  it('registers a mesh gateway (and no separate service) with its tagged addresses', async () => {
+    const config = meshConfig(stack, dir, {
+      service: undefined,
+      proxy: undefined,
+      healthSyncContainers: [],
+      gateway: { kind: 'mesh-gateway', name: 'mgw', lanAddress: { address: '127.0.0.1', port: 9443 }, wanAddress: { address: '198.51.100.7', port: 443 } },
+    });
+    const role = await stack.role('gw-task', { service: 'mgw' });
+    const gwSim = await stack.simulator(role.arn, { family: 'mgw', cluster: sim.cluster, containers: [{ name: 'consul-dataplane', hasHealthCheck: true }] });
+    // A gateway needs more than a service identity: the controller binds a role by the gateway-kind tag.
+    await stack.consul.api('PUT', '/v1/acl/policy', { Name: 'mesh-gateway', Rules: 'service_prefix "" { policy = "read" } node_prefix "" { policy = "read" } service "mgw" { policy = "write" }' });
+    await stack.consul.api('PUT', '/v1/acl/role', { Name: 'consul-ecs-mesh-gateway-role', Policies: [{ Name: 'mesh-gateway' }] });
+    await stack.consul.api('PUT', '/v1/acl/binding-rule', { AuthMethod: 'iam-ecs-service-token', BindType: 'role', BindName: 'consul-ecs-mesh-gateway-role', Selector: 'entity_tags["consul.hashicorp.com.service-name"] == "mgw"' });
+    const res = await stack.cli(['mesh-init'], meshEnv(gwSim, config));
+    assert.equal(res.exitCode, 0, res.stderr);
+    await stack.readToken(join(dir, 'service-token'));
+    const svcs = (await stack.consul.api<{ Services: AgentService[] }>('GET', `/v1/catalog/node-services/${encodeURIComponent(gwSim.clusterArn)}`)).Services;
+    const gws = svcs.filter((s) => s.ID.startsWith('mgw-'));
+    assert.equal(gws.length, 1);
+    assert.equal(gws[0]!.Kind, 'mesh-gateway');
+    assert.equal(gws[0]!.Port, 9443);
+    assert.deepEqual(gws[0]!.TaggedAddresses?.lan, { Address: '127.0.0.1', Port: 9443 });
+    assert.deepEqual(gws[0]!.TaggedAddresses?.wan, { Address: '198.51.100.7', Port: 443 });
+  });
+});
