@@ -35,7 +35,7 @@ try {
   writeFileSync(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));
   execFileSync(node, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
   mkdirSync(outDir, { recursive: true });
-  const tmp = `${out}.tmp`;
+  const tmp = `${out}.tmp-${process.pid}`;
   copyFileSync(node, tmp);
   chmodSync(tmp, 0o755);
   const { inject } = createRequire(import.meta.url)('postject');

@@ -8,12 +8,18 @@ export interface AtomicWriteOptions {
   mode: number;
   /** Create the parent directory if it is missing. Default false. */
   mkdirs?: boolean;
+  /**
+   * Flush the data to disk before the rename, so the file survives a host crash.
+   * Default false: files in a task's bootstrap volume die with the task, and a
+   * flush there waits for every other write on the volume (the executable copy).
+   */
+  fsync?: boolean;
 }
 
 /**
  * Writes a file for another container to read: to a temporary file in the same
- * directory, flushed, given its mode, then renamed over the target, so readers
- * see the old file or the whole new one and never a partial write.
+ * directory, given its mode, then renamed over the target, so readers see the
+ * old file or the whole new one and never a partial write.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions): Promise<void> {
   const dir = dirname(path);
@@ -23,7 +29,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     const fh = await open(tmp, 'wx', opts.mode);
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      if (opts.fsync) await fh.sync();
     } finally {
       await fh.close();
     }

@@ -1,4 +1,5 @@
-import { copyFile, readFile, rename, rm, chmod } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { chmod, copyFile, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
@@ -90,8 +91,23 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     undo.push(() => rm(file(f), { force: true }));
   };
 
+  // The executable is large: copy it while the network work goes on, and put it
+  // in place (rename) only once everything before it has succeeded.
+  const copyTmp = `${file('executable')}.tmp-${process.pid}`;
+  const copying = opts.executable
+    ? copyFile(opts.executable, copyTmp, fsConstants.COPYFILE_FICLONE).then(() => chmod(copyTmp, BOOTSTRAP_FILES.executable.mode))
+    : undefined;
+  copying?.catch(() => {});
+  undo.push(() => rm(copyTmp, { force: true }));
+
   const metadataUri = env.ECS_CONTAINER_METADATA_URI_V4 ?? '';
-  const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task());
+  const task = taskInfo(
+    await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task().catch(async (err: unknown) => {
+      await copying?.catch(() => {});
+      await rm(copyTmp, { force: true });
+      throw err;
+    }),
+  );
   const gateway = isGateway(config);
   const name = gateway ? gatewayName(config, task.family) : serviceName(config, task.family);
   const scope = gateway ? { namespace: config.gateway!.namespace, partition: config.gateway!.partition } : { namespace: config.service.namespace, partition: config.service.partition };
@@ -193,12 +209,16 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       await upsertPassiveHealthCheck(client, token, name, scope, config.service.networkResilienceConfig.outlierDetection, log);
     }
 
-    if (opts.executable) {
+    if (copying) {
       signal?.throwIfAborted();
-      const tmp = `${file('executable')}.tmp-${process.pid}`;
-      await copyFile(opts.executable, tmp);
-      await chmod(tmp, BOOTSTRAP_FILES.executable.mode);
-      await rename(tmp, file('executable'));
+      await copying.catch((err: unknown) => {
+        throw new ConsulEcsError(
+          'file-write-failed',
+          `cannot copy the consul-ecs executable ${opts.executable} to ${file('executable')}: ${describeError(err)}; check that bootstrapDir exists and is writable`,
+          { cause: err },
+        );
+      });
+      await rename(copyTmp, file('executable'));
       undo.push(() => rm(file('executable'), { force: true }));
       log.info('copied binary', { source: opts.executable, destination: file('executable') });
     }
@@ -273,6 +293,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     return { task, client, token, loggedIn, registrations, serviceName: name };
   } catch (err) {
     log.warn(signal?.aborted ? 'interrupted; undoing the partial initialisation' : 'mesh-init failed; undoing the partial initialisation');
+    await copying?.catch(() => {});
     for (const step of undo.reverse()) await step().catch((e) => log.warn('cleanup step failed', { error: describeError(e) }));
     await client.close();
     throw err;
