@@ -1,0 +1,3 @@
+export * from './iptables.js';
+export * from './dns.js';
+export * from './apply.js';
