@@ -132,7 +132,7 @@ export class ConsulServer {
       bind_addr: '127.0.0.1',
       client_addr: '127.0.0.1',
       advertise_addr: '127.0.0.1',
-      log_level: 'info',
+      log_level: process.env.CONSUL_PEER_LOG_LEVEL ?? 'info',
       ports: {
         http: this.ports.http,
         https: -1,

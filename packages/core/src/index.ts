@@ -14,6 +14,8 @@ export * from './util/errors.js';
 export * from './util/logger.js';
 export * from './util/retry.js';
 export * from './config/index.js';
+export * from './envoy/index.js';
+export * from './tproxy/index.js';
 export * from './catalog/index.js';
 export * from './health/sync.js';
 export * from './dataplane/config.js';

@@ -1,7 +1,6 @@
 import { consulClientFor, meshInit, runHealthSync } from '@consul-ecs-ts/core';
 import { runGuarded, type Command } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
-import { envoyBootstrapFor, transparentProxyApplier } from './mesh-plugins.js';
 import { loadCommandConfig, selfContainedExecutable, serverAddresses } from './mesh-common.js';
 
 export const controlPlaneCommand: Command = {
@@ -23,9 +22,7 @@ export const controlPlaneCommand: Command = {
           env: ctx.env,
           addresses,
           executable: await selfContainedExecutable(ctx.env),
-          envoyBootstrap: envoyBootstrapFor,
-          applyTransparentProxy: transparentProxyApplier(logger),
-          dispatcher: ctx.dispatcher,
+              dispatcher: ctx.dispatcher,
           clock: ctx.clock,
           logger,
           signal: ctx.signal,

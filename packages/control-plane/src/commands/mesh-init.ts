@@ -1,7 +1,6 @@
 import { meshInit } from '@consul-ecs-ts/core';
 import { runGuarded, type Command } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
-import { envoyBootstrapFor, transparentProxyApplier } from './mesh-plugins.js';
 import { loadCommandConfig, selfContainedExecutable, serverAddresses } from './mesh-common.js';
 
 export const meshInitCommand: Command = {
@@ -20,8 +19,6 @@ export const meshInitCommand: Command = {
         env: ctx.env,
         addresses: await serverAddresses(config),
         executable: await selfContainedExecutable(ctx.env),
-        envoyBootstrap: envoyBootstrapFor,
-        applyTransparentProxy: transparentProxyApplier(logger),
         dispatcher: ctx.dispatcher,
         clock: ctx.clock,
         logger,

@@ -32,10 +32,15 @@ export class CatalogClient {
   }
 
   /** The services of a node (`GET /v1/catalog/node-services/:node`), optionally filtered. */
-  async nodeServices(node: string, filter?: string, scope: { namespace?: string; partition?: string } = {}): Promise<AgentService[]> {
+  async nodeServices(
+    node: string,
+    filter?: string,
+    scope: { namespace?: string; partition?: string } = {},
+    opts: { mergeCentralConfig?: boolean } = {},
+  ): Promise<AgentService[]> {
     const res = await this.http.call<{ Services?: AgentService[] } | null>({
       path: `/v1/catalog/node-services/${encodeURIComponent(node)}`,
-      query: { filter, ns: scope.namespace, partition: scope.partition },
+      query: { filter, ns: scope.namespace, partition: scope.partition, 'merge-central-config': opts.mergeCentralConfig },
       token: this.token(),
     });
     return res?.Services ?? [];

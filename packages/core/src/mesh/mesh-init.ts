@@ -11,7 +11,10 @@ import { consulDnsEnabled, gatewayName, isGateway, serviceName, transparentProxy
 import { aclLogout, TOKEN_META_CLUSTER, TOKEN_META_TASK_ID } from '../consul/acl.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { loginWithAwsIam } from '../consul/login.js';
-import { dataplaneConfig, type DataplaneConfig } from '../dataplane/config.js';
+import { DATAPLANE_DNS_BIND, dataplaneConfig, type DataplaneConfig } from '../dataplane/config.js';
+import { applyTransparentProxy, type IptablesRunner } from '../tproxy/apply.js';
+import { transparentProxyRules } from '../tproxy/iptables.js';
+import { generateEnvoyBootstrap, renderEnvoyBootstrap } from '../envoy/bootstrap.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { writeFileAtomic } from '../io/atomic-file.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -27,19 +30,10 @@ export const BOOTSTRAP_FILES = {
   serviceToken: { name: 'service-token', mode: 0o600 },
   dataplaneConfig: { name: 'consul-dataplane.json', mode: 0o444 },
   grpcCaCert: { name: 'consul-grpc-ca-cert.pem', mode: 0o444 },
-  envoyBootstrap: { name: 'envoy-bootstrap.json', mode: 0o444 },
+  /** Holds the ACL token: readable by mesh-init's user only (run Envoy as the same user). */
+  envoyBootstrap: { name: 'envoy-bootstrap.json', mode: 0o600 },
   executable: { name: 'consul-ecs', mode: 0o755 },
 } as const;
-
-/** What the Envoy bootstrap is made from (see envoy/). */
-export interface EnvoyBootstrapRequest {
-  config: ResolvedConfig;
-  registration: TaskRegistrations['proxy'];
-  addresses: string[];
-  grpcCaFile?: string;
-  token?: string;
-  readyPort: number;
-}
 
 export interface MeshInitOptions {
   config: ResolvedConfig;
@@ -53,10 +47,13 @@ export interface MeshInitOptions {
   credentials?: CredentialProvider;
   /** Path of the self-contained consul-ecs executable to copy into the bootstrap dir; none to skip. */
   executable?: string;
-  /** Makes the Envoy bootstrap; none to skip writing envoy-bootstrap.json. */
-  envoyBootstrap?: (req: EnvoyBootstrapRequest) => unknown;
-  /** Applies transparent proxy and Consul DNS when the config enables them. */
-  applyTransparentProxy?: (req: { config: ResolvedConfig; registration: TaskRegistrations['proxy']; consulDns: boolean }) => Promise<void>;
+  /** Write envoy-bootstrap.json, for running Envoy without consul-dataplane. Default true. */
+  envoyBootstrap?: boolean;
+  /**
+   * How the iptables rules run (default: the `iptables` executable) and where
+   * resolv.conf is (default /etc/resolv.conf), when transparent proxy is on.
+   */
+  transparentProxy?: { run?: IptablesRunner; resolvConfPath?: string };
   /** How long to keep retrying registration while Consul is unavailable. Default 2 minutes. */
   deadlineMs?: number;
 }
@@ -271,21 +268,46 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     await write('dataplaneConfig', JSON.stringify(dp));
     log.info('wrote dataplane config', { file: file('dataplaneConfig') });
 
-    if (opts.envoyBootstrap) {
-      const bootstrap = opts.envoyBootstrap({ config, registration: proxyReg, addresses: opts.addresses, grpcCaFile, token, readyPort });
-      if (bootstrap !== undefined) {
-        await write('envoyBootstrap', JSON.stringify(bootstrap, null, 2));
-        log.info('wrote Envoy bootstrap', { file: file('envoyBootstrap') });
-      }
+    // The proxy as Consul resolves it (proxy-defaults merged), as consul-dataplane reads it.
+    const [merged] = await catalog.nodeServices(proxyReg.Node, `ID == "${proxyReg.Service!.ID}"`, scope, { mergeCentralConfig: true });
+    const proxyService = merged ?? proxyReg.Service!;
+    if (opts.envoyBootstrap ?? true) {
+      const bootstrap = generateEnvoyBootstrap({
+        proxy: proxyService,
+        nodeName: proxyReg.Node,
+        servers: {
+          addresses: opts.addresses,
+          grpcPort: grpc.port,
+          ...(grpc.tls ? { tls: { caFile: grpcCaFile, serverName: grpc.tlsServerName } } : {}),
+        },
+        token,
+        ready: { port: readyPort },
+        env,
+        onWarning: (message) => log.warn(message),
+      });
+      await write('envoyBootstrap', renderEnvoyBootstrap(bootstrap));
+      log.info('wrote Envoy bootstrap', { file: file('envoyBootstrap') });
     }
 
     if (transparentProxyEnabled(config)) {
-      if (!opts.applyTransparentProxy) {
-        throw new ConsulEcsError('tproxy-unavailable', 'transparentProxy.enabled is true but this build cannot apply traffic redirection; set transparentProxy.enabled to false');
-      }
       signal?.throwIfAborted();
-      await opts.applyTransparentProxy({ config, registration: proxyReg, consulDns: dns });
-      log.info('successfully applied traffic redirection rules');
+      const tp = config.transparentProxy;
+      const rules = transparentProxyRules({
+        proxyService,
+        healthCheckPort: readyPort,
+        excludeInboundPorts: tp.excludeInboundPorts,
+        excludeOutboundPorts: tp.excludeOutboundPorts,
+        excludeOutboundCIDRs: tp.excludeOutboundCIDRs,
+        excludeUIDs: tp.excludeUIDs,
+        consulDns: dns,
+      });
+      await applyTransparentProxy(rules, {
+        run: opts.transparentProxy?.run,
+        resolvConfPath: opts.transparentProxy?.resolvConfPath,
+        ...(dns ? { dnsNameserver: DATAPLANE_DNS_BIND.bindAddress } : {}),
+        logger: log,
+      });
+      log.info('successfully applied traffic redirection rules', { rules: rules.length, 'consul-dns': dns });
     }
 
     signal?.throwIfAborted();
