@@ -1,83 +1,137 @@
 // The quick start's main job, against an embedded local default: a simulated
-// ECS task (the project's ECS agent simulator) whose IAM role lives in moto logs
-// in to a local Consul with the aws-iam auth method, using the consul-ecs CLI.
+// ECS task (the project's ECS agent simulator) whose IAM role lives in moto runs
+// `consul-ecs control-plane` against a local Consul (ACLs on, aws-iam auth
+// method), then a real Envoy takes its config from Consul with the bootstrap
+// control-plane wrote; ECS health flows into Consul; SIGTERM shuts it all down.
 //   node --import tsx scripts/demo.ts           run it once and clean up
-//   node --import tsx scripts/demo.ts --serve   keep the stack up and print its env
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+//   node --import tsx scripts/demo.ts --serve   keep the task up until Ctrl-C
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
-import { writeFileAtomic, type AclToken } from '@consul-ecs-ts/core';
+import { execa, type ResultPromise } from 'execa';
+import type { HealthCheck } from '@consul-ecs-ts/core';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
-import { ConsulServer, configureIamAuthMethod, MotoServer } from './lib/local-stack.ts';
+import { ConsulServer, configureIamAuthMethod, freePorts, MotoServer, peerBinary } from './lib/local-stack.ts';
 
-const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
+const SEA = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
 const SERVER_ID = 'consul.demo.local';
 const serve = process.argv.includes('--serve');
 const step = (s: string) => process.stdout.write(`\n==> ${s}\n`);
+const say = (s: string) => process.stdout.write(`    ${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(100);
+  }
+}
+if (!existsSync(SEA)) throw new Error(`${SEA} is missing: run npm run build`);
 
 step('starting Consul (ACLs on, default deny) and moto (AWS STS/IAM, SigV4 checked) on loopback');
 const [consul, moto] = await Promise.all([ConsulServer.start(), MotoServer.start()]);
 const dir = await mkdtemp(join(tmpdir(), 'consul-ecs-demo-'));
 let sim: EcsAgentSimulator | undefined;
-const cleanup = async () => {
-  await sim?.stop();
-  await Promise.all([consul.dispose(), moto.dispose()]);
-  await rm(dir, { recursive: true, force: true });
-};
+let cp: ResultPromise | undefined;
+let envoy: ResultPromise | undefined;
 try {
-  process.stdout.write(`    Consul ${consul.httpAddr}, moto ${moto.url}\n`);
-  step('configuring the iam-ecs-service-token auth method and its binding rule (as the ACL controller does)');
+  say(`Consul ${consul.httpAddr} (gRPC ${consul.ports.grpc}), moto ${moto.url}`);
+  step('what the consul-ecs controller does once per cluster: the aws-iam auth method, its binding rule');
   await configureIamAuthMethod(consul, moto, { serverIdHeaderValue: SERVER_ID });
   const role = await moto.admin.createRole({ name: 'demo-web-task', path: '/consul-ecs/', tags: { [SERVICE_NAME_TAG]: 'web' } });
-  process.stdout.write(`    task role ${role.arn} tagged ${SERVICE_NAME_TAG}=web\n`);
+  say(`task role ${role.arn}, tagged ${SERVICE_NAME_TAG}=web`);
 
-  step('starting the simulated ECS task (task metadata v4 + container credentials endpoint)');
+  step('starting the simulated ECS task: task metadata v4 and the container credentials endpoint');
   sim = await new EcsAgentSimulator({
     family: 'web',
     cluster: 'demo',
     credentials: assumeRoleCredentials({ stsEndpoint: moto.url, credentials: moto.admin.credentials, roleArn: role.arn }),
-    containers: [{ name: 'web', hasHealthCheck: true }, { name: 'consul-dataplane', hasHealthCheck: true }],
+    containers: [
+      { name: 'web', hasHealthCheck: true, health: 'UNHEALTHY' },
+      { name: 'consul-dataplane', hasHealthCheck: true, health: 'UNHEALTHY' },
+      { name: 'consul-ecs-control-plane' },
+    ],
   }).start();
-  process.stdout.write(`    task ${sim.taskArn}\n`);
+  await consul.api('PUT', '/v1/catalog/register', { Node: sim.clusterArn, Address: '127.0.0.1', NodeMeta: { 'synthetic-node': 'true' } });
+  say(`task ${sim.taskArn}`);
 
-  const sink = join(dir, 'service-token');
-  const loginArgs = [
-    'login',
-    '-http-addr', consul.httpAddr,
-    '-aws-sts-endpoint', moto.url,
-    '-aws-iam-endpoint', moto.url,
-    '-aws-server-id-header-value', SERVER_ID,
-    '-token-sink-file', sink,
-  ];
+  const [readyPort, adminPort, publicPort] = await freePorts(3);
+  const config = {
+    bootstrapDir: dir,
+    consulServers: { hosts: '127.0.0.1', defaults: { tls: false }, http: { https: false, port: consul.ports.http }, grpc: { port: consul.ports.grpc } },
+    consulLogin: { enabled: true, stsEndpoint: moto.url, serverIdHeaderValue: SERVER_ID },
+    service: { name: 'web', port: 8080 },
+    proxy: { publicListenerPort: publicPort, healthCheckPort: readyPort, upstreams: [{ destinationName: 'backend', localBindPort: 9191 }] },
+    healthSyncContainers: ['web'],
+    transparentProxy: { enabled: false },
+  };
+  step('consul-ecs control-plane  (the self-contained executable; CONSUL_ECS_CONFIG_JSON as a mesh task gets it)');
+  cp = execa(SEA, ['control-plane'], {
+    env: { ...sim.containerEnv(), CONSUL_ECS_CONFIG_JSON: JSON.stringify(config), PATH: process.env.PATH ?? '' },
+    extendEnv: false,
+    stdout: 'inherit',
+    stderr: 'inherit',
+    reject: false,
+  });
+  const bootstrapFile = join(dir, 'envoy-bootstrap.json');
+  await until('the task initialised', 30_000, async () => (existsSync(bootstrapFile) && existsSync(join(dir, 'consul-ecs')) ? true : undefined));
+
+  step('starting a real Envoy from the envoy-bootstrap.json control-plane wrote (ADS straight to Consul)');
+  const bootstrap = JSON.parse(await readFile(bootstrapFile, 'utf8'));
+  // Envoy's admin port is 19000 in a task; here it takes a free port.
+  bootstrap.admin.address.socket_address.port_value = adminPort;
+  for (const c of bootstrap.static_resources.clusters) {
+    if (c.name === 'self_admin') c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = adminPort;
+  }
+  const envoyFile = join(dir, 'envoy-demo.json');
+  await writeFile(envoyFile, JSON.stringify(bootstrap), { mode: 0o600 });
+  envoy = execa(peerBinary('envoy'), ['-c', envoyFile, '--disable-hot-restart', '-l', 'error'], { reject: false });
+  await until('Envoy ready', 20_000, async () => ((await fetch(`http://127.0.0.1:${readyPort}/ready`)).status === 200 ? true : undefined));
+  const listeners = (await (await fetch(`http://127.0.0.1:${adminPort}/listeners`)).text()).trim().split('\n');
+  say(`Envoy is ready; listeners from Consul: ${listeners.map((l) => l.split('::')[0]).join(', ')}`);
+
+  // What ECS does next: the dataplane's health check (net-dial on the ready port) passes, then the app's.
+  const dial = await execa(join(dir, 'consul-ecs'), ['net-dial', `127.0.0.1:${readyPort}`], { env: { PATH: '/nonexistent' }, extendEnv: false, reject: false });
+  say(`/consul/consul-ecs net-dial 127.0.0.1:${readyPort} (no Node.js needed) → exit ${dial.exitCode}`);
+  sim.setHealth('consul-dataplane', 'HEALTHY');
+  sim.setHealth('web', 'HEALTHY');
+  const checks = async () => (await consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(sim!.clusterArn)}`)).filter((c) => c.ServiceID);
+  await until('checks passing', 5000, async () => ((await checks()).every((c) => c.Status === 'passing') ? true : undefined));
+  step('ECS reports the containers HEALTHY; Consul now has:');
+  for (const c of await checks()) say(`${c.CheckID.replace(sim.taskId, '<task>')}: ${c.Status}`);
+
   if (serve) {
-    step('the stack is up; in another shell:');
-    const env = { ...sim.containerEnv() };
-    for (const [k, v] of Object.entries(env)) process.stdout.write(`export ${k}='${v}'\n`);
-    const tokenFile = join(dir, 'management-token');
-    await writeFileAtomic(tokenFile, consul.managementToken, { mode: 0o600 });
-    process.stdout.write(`npx consul-ecs ${loginArgs.join(' ')}\n\nConsul's management token is in ${tokenFile}.\nPress Ctrl-C to stop.\n`);
+    step(`the task is up. Envoy admin http://127.0.0.1:${adminPort}, Consul ${consul.httpAddr} (management token in ${join(dir, 'management-token')}). Ctrl-C stops it.`);
+    await writeFile(join(dir, 'management-token'), consul.managementToken, { mode: 0o600 });
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
-  } else {
-    step(`consul-ecs ${loginArgs.join(' ')}`);
-    const login = await execa(process.execPath, [CLI, ...loginArgs], { env: sim.containerEnv(), stdio: ['ignore', 'inherit', 'inherit'], reject: false });
-    if (login.exitCode !== 0) throw new Error(`login exited ${login.exitCode}`);
-    const token = (await readFile(sink, 'utf8')).trim();
-    const self = await consul.client().call<AclToken>({ path: '/v1/acl/token/self', token });
-    step('the token Consul issued');
-    process.stdout.write(
-      `    accessor ${self.AccessorID}\n    auth method ${self.AuthMethod}\n    service identities ${self.ServiceIdentities?.map((s) => s.ServiceName).join(', ')}\n    ${self.Description}\n`,
-    );
-    step(`consul-ecs logout -token-file ${sink}`);
-    const logout = await execa(process.execPath, [CLI, 'logout', '-http-addr', consul.httpAddr, '-token-file', sink], { stdio: ['ignore', 'inherit', 'inherit'], reject: false });
-    if (logout.exitCode !== 0) throw new Error(`logout exited ${logout.exitCode}`);
-    step('done: the task logged in with its IAM role, got a service token for "web", and logged out');
   }
+
+  step('ECS stops the task: SIGTERM to control-plane');
+  cp.kill('SIGTERM');
+  await until('checks critical', 5000, async () => ((await checks()).every((c) => c.Status === 'critical') ? true : undefined));
+  say('every check is critical: traffic drains away from this instance');
+  envoy.kill('SIGTERM');
+  await envoy;
+  sim.stopContainer('consul-dataplane');
+  say('the dataplane container has stopped');
+  const result = await cp;
+  const left = await consul.api<{ Services: unknown[] | null }>('GET', `/v1/catalog/node-services/${encodeURIComponent(sim.clusterArn)}`);
+  const tokens = (await consul.api<Array<{ AuthMethod?: string }>>('GET', '/v1/acl/tokens')).filter((t) => t.AuthMethod);
+  step(`control-plane exited ${result.exitCode}; services left in Consul: ${(left.Services ?? []).length}; login tokens left: ${tokens.length}`);
+  if (result.exitCode !== 0 || (left.Services ?? []).length || tokens.length) throw new Error('the task did not shut down cleanly');
+  step('done: logged in with the task role, registered web and its sidecar, Envoy got its config from Consul, health synced, and it all shut down cleanly');
 } finally {
-  await cleanup();
+  cp?.kill('SIGKILL');
+  envoy?.kill('SIGKILL');
+  await sim?.stop();
+  await Promise.all([consul.dispose(), moto.dispose()]);
+  await rm(dir, { recursive: true, force: true });
 }

@@ -10,7 +10,7 @@ import type { AgentService, HealthCheck } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator as Sim } from '@consul-ecs-ts/core/testkit';
 import { freePorts, peerBinary } from '../../scripts/lib/local-stack.ts';
 import { LoginStack } from '../helpers/login-stack.ts';
-import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+import { eventually, meshConfig, meshEnv, registerClusterNode, SEA } from '../helpers/mesh-task.ts';
 
 type NodeServices = { Services: AgentService[] | null };
 
@@ -143,6 +143,18 @@ describe('control plane against Consul, moto and the simulated task', () => {
       envoy.kill('SIGTERM');
       await envoy;
     }
+  });
+
+  it('the self-contained executable runs mesh-init and copies itself into the bootstrap dir', async () => {
+    const env = meshEnv(sim, meshConfig(stack, dir));
+    delete env.CONSUL_ECS_EXECUTABLE;
+    const res = await execa(SEA, ['mesh-init'], { env: { ...env, PATH: '/nonexistent' }, extendEnv: false, reject: false });
+    stack.outputs.push(String(res.stderr));
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    assert.equal((await stat(join(dir, 'consul-ecs'))).size, (await stat(SEA)).size);
+    assert.match(String(res.stderr), new RegExp(`copied binary: source=${SEA.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    await stack.readToken(join(dir, 'service-token'));
+    stack.assertNoSecretsPrinted();
   });
 
   it('health-sync: ECS health changes reach Consul within two periods; the dataplane check follows the aggregate', async () => {
