@@ -27,7 +27,7 @@ export class ConfigValidationError extends ConsulEcsError {
  * problem. Values are quoted only for enum, pattern and range problems, and
  * never for fields whose name suggests a secret.
  *
- * The schema is compiled on the first call (ajv is loaded only then).
+ * The validators are ajv's, compiled ahead of time from schema.json.
  */
 export async function validateConfig(value: unknown, source: string = CONFIG_ENV_VAR): Promise<ResolvedConfig> {
   const validators = await loadValidators();
@@ -50,15 +50,13 @@ interface SchemaNode {
 
 let validators: Promise<Validators> | undefined;
 
+/**
+ * The validators, compiled ahead of time from schema.json by ajv
+ * (scripts/gen-config-validators.mjs), loaded on first use: no schema is
+ * compiled at start-up.
+ */
 function loadValidators(): Promise<Validators> {
-  validators ??= (async () => {
-    const [{ Ajv }, schemaModule] = await Promise.all([import('ajv'), import('./schema.json', { with: { type: 'json' } })]);
-    const schema = schemaModule.default as SchemaNode;
-    // strict: false because schema.json carries a misplaced keyword (`expose`);
-    // validateSchema: false because its `$schema` URL is not one ajv knows by that spelling.
-    const ajv = new Ajv({ allErrors: true, strict: false, validateSchema: false, verbose: true });
-    return { config: ajv.compile(schema), expose: ajv.compile(schema.properties!.proxy!.expose as SchemaNode) };
-  })();
+  validators ??= import('./validators.generated.js').then((m) => ({ config: m.config, expose: m.expose }));
   validators.catch(() => (validators = undefined));
   return validators;
 }
