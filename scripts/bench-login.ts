@@ -34,7 +34,9 @@ try {
   const sink = join(dir, 'token');
   const common = ['-http-addr', consul.httpAddr, '-aws-sts-endpoint', moto.url, '-aws-iam-endpoint', moto.url, '-aws-server-id-header-value', SERVER_ID, '-token-sink-file', sink];
   const meta = ['-meta', `consul.hashicorp.com/task-id=${sim.taskId}`, '-meta', `consul.hashicorp.com/cluster=${sim.clusterArn}`];
+  const sea = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
   const contenders: Record<string, string[]> = {
+    'consul-ecs login (executable)': [sea, 'login', ...common],
     [`consul-ecs login (node ${process.version})`]: [process.execPath, CLI, 'login', ...common],
     [`consul-ecs login (node ${execFileSync(ltsNode, ['--version'], { encoding: 'utf8' }).trim()} LTS)`]: [ltsNode, CLI, 'login', ...common],
     'consul login -type aws-iam (Go)': [peerBinary('consul'), 'login', '-type', 'aws-iam', '-method', 'iam-ecs-service-token', '-aws-auto-bearer-token', '-aws-include-entity', '-aws-region', sim.region, ...common, ...meta],
