@@ -5,6 +5,12 @@ export interface CommandEntry {
   name: string;
   synopsis: string;
   load: () => Promise<Command>;
+  /**
+   * The command handles process signals itself (the entrypoints: they ignore or
+   * delay SIGTERM and forward other signals), so the process must not turn
+   * SIGTERM/SIGINT into `ctx.signal` for it.
+   */
+  ownsSignals?: boolean;
 }
 
 /** Subcommands, named as the hashicorp/consul-ecs image names them. */
@@ -36,7 +42,24 @@ export const commands: readonly CommandEntry[] = [
     synopsis: 'Exits 0 if a TCP connection to host:port opens, 2 if not (a health check for images without a shell).',
     load: async () => (await import('./commands/net-dial.js')).netDialCommand,
   },
+  {
+    name: 'envoy-entrypoint',
+    synopsis: 'Runs Envoy or consul-dataplane; on SIGTERM keeps it running until the application containers stop, then stops it.',
+    load: async () => (await import('./commands/envoy-entrypoint.js')).envoyEntrypointCommand,
+    ownsSignals: true,
+  },
+  {
+    name: 'app-entrypoint',
+    synopsis: 'Runs an application; on SIGTERM waits -shutdown-delay (or until it exits), then stops it.',
+    load: async () => (await import('./commands/app-entrypoint.js')).appEntrypointCommand,
+    ownsSignals: true,
+  },
 ];
+
+/** Whether the command `argv` names handles process signals itself (see {@link CommandEntry.ownsSignals}). */
+export function ownsSignals(argv: readonly string[]): boolean {
+  return commands.some((c) => c.name === argv[0] && c.ownsSignals === true);
+}
 
 export function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,12 +1,16 @@
-import { runCli } from './cli.js';
+import { ownsSignals, runCli } from './cli.js';
 
 /** The process entry point: wires argv, env, stdio and signals into the CLI. */
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
   const controller = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => controller.abort(new Error(`received ${sig}`));
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  const code = await runCli(process.argv.slice(2), {
+  // The entrypoint commands listen to signals themselves; for them ctx.signal never aborts.
+  if (!ownsSignals(argv)) {
+    const onSignal = (sig: NodeJS.Signals) => controller.abort(new Error(`received ${sig}`));
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+  const code = await runCli(argv, {
     env: process.env,
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
