@@ -1,7 +1,6 @@
-import { consulClientFor, meshInit, runHealthSync } from '@consul-ecs-ts/core';
+import { runHealthSync, type MeshInitResult } from '@consul-ecs-ts/core';
 import { runGuarded, type Command } from '../command.js';
-import { parseFlags, UsageError } from '../flags.js';
-import { loadCommandConfig, selfContainedExecutable, serverAddresses } from './mesh-common.js';
+import { consulClients, runMeshInit, setUpMeshCommand } from './mesh-common.js';
 
 export const controlPlaneCommand: Command = {
   name: 'control-plane',
@@ -10,36 +9,22 @@ export const controlPlaneCommand: Command = {
   flags: {},
   run: (ctx) =>
     runGuarded(controlPlaneCommand, ctx, async (log) => {
-      const { args } = parseFlags(controlPlaneCommand.flags, ctx.argv);
-      if (args.length) throw new UsageError(`unexpected argument: ${args[0]}`);
-      const { config, logger } = await loadCommandConfig(ctx);
-      log.logger = logger;
-      const addresses = await serverAddresses(config);
-      let init;
+      const setup = await setUpMeshCommand(controlPlaneCommand, ctx, log);
+      let init: MeshInitResult;
       try {
-        init = await meshInit({
-          config,
-          env: ctx.env,
-          addresses,
-          executable: await selfContainedExecutable(ctx.env),
-              dispatcher: ctx.dispatcher,
-          clock: ctx.clock,
-          logger,
-          signal: ctx.signal,
-        });
+        init = await runMeshInit(ctx, setup);
       } catch (err) {
         // SIGTERM while starting: mesh-init has undone its work; that is a clean stop.
         if (ctx.signal.aborted) {
-          logger.info('stopped during start-up; nothing is left registered');
+          setup.logger.info('stopped during start-up; nothing is left registered');
           return 0;
         }
         throw err;
       }
-      const others = addresses.slice(1).map((a) => consulClientFor(a, config, ctx.env, { dispatcher: ctx.dispatcher, clock: ctx.clock }));
-      const clients = [init.client, ...others];
+      const clients = [init.client, ...consulClients(ctx, setup.config, setup.addresses.slice(1))];
       try {
         await runHealthSync({
-          config,
+          config: setup.config,
           env: ctx.env,
           clients,
           token: init.token,
@@ -48,7 +33,7 @@ export const controlPlaneCommand: Command = {
           task: init.task,
           dispatcher: ctx.dispatcher,
           clock: ctx.clock,
-          logger,
+          logger: setup.logger,
         });
       } finally {
         await Promise.all(clients.map((c) => c.close()));

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BOOTSTRAP_FILES, ConsulEcsError, consulClientFor, describeError, runHealthSync } from '@consul-ecs-ts/core';
+import { BOOTSTRAP_FILES, ConsulEcsError, describeError, runHealthSync } from '@consul-ecs-ts/core';
 import { runGuarded, type Command } from '../command.js';
-import { parseFlags, UsageError } from '../flags.js';
-import { loadCommandConfig, serverAddresses } from './mesh-common.js';
+import { consulClients, setUpMeshCommand } from './mesh-common.js';
 
 export const healthSyncCommand: Command = {
   name: 'health-sync',
@@ -12,20 +11,19 @@ export const healthSyncCommand: Command = {
   flags: {},
   run: (ctx) =>
     runGuarded(healthSyncCommand, ctx, async (log) => {
-      const { args } = parseFlags(healthSyncCommand.flags, ctx.argv);
-      if (args.length) throw new UsageError(`unexpected argument: ${args[0]}`);
-      const { config, logger } = await loadCommandConfig(ctx);
-      log.logger = logger;
+      const { config, logger, addresses } = await setUpMeshCommand(healthSyncCommand, ctx, log);
       let token = ctx.env.CONSUL_HTTP_TOKEN || undefined;
       const fromLogin = !token && config.consulLogin.enabled;
       if (fromLogin) {
         const file = join(config.bootstrapDir, BOOTSTRAP_FILES.serviceToken.name);
-        token = (await readFile(file, 'utf8').catch((err: unknown) => {
-          throw new ConsulEcsError('token-file-unreadable', `cannot read the service token ${file} that mesh-init writes: ${describeError(err)}; run mesh-init first`);
-        })).trim();
+        token = (
+          await readFile(file, 'utf8').catch((err: unknown) => {
+            throw new ConsulEcsError('token-file-unreadable', `cannot read the service token ${file} that mesh-init writes: ${describeError(err)}; run mesh-init first`);
+          })
+        ).trim();
       }
       logger.addSecret(token);
-      const clients = (await serverAddresses(config)).map((a) => consulClientFor(a, config, ctx.env, { dispatcher: ctx.dispatcher, clock: ctx.clock }));
+      const clients = consulClients(ctx, config, addresses);
       try {
         await runHealthSync({ config, env: ctx.env, clients, token, logoutOnShutdown: fromLogin, signal: ctx.signal, dispatcher: ctx.dispatcher, clock: ctx.clock, logger });
       } finally {

@@ -2,12 +2,53 @@ import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   ConsulEcsError,
+  consulClientFor,
   loadConfig,
+  meshInit,
   resolveServerAddresses,
+  type ConsulHttpClient,
   type Logger,
+  type MeshInitResult,
   type ResolvedConfig,
 } from '@consul-ecs-ts/core';
-import { commandLogger, type CommandContext } from '../command.js';
+import { commandLogger, type Command, type CommandContext, type LogRef } from '../command.js';
+import { parseFlags, UsageError } from '../flags.js';
+
+export interface MeshCommandSetup {
+  config: ResolvedConfig;
+  logger: Logger;
+  /** Consul server addresses, in order of preference. */
+  addresses: string[];
+}
+
+/**
+ * What mesh-init, health-sync and control-plane do first: take no arguments,
+ * load and validate the config, log at its level, resolve the Consul servers.
+ */
+export async function setUpMeshCommand(cmd: Command, ctx: CommandContext, log: LogRef): Promise<MeshCommandSetup> {
+  const { args } = parseFlags(cmd.flags, ctx.argv);
+  if (args.length) throw new UsageError(`unexpected argument: ${args[0]}`);
+  const { config, logger } = await loadCommandConfig(ctx);
+  log.logger = logger;
+  return { config, logger, addresses: await serverAddresses(config) };
+}
+
+/** mesh-init as the commands run it: with the self-contained executable to copy. */
+export async function runMeshInit(ctx: CommandContext, setup: MeshCommandSetup): Promise<MeshInitResult> {
+  return meshInit({
+    ...setup,
+    env: ctx.env,
+    executable: await selfContainedExecutable(ctx.env),
+    dispatcher: ctx.dispatcher,
+    clock: ctx.clock,
+    signal: ctx.signal,
+  });
+}
+
+/** HTTP clients for the given Consul server addresses. */
+export function consulClients(ctx: CommandContext, config: ResolvedConfig, addresses: string[]): ConsulHttpClient[] {
+  return addresses.map((a) => consulClientFor(a, config, ctx.env, { dispatcher: ctx.dispatcher, clock: ctx.clock }));
+}
 
 /** Loads and validates CONSUL_ECS_CONFIG_JSON and makes the logger its logLevel asks for. */
 export async function loadCommandConfig(ctx: CommandContext): Promise<{ config: ResolvedConfig; logger: Logger }> {
