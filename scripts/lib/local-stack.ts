@@ -3,7 +3,7 @@
 // as the STS/IAM emulator with SigV4 checking on, and Envoy. Binaries come from
 // `scripts/peers.sh install`.
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -83,6 +83,12 @@ async function stopProcess(proc: ResultPromise | undefined, timeoutMs = 10_000):
 export interface ConsulServerOptions {
   /** Keep state in this directory (a real server, not -dev), so it survives a restart. */
   dataDir?: string;
+  /**
+   * Also serve HTTPS and gRPC over TLS, with a CA and server certificate made by
+   * `consul tls` (names server.dc1.consul, localhost, 127.0.0.1). Plain HTTP
+   * and gRPC stay on for the tests' own calls.
+   */
+  tls?: boolean;
   /** Where the agent's output goes; default a file in its work directory. */
   logFile?: string;
   nodeName?: string;
@@ -91,7 +97,10 @@ export interface ConsulServerOptions {
 /** A Consul server on loopback with ACLs on (`default_policy = "deny"`) and a known management token. */
 export class ConsulServer {
   readonly managementToken = randomUUID();
-  readonly ports = { http: 0, grpc: 0, serfLan: 0, serfWan: 0, server: 0 };
+  readonly ports = { http: 0, grpc: 0, serfLan: 0, serfWan: 0, server: 0, https: 0, grpcTls: 0 };
+  /** With `tls`: the CA certificate file and its PEM. */
+  caFile = '';
+  caPem = '';
   #proc: ResultPromise | undefined;
   #workDir = '';
 
@@ -103,12 +112,27 @@ export class ConsulServer {
     const keys = Object.keys(s.ports) as Array<keyof ConsulServer['ports']>;
     const ports = await freePorts(keys.length);
     keys.forEach((k, i) => (s.ports[k] = ports[i]!));
+    if (opts.tls) await s.#makeCertificates();
     await s.#spawn();
     return s;
   }
 
   get httpAddr(): string {
     return `http://127.0.0.1:${this.ports.http}`;
+  }
+
+  /** With `tls`: the HTTPS address. */
+  get httpsAddr(): string {
+    return `https://127.0.0.1:${this.ports.https}`;
+  }
+
+  async #makeCertificates(): Promise<void> {
+    const dir = join(this.#workDir, 'tls');
+    await mkdir(dir);
+    await execa(peerBinary('consul'), ['tls', 'ca', 'create', '-domain', 'consul'], { cwd: dir });
+    await execa(peerBinary('consul'), ['tls', 'cert', 'create', '-server', '-dc', 'dc1', '-domain', 'consul'], { cwd: dir });
+    this.caFile = join(dir, 'consul-agent-ca.pem');
+    this.caPem = await readFile(this.caFile, 'utf8');
   }
 
   get logFile(): string {
@@ -135,14 +159,26 @@ export class ConsulServer {
       log_level: process.env.CONSUL_PEER_LOG_LEVEL ?? 'info',
       ports: {
         http: this.ports.http,
-        https: -1,
+        https: this.opts.tls ? this.ports.https : -1,
         grpc: this.ports.grpc,
-        grpc_tls: -1,
+        grpc_tls: this.opts.tls ? this.ports.grpcTls : -1,
         dns: -1,
         serf_lan: this.ports.serfLan,
         serf_wan: this.ports.serfWan,
         server: this.ports.server,
       },
+      ...(this.opts.tls
+        ? {
+            tls: {
+              defaults: {
+                ca_file: this.caFile,
+                cert_file: join(this.#workDir, 'tls', 'dc1-server-consul-0.pem'),
+                key_file: join(this.#workDir, 'tls', 'dc1-server-consul-0-key.pem'),
+                verify_incoming: false,
+              },
+            },
+          }
+        : {}),
       connect: { enabled: true },
       // Leader election at full speed (servers default to 5x slower timeouts).
       performance: { raft_multiplier: 1 },

@@ -69,6 +69,28 @@ function consulErrorCode(status: number): string {
   return 'consul-api-error';
 }
 
+/** Certificate problems: retrying cannot fix them. */
+const TLS_ERROR_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
+function tlsErrorCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+    if (typeof e.code === 'string' && TLS_ERROR_CODES.has(e.code)) return e.code;
+  }
+  return undefined;
+}
+
 /** Whether a Consul call may succeed when retried: connection errors, 5xx and 429. */
 export function isRetryableConsulError(err: unknown): boolean {
   if (err instanceof ConsulApiError) return err.status >= 500 || err.status === 429;
@@ -170,6 +192,17 @@ export class ConsulHttpClient {
           });
         } catch (err) {
           if (req.signal?.aborted) throw err;
+          const tls = tlsErrorCode(err);
+          if (tls) {
+            throw new ConsulEcsError(
+              'consul-tls-error',
+              scrub(
+                `${what}: the server's certificate was not accepted (${tls}); give the CA that signed it ` +
+                  '(CONSUL_HTTPS_CACERT_PEM, a CA file) and the name in it (the TLS server name, e.g. server.<dc>.consul)',
+              ),
+              { cause: err },
+            );
+          }
           throw new ConsulEcsError('consul-unreachable', scrub(`${what} could not connect: ${describeError(err)}`), {
             cause: err,
           });

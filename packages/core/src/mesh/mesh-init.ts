@@ -389,6 +389,17 @@ async function upsertPassiveHealthCheck(
     ConsecutiveGatewayFailure: od.consecutiveGatewayFailure,
     MaxEjectionPercent: od.maxEjectionPercent,
   });
-  await client.send({ method: 'PUT', path: '/v1/config', query, body: entry, token });
+  const phc = defaults.PassiveHealthCheck as Record<string, unknown>;
+  try {
+    await client.send({ method: 'PUT', path: '/v1/config', query, body: entry, token });
+  } catch (err) {
+    // Older Consul servers know fewer outlier detection settings: drop the ones
+    // this server rejects, say which, and write the rest.
+    const rejected = [...String((err as { body?: unknown }).body ?? '').matchAll(/invalid config key "UpstreamConfig\.Defaults\.PassiveHealthCheck\.(\w+)"/g)].map((m) => m[1]!);
+    if (!rejected.length) throw err;
+    for (const key of rejected) delete phc[key];
+    log.warn('this Consul server does not support some outlier detection settings; they are left out', { service, settings: rejected.join(',') });
+    await client.send({ method: 'PUT', path: '/v1/config', query, body: entry, token });
+  }
   log.info('added a passive health check to service-defaults', { service });
 }
