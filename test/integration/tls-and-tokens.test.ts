@@ -140,6 +140,37 @@ describe('TLS, static tokens and server discovery', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('several servers: mesh-init and health-sync use the one that answers', async () => {
+    const role = await stack.role('multi-task', { service: 'multi' });
+    const sim = await stack.simulator(role.arn, {
+      family: 'multi',
+      containers: [{ name: 'app', hasHealthCheck: true, health: 'HEALTHY' }, { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' }],
+    });
+    await registerClusterNode(stack, sim.clusterArn);
+    const dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
+    const config = meshConfig(stack, dir, { service: { name: 'multi', port: 8080 } });
+    // Nothing listens on 127.0.0.2: the first server is gone.
+    (config.consulServers as Record<string, unknown>).hosts = 'exec=/bin/echo 127.0.0.2 127.0.0.1';
+    const env = meshEnv(sim, config);
+    const init = await stack.cli(['mesh-init'], env);
+    assert.equal(init.exitCode, 0, init.stderr);
+    assert.match(init.stderr, /Consul server not answering; trying the next: address=127\.0\.0\.2/);
+    await stack.readToken(join(dir, 'service-token'));
+    const hs = stack.spawn(['health-sync'], env, { timeoutMs: 60_000 });
+    try {
+      await eventually('synced through the second server', 10_000, async () => {
+        const checks = await stack.consul.api<Array<{ ServiceID: string; Status: string }>>('GET', `/v1/health/node/${encodeURIComponent(sim.clusterArn)}`);
+        const mine = checks.filter((c) => c.ServiceID.startsWith('multi-'));
+        return mine.length === 3 && mine.every((c) => c.Status === 'passing') ? true : undefined;
+      });
+      assert.match(hs.output(), /switching to Consul server: address=http:\/\/127\.0\.0\.1:/);
+    } finally {
+      hs.proc.kill('SIGKILL');
+      await hs.result;
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
   it('service.networkResilienceConfig adds a passive health check to service-defaults', async () => {
     const role = await stack.role('resilient-task', { service: 'resilient' });
     const sim = await stack.simulator(role.arn, { family: 'resilient', containers: [{ name: 'app', hasHealthCheck: true }] });

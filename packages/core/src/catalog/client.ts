@@ -47,12 +47,18 @@ export class CatalogClient {
   }
 
   /** The checks of one service instance (`GET /v1/health/checks/:service?filter=ServiceID==…`). */
-  async serviceChecks(serviceName: string, serviceId: string, scope: { namespace?: string; partition?: string } = {}): Promise<HealthCheck[]> {
+  async serviceChecks(
+    serviceName: string,
+    serviceId: string,
+    scope: { namespace?: string; partition?: string } = {},
+    opts: { retryDeadlineMs?: number } = {},
+  ): Promise<HealthCheck[]> {
     return (
       (await this.http.call<HealthCheck[] | null>({
         path: `/v1/health/checks/${encodeURIComponent(serviceName)}`,
         query: { filter: `ServiceID == \`${serviceId}\``, ns: scope.namespace, partition: scope.partition },
         token: this.token(),
+        ...opts,
       })) ?? []
     );
   }

@@ -72,8 +72,10 @@ export class HealthSync {
   async init(): Promise<void> {
     const { catalog, serviceName, serviceId, proxy, namespace, partition } = this.#opts;
     const scope = { namespace, partition };
-    const found = [...(await catalog.serviceChecks(serviceName, serviceId, scope))];
-    if (proxy) found.push(...(await catalog.serviceChecks(proxy.name, proxy.id, scope)));
+    // One try each: the caller retries, and may move to another server between tries.
+    const once = { retryDeadlineMs: 0 };
+    const found = [...(await catalog.serviceChecks(serviceName, serviceId, scope, once))];
+    if (proxy) found.push(...(await catalog.serviceChecks(proxy.name, proxy.id, scope, once)));
     this.#checks = new Map(found.map((c) => [c.CheckID, c]));
     const missing = this.#expectedCheckIds().filter((id) => !this.#checks.has(id));
     if (missing.length) {

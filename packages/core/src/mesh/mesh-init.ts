@@ -108,9 +108,8 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
   const gateway = isGateway(config);
   const name = gateway ? gatewayName(config, task.family) : serviceName(config, task.family);
   const scope = gateway ? { namespace: config.gateway!.namespace, partition: config.gateway!.partition } : { namespace: config.service.namespace, partition: config.service.partition };
-  const address = opts.addresses[0];
-  if (!address) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
-  const client = consulClientFor(address, config, env, { dispatcher: opts.dispatcher, clock });
+  if (!opts.addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
+  const client = await firstAnsweringServer(opts.addresses, (a) => consulClientFor(a, config, env, { dispatcher: opts.dispatcher, clock }), log);
 
   let token = env.CONSUL_HTTP_TOKEN || undefined;
   let loggedIn = false;
@@ -320,6 +319,25 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     await client.close();
     throw err;
   }
+}
+
+/**
+ * The client of the first server that answers (`/v1/status/leader`, one quick
+ * try each); the first one when none does, for the login retries to wait on.
+ */
+async function firstAnsweringServer(addresses: string[], make: (address: string) => ConsulHttpClient, log: Logger): Promise<ConsulHttpClient> {
+  if (addresses.length === 1) return make(addresses[0]!);
+  for (const address of addresses) {
+    const client = make(address);
+    try {
+      await client.send({ path: '/v1/status/leader', retryDeadlineMs: 0 });
+      return client;
+    } catch (err) {
+      log.warn('Consul server not answering; trying the next', { address, error: describeError(err) });
+      await client.close();
+    }
+  }
+  return make(addresses[0]!);
 }
 
 function proxySpec(config: ResolvedConfig) {
