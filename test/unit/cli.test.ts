@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { runCli } from '@consul-ecs-ts/control-plane';
+import { captureOutput } from '../helpers/capture.ts';
+
+async function run(...argv: string[]) {
+  const out = captureOutput();
+  const code = await runCli(argv, { env: {}, stdout: out.stdout, stderr: out.stderr, signal: new AbortController().signal });
+  return { code, out: out.out(), err: out.err() };
+}
+
+describe('consul-ecs CLI', () => {
+  it('prints usage on stderr and exits 1 without a command or with an unknown one', async () => {
+    const none = await run();
+    assert.equal(none.code, 1);
+    assert.match(none.err, /^Usage: consul-ecs <command> \[flags\]/);
+    for (const name of ['version', 'login', 'logout', 'mesh-init', 'health-sync', 'control-plane', 'envoy-entrypoint', 'app-entrypoint', 'net-dial']) {
+      assert.match(none.err, new RegExp(`\\n  ${name} `), `${name} is listed`);
+    }
+    const unknown = await run('frobnicate');
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.err, /^unknown command: frobnicate\n\nUsage:/);
+    assert.equal(unknown.out, '');
+  });
+
+  it('answers -help per command on stdout, and bad flags with the command usage on stderr, exit 1', async () => {
+    const help = await run('login', '-help');
+    assert.equal(help.code, 0);
+    assert.match(help.out, /^Usage: consul-ecs login \[flags\][\s\S]*-aws-server-id-header-value <string>/);
+    const bad = await run('login', '-nope');
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /^flag provided but not defined: -nope\n\nUsage: consul-ecs login/);
+    const missing = await run('login', '-aws-region', 'us-east-1');
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /-token-sink-file is required/);
+    const logout = await run('logout');
+    assert.equal(logout.code, 1);
+    assert.match(logout.err, /-token-file is required/);
+    const extra = await run('mesh-init', 'surplus');
+    assert.equal(extra.code, 1);
+    assert.match(extra.err, /unexpected argument: surplus/);
+  });
+
+  it('prints its version', async () => {
+    const v = await run('version');
+    assert.equal(v.code, 0);
+    assert.match(v.out, /^consul-ecs v\d+\.\d+\.\d+/);
+  });
+
+  it('mesh-init without CONSUL_ECS_CONFIG_JSON says what to set', async () => {
+    const r = await run('mesh-init');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /CONSUL_ECS_CONFIG_JSON/);
+  });
+});
