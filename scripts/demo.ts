@@ -6,7 +6,7 @@
 //   node --import tsx scripts/demo.ts           run it once and clean up
 //   node --import tsx scripts/demo.ts --serve   keep the task up until Ctrl-C
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,8 @@ import { execa, type ResultPromise } from 'execa';
 import type { HealthCheck } from '@consul-ecs-ts/core';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
-import { ConsulServer, configureIamAuthMethod, freePorts, MotoServer, peerBinary } from './lib/local-stack.ts';
+import { startEnvoyFromBootstrap, type RunningEnvoy } from './lib/envoy.ts';
+import { ConsulServer, configureIamAuthMethod, freePorts, MotoServer } from './lib/local-stack.ts';
 
 const SEA = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
 const SERVER_ID = 'consul.demo.local';
@@ -38,7 +39,7 @@ const [consul, moto] = await Promise.all([ConsulServer.start(), MotoServer.start
 const dir = await mkdtemp(join(tmpdir(), 'consul-ecs-demo-'));
 let sim: EcsAgentSimulator | undefined;
 let cp: ResultPromise | undefined;
-let envoy: ResultPromise | undefined;
+let envoy: RunningEnvoy | undefined;
 try {
   say(`Consul ${consul.httpAddr} (gRPC ${consul.ports.grpc}), moto ${moto.url}`);
   step('what the consul-ecs controller does once per cluster: the aws-iam auth method, its binding rule');
@@ -60,7 +61,7 @@ try {
   await consul.api('PUT', '/v1/catalog/register', { Node: sim.clusterArn, Address: '127.0.0.1', NodeMeta: { 'synthetic-node': 'true' } });
   say(`task ${sim.taskArn}`);
 
-  const [readyPort, adminPort, publicPort] = await freePorts(3);
+  const [readyPort, publicPort] = await freePorts(2);
   const config = {
     bootstrapDir: dir,
     consulServers: { hosts: '127.0.0.1', defaults: { tls: false }, http: { https: false, port: consul.ports.http }, grpc: { port: consul.ports.grpc } },
@@ -82,17 +83,9 @@ try {
   await until('the task initialised', 30_000, async () => (existsSync(bootstrapFile) && existsSync(join(dir, 'consul-ecs')) ? true : undefined));
 
   step('starting a real Envoy from the envoy-bootstrap.json control-plane wrote (ADS straight to Consul)');
-  const bootstrap = JSON.parse(await readFile(bootstrapFile, 'utf8'));
-  // Envoy's admin port is 19000 in a task; here it takes a free port.
-  bootstrap.admin.address.socket_address.port_value = adminPort;
-  for (const c of bootstrap.static_resources.clusters) {
-    if (c.name === 'self_admin') c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = adminPort;
-  }
-  const envoyFile = join(dir, 'envoy-demo.json');
-  await writeFile(envoyFile, JSON.stringify(bootstrap), { mode: 0o600 });
-  envoy = execa(peerBinary('envoy'), ['-c', envoyFile, '--disable-hot-restart', '-l', 'error'], { reject: false });
+  envoy = await startEnvoyFromBootstrap(bootstrapFile, { logLevel: 'error' });
   await until('Envoy ready', 20_000, async () => ((await fetch(`http://127.0.0.1:${readyPort}/ready`)).status === 200 ? true : undefined));
-  const listeners = (await (await fetch(`http://127.0.0.1:${adminPort}/listeners`)).text()).trim().split('\n');
+  const listeners = (await envoy.listeners()).trim().split('\n');
   say(`Envoy is ready; listeners from Consul: ${listeners.map((l) => l.split('::')[0]).join(', ')}`);
 
   // What ECS does next: the dataplane's health check (net-dial on the ready port) passes, then the app's.
@@ -106,7 +99,7 @@ try {
   for (const c of await checks()) say(`${c.CheckID.replace(sim.taskId, '<task>')}: ${c.Status}`);
 
   if (serve) {
-    step(`the task is up. Envoy admin http://127.0.0.1:${adminPort}, Consul ${consul.httpAddr} (management token in ${join(dir, 'management-token')}). Ctrl-C stops it.`);
+    step(`the task is up. Envoy admin http://127.0.0.1:${envoy.adminPort}, Consul ${consul.httpAddr} (management token in ${join(dir, 'management-token')}). Ctrl-C stops it.`);
     await writeFile(join(dir, 'management-token'), consul.managementToken, { mode: 0o600 });
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
@@ -118,8 +111,7 @@ try {
   cp.kill('SIGTERM');
   await until('checks critical', 5000, async () => ((await checks()).every((c) => c.Status === 'critical') ? true : undefined));
   say('every check is critical: traffic drains away from this instance');
-  envoy.kill('SIGTERM');
-  await envoy;
+  await envoy.stop();
   sim.stopContainer('consul-dataplane');
   say('the dataplane container has stopped');
   const result = await cp;
@@ -130,7 +122,7 @@ try {
   step('done: logged in with the task role, registered web and its sidecar, Envoy got its config from Consul, health synced, and it all shut down cleanly');
 } finally {
   cp?.kill('SIGKILL');
-  envoy?.kill('SIGKILL');
+  envoy?.proc.kill('SIGKILL');
   await sim?.stop();
   await Promise.all([consul.dispose(), moto.dispose()]);
   await rm(dir, { recursive: true, force: true });

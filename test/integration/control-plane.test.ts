@@ -1,14 +1,15 @@
 // mesh-init, health-sync and control-plane against a real Consul (ACLs on, the
 // aws-iam auth method), moto and the ECS agent simulator, as a mesh task runs them.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
 import type { AgentService, HealthCheck } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator as Sim } from '@consul-ecs-ts/core/testkit';
-import { freePorts, peerBinary } from '../../scripts/lib/local-stack.ts';
+import { startEnvoyFromBootstrap } from '../../scripts/lib/envoy.ts';
+import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack } from '../helpers/login-stack.ts';
 import { eventually, meshConfig, meshEnv, registerClusterNode, SEA } from '../helpers/mesh-task.ts';
 
@@ -113,7 +114,7 @@ describe('control plane against Consul, moto and the simulated task', () => {
   });
 
   it('Envoy started from the envoy-bootstrap.json mesh-init wrote gets its listeners from Consul over ADS', async () => {
-    const [readyPort, adminPort, publicPort, upstreamPort] = await freePorts(4);
+    const [readyPort, publicPort, upstreamPort] = await freePorts(3);
     const config = meshConfig(stack, dir, {
       proxy: { healthCheckPort: readyPort, publicListenerPort: publicPort, upstreams: [{ destinationName: 'backend', localBindPort: upstreamPort }] },
     });
@@ -124,24 +125,17 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal(bootstrap.node.id, `web-${sim.taskId}-sidecar-proxy`);
     assert.equal(bootstrap.node.cluster, 'web');
     assert.equal(bootstrap.node.metadata.node_name, sim.clusterArn);
-    // The one intended change for a shared test machine: a free admin port instead of 19000.
-    bootstrap.admin.address.socket_address.port_value = adminPort;
-    const selfAdmin = bootstrap.static_resources.clusters.find((c: { name: string }) => c.name === 'self_admin');
-    selfAdmin.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = adminPort;
-    const file = join(dir, 'envoy-test.json');
-    await writeFile(file, JSON.stringify(bootstrap));
-    const envoy = execa(peerBinary('envoy'), ['-c', file, '--disable-hot-restart', '-l', 'warning'], { reject: false, timeout: 60_000 });
+    const envoy = await startEnvoyFromBootstrap(join(dir, 'envoy-bootstrap.json'));
     try {
       await eventually('Envoy ready', 15_000, async () => ((await fetch(`http://127.0.0.1:${readyPort}/ready`)).status === 200 ? true : undefined)).catch(async (err) => {
-        envoy.kill('SIGTERM');
-        throw new Error(`${String(err)}; envoy said: ${String((await envoy).stderr).slice(-1500)}`);
+        await envoy.stop();
+        throw new Error(`${String(err)}; envoy said: ${String((await envoy.proc).stderr).slice(-1500)}`);
       });
-      const listeners = await (await fetch(`http://127.0.0.1:${adminPort}/listeners`)).text();
+      const listeners = await envoy.listeners();
       assert.match(listeners, new RegExp(`public_listener:127\\.0\\.0\\.1:${publicPort}::`));
       assert.match(listeners, new RegExp(`backend:127\\.0\\.0\\.1:${upstreamPort}::`));
     } finally {
-      envoy.kill('SIGTERM');
-      await envoy;
+      await envoy.stop();
     }
   });
 

@@ -19,6 +19,7 @@ import {
   type EnvoyProxyService,
 } from '@consul-ecs-ts/core';
 import { ConsulServer, freePort, peerBinary } from '../../scripts/lib/local-stack.ts';
+import { eventually as waitFor } from '../helpers/mesh-task.ts';
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -45,20 +46,6 @@ type Api = <T = unknown>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(100);
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-}
 
 async function httpGet(url: string): Promise<{ status: number; body: string }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(2000) });

@@ -3,13 +3,13 @@
 // (CONSUL_HTTP_TOKEN) instead of login; servers from an exec= command; and the
 // network resilience settings reaching service-defaults.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { execa } from 'execa';
 import type { AgentService } from '@consul-ecs-ts/core';
-import { freePorts, peerBinary } from '../../scripts/lib/local-stack.ts';
+import { startEnvoyFromBootstrap } from '../../scripts/lib/envoy.ts';
+import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack, SERVER_ID } from '../helpers/login-stack.ts';
 import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
 
@@ -50,7 +50,7 @@ describe('TLS, static tokens and server discovery', () => {
     const sim = await stack.simulator(role.arn, { containers: [{ name: 'app', hasHealthCheck: true }] });
     await registerClusterNode(stack, sim.clusterArn);
     const dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
-    const [readyPort, adminPort, publicPort] = await freePorts(3);
+    const [readyPort, publicPort] = await freePorts(2);
     const config = meshConfig(stack, dir, {
       consulServers: {
         hosts: '127.0.0.1',
@@ -72,19 +72,12 @@ describe('TLS, static tokens and server discovery', () => {
     assert.equal(dp.consul.grpcPort, stack.consul.ports.grpcTls);
     stack.secrets.add(dp.consul.credentials.login.bearerToken);
 
-    const bootstrap = JSON.parse(await readFile(join(dir, 'envoy-bootstrap.json'), 'utf8'));
-    bootstrap.admin.address.socket_address.port_value = adminPort;
-    const selfAdmin = bootstrap.static_resources.clusters.find((c: { name: string }) => c.name === 'self_admin');
-    selfAdmin.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = adminPort;
-    const file = join(dir, 'envoy-test.json');
-    await writeFile(file, JSON.stringify(bootstrap));
-    const envoy = execa(peerBinary('envoy'), ['-c', file, '--disable-hot-restart', '-l', 'warning'], { reject: false, timeout: 60_000 });
+    const envoy = await startEnvoyFromBootstrap(join(dir, 'envoy-bootstrap.json'));
     try {
       await eventually('Envoy ready over gRPC TLS', 15_000, async () => ((await fetch(`http://127.0.0.1:${readyPort}/ready`)).status === 200 ? true : undefined));
-      assert.match(await (await fetch(`http://127.0.0.1:${adminPort}/listeners`)).text(), new RegExp(`public_listener:127\\.0\\.0\\.1:${publicPort}::`));
+      assert.match(await envoy.listeners(), new RegExp(`public_listener:127\\.0\\.0\\.1:${publicPort}::`));
     } finally {
-      envoy.kill('SIGTERM');
-      await envoy;
+      await envoy.stop();
     }
     await rm(dir, { recursive: true, force: true });
     stack.assertNoSecretsPrinted();
