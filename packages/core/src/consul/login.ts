@@ -90,13 +90,14 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
         signal: opts.signal,
         initialDelayMs: 250,
         maxDelayMs: 5000,
-        retryable: isRetryableLoginError,
+        // aclLogin has already turned the auth method's verdicts into refusals.
+        retryable: isRetryableConsulError,
         onRetry: (err, attempt, delay) =>
           logger.warn('login failed; retrying', { attempt: attempt + 1, 'retry-in-ms': delay, error: describeError(err) }),
       },
     );
   } catch (err) {
-    if (isRetryableLoginError(err) && !opts.signal?.aborted) {
+    if (isRetryableConsulError(err) && !opts.signal?.aborted) {
       throw new ConsulEcsError(
         'consul-login-timeout',
         `could not log in to Consul at ${opts.client.baseUrl.origin} within ${Math.round(deadlineMs / 1000)}s: ` +
@@ -129,12 +130,4 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
     throw err;
   }
   return token;
-}
-
-/**
- * Consul unreachable, 5xx other than a verdict of the auth method, and 429 are
- * worth another try; a refusal (bad role, tag, signature, server ID) is not.
- */
-export function isRetryableLoginError(err: unknown): boolean {
-  return isRetryableConsulError(err);
 }
