@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
-import { ConsulServer, configureIamAuthMethod, MotoServer } from './lib/local-stack.ts';
+import { configureIamAuthMethod, startConsulAndMoto } from './lib/local-stack.ts';
 
 const arg = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
 const runs = Number(arg('runs', '9'));
@@ -39,7 +39,7 @@ const median = (xs: number[]) => {
 };
 
 const SERVER_ID = 'consul.bench.local';
-const [consul, moto] = await Promise.all([ConsulServer.start(), MotoServer.start()]);
+const [consul, moto] = await startConsulAndMoto();
 const sims: EcsAgentSimulator[] = [];
 try {
   await configureIamAuthMethod(consul, moto, { serverIdHeaderValue: SERVER_ID });

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
-import { ConsulServer, configureIamAuthMethod, MotoServer, peerBinary } from './lib/local-stack.ts';
+import { configureIamAuthMethod, peerBinary, startConsulAndMoto } from './lib/local-stack.ts';
 
 const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
 const runs = Number(process.argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? 15);
@@ -20,7 +20,7 @@ const TIME = '/usr/bin/time';
 if (!existsSync(TIME)) throw new Error('GNU time is needed for peak RSS: apt-get install time');
 const ltsNode = execFileSync('bash', [fileURLToPath(new URL('./runtime.sh', import.meta.url))], { encoding: 'utf8' }).trim();
 
-const [consul, moto] = await Promise.all([ConsulServer.start(), MotoServer.start()]);
+const [consul, moto] = await startConsulAndMoto();
 const dir = await mkdtemp(join(tmpdir(), 'bench-login-'));
 const SERVER_ID = 'consul.bench.local';
 let sim: EcsAgentSimulator | undefined;

@@ -15,7 +15,7 @@ import type { HealthCheck } from '@consul-ecs-ts/core';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { startEnvoyFromBootstrap, type RunningEnvoy } from './lib/envoy.ts';
-import { ConsulServer, configureIamAuthMethod, freePorts, MotoServer } from './lib/local-stack.ts';
+import { configureIamAuthMethod, freePorts, startConsulAndMoto } from './lib/local-stack.ts';
 
 const SEA = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
 const SERVER_ID = 'consul.demo.local';
@@ -35,7 +35,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
 if (!existsSync(SEA)) throw new Error(`${SEA} is missing: run npm run build`);
 
 step('starting Consul (ACLs on, default deny) and moto (AWS STS/IAM, SigV4 checked) on loopback');
-const [consul, moto] = await Promise.all([ConsulServer.start(), MotoServer.start()]);
+const [consul, moto] = await startConsulAndMoto();
 const dir = await mkdtemp(join(tmpdir(), 'consul-ecs-demo-'));
 let sim: EcsAgentSimulator | undefined;
 let cp: ResultPromise | undefined;

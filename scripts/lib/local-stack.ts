@@ -25,6 +25,8 @@ export function peerBinary(name: 'consul' | 'envoy' | 'moto_server'): string {
 export async function freePorts(count: number): Promise<number[]> {
   const held: Array<{ close: () => Promise<void> }> = [];
   const ports: number[] = [];
+  // Never hand out a port twice in this process: peers started side by side
+  // could otherwise get the same one before either binds it.
   try {
     while (ports.length < count) {
       const srv = createServer();
@@ -39,13 +41,18 @@ export async function freePorts(count: number): Promise<number[]> {
         sock.bind(port, '127.0.0.1', () => resolve(true));
       });
       if (udpFree) held.push({ close: () => new Promise((r) => sock.close(() => r())) });
-      if (udpFree) ports.push(port);
+      if (udpFree && !handedOut.has(port)) {
+        handedOut.add(port);
+        ports.push(port);
+      }
     }
     return ports;
   } finally {
     await Promise.all(held.map((h) => h.close()));
   }
 }
+
+const handedOut = new Set<number>();
 
 /** One free port (see {@link freePorts}). */
 export async function freePort(): Promise<number> {
@@ -112,8 +119,13 @@ export class ConsulServer {
     const keys = Object.keys(s.ports) as Array<keyof ConsulServer['ports']>;
     const ports = await freePorts(keys.length);
     keys.forEach((k, i) => (s.ports[k] = ports[i]!));
-    if (opts.tls) await s.#makeCertificates();
-    await s.#spawn();
+    try {
+      if (opts.tls) await s.#makeCertificates();
+      await s.#spawn();
+    } catch (err) {
+      await s.dispose();
+      throw err;
+    }
     return s;
   }
 
@@ -157,6 +169,8 @@ export class ConsulServer {
       client_addr: '127.0.0.1',
       advertise_addr: '127.0.0.1',
       log_level: process.env.CONSUL_PEER_LOG_LEVEL ?? 'info',
+      // No calls home: this machine talks to nothing but loopback.
+      disable_update_check: true,
       ports: {
         http: this.ports.http,
         https: this.opts.tls ? this.ports.https : -1,
@@ -197,6 +211,11 @@ export class ConsulServer {
     const log = { file: this.logFile, append: true };
     this.#proc = execa(peerBinary('consul'), args, { stdin: 'ignore', stdout: log, stderr: log, reject: false, cleanup: true });
     const client = new ConsulHttpClient({ address: this.httpAddr, retryDeadlineMs: 0, timeoutMs: 2000 });
+    await this.#waitReady(client);
+  }
+
+  /** Waits until the agent answers with a leader and its ACLs; stops it if it never does. */
+  async #waitReady(client: ConsulHttpClient): Promise<void> {
     await waitFor(
       `Consul on ${this.httpAddr} (log ${this.logFile})`,
       60_000,
@@ -207,7 +226,10 @@ export class ConsulServer {
         return true;
       },
       this.#proc,
-    );
+    ).catch(async (err: unknown) => {
+      await this.stop();
+      throw err;
+    });
   }
 
   /** Stops the agent; with a data dir its state survives for {@link start}. */
@@ -244,6 +266,17 @@ export class MotoServer {
 
   static async start(): Promise<MotoServer> {
     const m = new MotoServer();
+    try {
+      await m.#start();
+    } catch (err) {
+      await m.dispose();
+      throw err;
+    }
+    return m;
+  }
+
+  async #start(): Promise<void> {
+    const m = this;
     m.#workDir = await mkdtemp(join(tmpdir(), 'moto-peer-'));
     m.port = await freePort();
     const log = { file: m.logFile, append: true };
@@ -275,7 +308,6 @@ export class MotoServer {
     });
     const key = (await anonymous.call('iam', 'CreateAccessKey', { UserName: 'admin' })).AccessKey as Record<string, string>;
     m.admin = new AwsAdmin(m.url, { accessKeyId: key.AccessKeyId!, secretAccessKey: key.SecretAccessKey! }, MOTO_ACCOUNT);
-    return m;
   }
 
   get url(): string {
@@ -290,6 +322,15 @@ export class MotoServer {
     await stopProcess(this.#proc);
     await rm(this.#workDir, { recursive: true, force: true });
   }
+}
+
+/** Starts Consul and moto side by side; if either fails, the other is stopped too. */
+export async function startConsulAndMoto(opts: ConsulServerOptions = {}): Promise<[ConsulServer, MotoServer]> {
+  const [consul, moto] = await Promise.allSettled([ConsulServer.start(opts), MotoServer.start()]);
+  if (consul.status === 'fulfilled' && moto.status === 'fulfilled') return [consul.value, moto.value];
+  if (consul.status === 'fulfilled') await consul.value.dispose();
+  if (moto.status === 'fulfilled') await moto.value.dispose();
+  throw consul.status === 'rejected' ? consul.reason : (moto as PromiseRejectedResult).reason;
 }
 
 export interface AuthMethodOptions {

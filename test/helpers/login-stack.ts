@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG, type Role, type RoleSpec } from '../../scripts/lib/aws-admin.ts';
-import { ConsulServer, configureIamAuthMethod, MotoServer, type ConsulServerOptions } from '../../scripts/lib/local-stack.ts';
+import { configureIamAuthMethod, startConsulAndMoto, type ConsulServer, type ConsulServerOptions, type MotoServer } from '../../scripts/lib/local-stack.ts';
 
 export const CLI = fileURLToPath(new URL('../../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
 export const SERVER_ID = 'consul.test.local';
@@ -35,8 +35,13 @@ export class LoginStack {
   ) {}
 
   static async start(consulOpts: ConsulServerOptions = {}): Promise<LoginStack> {
-    const [consul, moto] = await Promise.all([ConsulServer.start(consulOpts), MotoServer.start()]);
-    await configureIamAuthMethod(consul, moto, { serverIdHeaderValue: SERVER_ID });
+    const [consul, moto] = await startConsulAndMoto(consulOpts);
+    try {
+      await configureIamAuthMethod(consul, moto, { serverIdHeaderValue: SERVER_ID });
+    } catch (err) {
+      await Promise.all([consul.dispose(), moto.dispose()]);
+      throw err;
+    }
     const stack = new LoginStack(consul, moto, await mkdtemp(join(tmpdir(), 'login-test-')));
     stack.secrets.add(moto.admin.credentials.secretAccessKey);
     stack.secrets.add(consul.managementToken);
