@@ -43,7 +43,7 @@ for (const rt of runtimes) {
   const counts = await new Promise((resolve) => {
     const child = spawn(
       rt.node,
-      ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...files.map((f) => relative(root, f))],
+      ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', '--test-timeout=180000', '--test-force-exit', ...files.map((f) => relative(root, f))],
       { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FORCE_COLOR: '0' } },
     );
     let out = '';
