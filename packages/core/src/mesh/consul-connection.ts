@@ -1,6 +1,9 @@
 import type { Dispatcher } from 'undici';
+import { serviceId } from '../catalog/registration.js';
+import { gatewayName, isGateway, serviceName } from '../config/resolve.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { ConsulHttpClient } from '../consul/http-client.js';
+import type { TaskInfo } from '../ecs/task-metadata.js';
 import type { Clock } from '../util/clock.js';
 
 type Env = Record<string, string | undefined>;
@@ -36,4 +39,22 @@ export function consulClientFor(
     partition: opts.partition,
     retryDeadlineMs: opts.retryDeadlineMs,
   });
+}
+
+/** What a task registers as: its service (or gateway) name, instance ID and Enterprise scope. */
+export interface TaskServiceIdentity {
+  gateway: boolean;
+  name: string;
+  id: string;
+  scope: { namespace?: string; partition?: string };
+}
+
+/** The identity mesh-init registers a task under, and health-sync finds it by. */
+export function taskServiceIdentity(config: ResolvedConfig, task: Pick<TaskInfo, 'family' | 'taskId'>): TaskServiceIdentity {
+  const gateway = isGateway(config);
+  const name = gateway ? gatewayName(config, task.family) : serviceName(config, task.family);
+  const scope = gateway
+    ? { namespace: config.gateway!.namespace, partition: config.gateway!.partition }
+    : { namespace: config.service.namespace, partition: config.service.partition };
+  return { gateway, name, id: serviceId(name, task.taskId), scope };
 }

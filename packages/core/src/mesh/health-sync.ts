@@ -2,8 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { CatalogClient } from '../catalog/client.js';
-import { DATAPLANE_CONTAINER, serviceId as makeServiceId, sidecarId, sidecarName } from '../catalog/registration.js';
-import { gatewayName, isGateway, serviceName as makeServiceName } from '../config/resolve.js';
+import { DATAPLANE_CONTAINER, sidecarId, sidecarName } from '../catalog/registration.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { aclLogout } from '../consul/acl.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
@@ -13,6 +12,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
+import { taskServiceIdentity } from './consul-connection.js';
 import { BOOTSTRAP_FILES } from './mesh-init.js';
 
 type Env = Record<string, string | undefined>;
@@ -48,10 +48,7 @@ export async function runHealthSync(opts: HealthSyncRunOptions): Promise<void> {
   const clock = opts.clock ?? systemClock;
   const metadata = new TaskMetadataClient({ baseUrl: env.ECS_CONTAINER_METADATA_URI_V4 ?? '', dispatcher: opts.dispatcher, clock });
   const task = opts.task ?? taskInfo(await metadata.task());
-  const gateway = isGateway(config);
-  const name = gateway ? gatewayName(config, task.family) : makeServiceName(config, task.family);
-  const id = makeServiceId(name, task.taskId);
-  const scope = gateway ? { namespace: config.gateway!.namespace, partition: config.gateway!.partition } : { namespace: config.service.namespace, partition: config.service.partition };
+  const { gateway, name, id, scope } = taskServiceIdentity(config, task);
 
   let current = 0;
   const catalog = new CatalogClient(opts.clients[0]!, () => opts.token);
