@@ -7,7 +7,7 @@ import { createLoginBearerToken } from '../aws/sigv4-login.js';
 import { CatalogClient } from '../catalog/client.js';
 import { gatewayRegistration, serviceRegistrations, type TaskRegistrations } from '../catalog/registration.js';
 import type { ResolvedConfig } from '../config/types.js';
-import { consulDnsEnabled, gatewayName, isGateway, serviceName, transparentProxyEnabled } from '../config/resolve.js';
+import { consulDnsEnabled, transparentProxyEnabled } from '../config/resolve.js';
 import { aclLogout, TOKEN_META_CLUSTER, TOKEN_META_TASK_ID } from '../consul/acl.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { loginWithAwsIam } from '../consul/login.js';
@@ -21,7 +21,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
-import { consulClientFor } from './consul-connection.js';
+import { consulClientFor, taskServiceIdentity } from './consul-connection.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -97,26 +97,20 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
   copying?.catch(() => {});
   undo.push(() => rm(copyTmp, { force: true }));
 
-  const metadataUri = env.ECS_CONTAINER_METADATA_URI_V4 ?? '';
-  const task = taskInfo(
-    await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task().catch(async (err: unknown) => {
-      await copying?.catch(() => {});
-      await rm(copyTmp, { force: true });
-      throw err;
-    }),
-  );
-  const gateway = isGateway(config);
-  const name = gateway ? gatewayName(config, task.family) : serviceName(config, task.family);
-  const scope = gateway ? { namespace: config.gateway!.namespace, partition: config.gateway!.partition } : { namespace: config.service.namespace, partition: config.service.partition };
-  if (!opts.addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
-  const client = await firstAnsweringServer(opts.addresses, (a) => consulClientFor(a, config, env, { dispatcher: opts.dispatcher, clock }), log);
-
-  let token = env.CONSUL_HTTP_TOKEN || undefined;
-  let loggedIn = false;
-  let credentials: CredentialProvider | undefined;
-  const loginMeta = { [TOKEN_META_TASK_ID]: task.taskId, [TOKEN_META_CLUSTER]: task.clusterArn, ...config.consulLogin.meta };
-  const region = config.consulLogin.region ?? task.region;
+  let opened: ConsulHttpClient | undefined;
   try {
+    const metadataUri = env.ECS_CONTAINER_METADATA_URI_V4 ?? '';
+    const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task());
+    const { gateway, name, scope } = taskServiceIdentity(config, task);
+    if (!opts.addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
+    const client = await firstAnsweringServer(opts.addresses, (a) => consulClientFor(a, config, env, { dispatcher: opts.dispatcher, clock }), log);
+    opened = client;
+
+    let token = env.CONSUL_HTTP_TOKEN || undefined;
+    let loggedIn = false;
+    let credentials: CredentialProvider | undefined;
+    const loginMeta = { [TOKEN_META_TASK_ID]: task.taskId, [TOKEN_META_CLUSTER]: task.clusterArn, ...config.consulLogin.meta };
+    const region = config.consulLogin.region ?? task.region;
     if (!token && config.consulLogin.enabled) {
       credentials = opts.credentials ?? defaultCredentialProvider({ env, dispatcher: opts.dispatcher, clock });
       const previous = await readFile(file('serviceToken'), 'utf8').then((t) => t.trim(), () => '');
@@ -316,7 +310,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     log.warn(signal?.aborted ? 'interrupted; undoing the partial initialisation' : 'mesh-init failed; undoing the partial initialisation');
     await copying?.catch(() => {});
     for (const step of undo.reverse()) await step().catch((e) => log.warn('cleanup step failed', { error: describeError(e) }));
-    await client.close();
+    await opened?.close();
     throw err;
   }
 }
@@ -413,7 +407,7 @@ async function upsertPassiveHealthCheck(
   } catch (err) {
     // Older Consul servers know fewer outlier detection settings: drop the ones
     // this server rejects, say which, and write the rest.
-    const rejected = [...String((err as { body?: unknown }).body ?? '').matchAll(/invalid config key "UpstreamConfig\.Defaults\.PassiveHealthCheck\.(\w+)"/g)].map((m) => m[1]!);
+    const rejected = [...String((err as { body?: unknown }).body ?? '').matchAll(/invalid config key "UpstreamConfig\.Defaults\.PassiveHealthCheck\.(\w+)"/g)].map((m) => m[1]!).sort();
     if (!rejected.length) throw err;
     for (const key of rejected) delete phc[key];
     log.warn('this Consul server does not support some outlier detection settings; they are left out', { service, settings: rejected.join(',') });
