@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { open, readFile, stat } from 'node:fs/promises';
 import { writeFileAtomic } from '../io/atomic-file.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
@@ -20,8 +19,10 @@ export interface IptablesRunResult {
 export type IptablesRunner = (command: string, args: string[]) => Promise<IptablesRunResult>;
 
 /** Spawns the command directly (no shell) and collects its output. */
-export const spawnIptablesRunner: IptablesRunner = (command, args) =>
-  new Promise((resolve, reject) => {
+export const spawnIptablesRunner: IptablesRunner = async (command, args) => {
+  // Loaded on first use: most commands never spawn anything.
+  const { spawn } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -30,6 +31,7 @@ export const spawnIptablesRunner: IptablesRunner = (command, args) =>
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ exitCode: code, stdout, stderr: signal ? `${stderr}killed by ${signal}` : stderr }));
   });
+};
 
 export interface ApplyTransparentProxyOptions {
   /** Runs `iptables`. Default: spawn it from PATH. Tests run it in another network namespace. */
