@@ -84,7 +84,7 @@ export class AwsAdmin {
     await this.call('iam', 'DeleteRole', { RoleName: name });
   }
 
-  async assumeRole(roleArn: string, sessionName = 'ecs-task', durationSeconds = 3600): Promise<Required<AwsCredentials>> {
+  async assumeRole(roleArn: string, sessionName = 'ecs-task', durationSeconds = 3600): Promise<Required<Omit<AwsCredentials, 'principalArn'>>> {
     const result = await this.call('sts', 'AssumeRole', {
       RoleArn: roleArn,
       RoleSessionName: sessionName,

@@ -51,6 +51,14 @@ describe('aws-iam login bearer token', () => {
     assert.equal(stsCalls, 1, 'one real GetCallerIdentity call to learn the role');
   });
 
+  it('is the same token without the STS call when the credentials name their role (as the ECS agent does)', async () => {
+    const { token, stsCalls } = await makeToken({
+      credentials: { ...inputs.credentials, principalArn: 'arn:aws:iam::123456789012:role/consul-ecs/web-task' },
+    });
+    assert.equal(stsCalls, 0, 'the role came with the credentials');
+    assert.equal(token, fixture.token);
+  });
+
   it('carries the signatures botocore computes for the same requests', async () => {
     const t = decodeLoginBearerToken((await makeToken()).token);
     assert.equal(t.headers.Authorization?.[0], fixture.botocoreAuthorization.stsGetCallerIdentity);

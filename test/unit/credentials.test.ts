@@ -30,7 +30,13 @@ describe('container credentials', () => {
     agent
       .get('http://127.0.0.1:51679')
       .intercept({ path: '/v2/credentials/abc', method: 'GET', headers: { authorization: AUTH } })
-      .reply(200, { AccessKeyId: 'ASIAEXAMPLE', SecretAccessKey: SECRET, Token: SESSION, Expiration: '2026-01-02T04:04:05Z' });
+      .reply(200, {
+        AccessKeyId: 'ASIAEXAMPLE',
+        SecretAccessKey: SECRET,
+        Token: SESSION,
+        Expiration: '2026-01-02T04:04:05Z',
+        RoleArn: 'arn:aws:iam::123456789012:role/consul-ecs/web-task',
+      });
     const provider = fromContainerCredentials({
       env: {
         AWS_CONTAINER_CREDENTIALS_FULL_URI: 'http://127.0.0.1:51679/v2/credentials/abc',
@@ -43,6 +49,7 @@ describe('container credentials', () => {
     assert.equal(creds.accessKeyId, 'ASIAEXAMPLE');
     assert.equal(creds.sessionToken, SESSION);
     assert.equal(creds.expiration?.toISOString(), '2026-01-02T04:04:05.000Z');
+    assert.equal(creds.principalArn, 'arn:aws:iam::123456789012:role/consul-ecs/web-task', 'the task role, for the login');
   });
 
   it('uses 169.254.170.2 for the relative URI', async () => {

@@ -13,6 +13,12 @@ export interface AwsCredentials {
   sessionToken?: string;
   /** When the credentials stop working; absent for long-term keys. */
   expiration?: Date;
+  /**
+   * The IAM principal the credentials act as, when their source says so (the ECS
+   * agent's credentials endpoint gives the task role's ARN). It spares the login
+   * a `sts:GetCallerIdentity` round trip to learn which role to `iam:GetRole`.
+   */
+  principalArn?: string;
 }
 
 /** Returns usable credentials, refreshing them when needed. */
@@ -130,7 +136,7 @@ export function fromContainerCredentials(opts: ContainerCredentialsOptions): Cre
       },
     );
 
-    let parsed: { AccessKeyId?: unknown; SecretAccessKey?: unknown; Token?: unknown; Expiration?: unknown };
+    let parsed: { AccessKeyId?: unknown; SecretAccessKey?: unknown; Token?: unknown; Expiration?: unknown; RoleArn?: unknown };
     try {
       parsed = JSON.parse(body);
     } catch {
@@ -147,6 +153,7 @@ export function fromContainerCredentials(opts: ContainerCredentialsOptions): Cre
     }
     const creds: AwsCredentials = { accessKeyId: parsed.AccessKeyId, secretAccessKey: parsed.SecretAccessKey };
     if (typeof parsed.Token === 'string' && parsed.Token) creds.sessionToken = parsed.Token;
+    if (typeof parsed.RoleArn === 'string' && parsed.RoleArn.startsWith('arn:')) creds.principalArn = parsed.RoleArn;
     if (typeof parsed.Expiration === 'string') {
       const exp = new Date(parsed.Expiration);
       if (Number.isNaN(exp.getTime())) {

@@ -71,8 +71,9 @@ function endpointUrl(value: string, what: string): URL {
 /**
  * Builds the bearer token for `POST /v1/acl/login` with an `aws-iam` auth method:
  * a SigV4-signed `sts:GetCallerIdentity` request that Consul replays to AWS.
- * With `includeEntity`, the caller's ARN is learned from STS first and a signed
- * `iam:GetRole` (roles) or `iam:GetUser` (users) request rides in four headers.
+ * With `includeEntity`, a signed `iam:GetRole` (roles) or `iam:GetUser` (users)
+ * request rides in four headers; the principal is the one the credentials name
+ * (the ECS agent gives the task role's ARN), else it is learned from STS first.
  */
 export async function createLoginBearerToken(opts: BearerTokenOptions): Promise<string> {
   if (!opts.region) {
@@ -121,14 +122,10 @@ async function signedEntityRequest(
   serverIdHeaders: Record<string, string>,
   signingDate: Date,
 ): Promise<SignedRequest> {
-  const identity = await getCallerIdentity({
-    endpoint: stsUrl,
-    region: opts.region,
-    credentials,
-    dispatcher: opts.dispatcher,
-    signingDate,
-  });
-  const principal = parsePrincipalArn(identity.arn);
+  const arn =
+    credentials.principalArn ??
+    (await getCallerIdentity({ endpoint: stsUrl, region: opts.region, credentials, dispatcher: opts.dispatcher, signingDate })).arn;
+  const principal = parsePrincipalArn(arn);
   const iam = opts.iamEndpoint
     ? { url: endpointUrl(opts.iamEndpoint, 'IAM endpoint'), signingRegion: opts.region }
     : defaultIamEndpoint(opts.region);
