@@ -43,6 +43,13 @@ export interface EcsAgentSimulatorOptions {
   credentials?: CredentialsSource;
   /** The authorization token the credentials endpoint requires. Default random. */
   authorizationToken?: string;
+  /**
+   * Serve the credentials the source last gave until they are within this many
+   * milliseconds of expiring, as the ECS agent does (it holds the task role's
+   * credentials and rotates them well before they expire). 0 asks the source on
+   * every request. Default 15 minutes.
+   */
+  credentialsRefreshBeforeExpiryMs?: number;
 }
 
 /**
@@ -68,6 +75,7 @@ export class EcsAgentSimulator {
   #credentialsFailure: number | undefined;
   #metadataFailure: number | undefined;
   #credentialsOverride: ContainerCredentialsDocument | undefined;
+  #credentialsHeld: Promise<ContainerCredentialsDocument> | undefined;
   readonly #containerId = randomBytes(16).toString('hex');
   readonly #credentialsId = randomUUID();
 
@@ -238,8 +246,20 @@ export class EcsAgentSimulator {
       if (this.#credentialsFailure) return json(this.#credentialsFailure, { code: 'InternalError', message: 'simulated failure' });
       if (this.#credentialsOverride) return json(200, this.#credentialsOverride);
       if (!this.#opts.credentials) return json(404, { code: 'NoCredentials', message: 'the task has no task role' });
-      return json(200, await this.#opts.credentials());
+      return json(200, await this.#heldCredentials(this.#opts.credentials));
     }
     json(404, { error: `no such path ${path}` });
+  }
+
+  /** The source's credentials, asked again only when the held ones near expiry (or failed). */
+  async #heldCredentials(source: CredentialsSource): Promise<ContainerCredentialsDocument> {
+    const margin = this.#opts.credentialsRefreshBeforeExpiryMs ?? 15 * 60_000;
+    if (this.#credentialsHeld && margin > 0) {
+      const held = await this.#credentialsHeld.catch(() => undefined);
+      const expires = held?.Expiration ? Date.parse(held.Expiration) : Number.POSITIVE_INFINITY;
+      if (held && expires - Date.now() > margin) return held;
+    }
+    this.#credentialsHeld = source();
+    return this.#credentialsHeld;
   }
 }
