@@ -100,19 +100,23 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
   let opened: ConsulHttpClient | undefined;
   try {
     const metadataUri = env.ECS_CONTAINER_METADATA_URI_V4 ?? '';
+    let token = env.CONSUL_HTTP_TOKEN || undefined;
+    const loggingIn = !token && config.consulLogin.enabled;
+    // The credentials are fetched while the task metadata is (they do not depend
+    // on it); the login asks the provider again and gets them, or its error.
+    const credentials = loggingIn ? (opts.credentials ?? defaultCredentialProvider({ env, dispatcher: opts.dispatcher, clock })) : undefined;
+    credentials?.().catch(() => {});
     const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task());
     const { gateway, name, scope } = taskServiceIdentity(config, task);
     if (!opts.addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
     const client = await firstAnsweringServer(opts.addresses, (a) => consulClientFor(a, config, env, { dispatcher: opts.dispatcher, clock }), log);
     opened = client;
 
-    let token = env.CONSUL_HTTP_TOKEN || undefined;
     let loggedIn = false;
-    let credentials: CredentialProvider | undefined;
+    let dataplaneBearerToken: Promise<string> | undefined;
     const loginMeta = { [TOKEN_META_TASK_ID]: task.taskId, [TOKEN_META_CLUSTER]: task.clusterArn, ...config.consulLogin.meta };
     const region = config.consulLogin.region ?? task.region;
-    if (!token && config.consulLogin.enabled) {
-      credentials = opts.credentials ?? defaultCredentialProvider({ env, dispatcher: opts.dispatcher, clock });
+    if (credentials) {
       const previous = await readFile(file('serviceToken'), 'utf8').then((t) => t.trim(), () => '');
       const acl = await loginWithAwsIam({
         client,
@@ -134,6 +138,18 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       token = acl.SecretID;
       loggedIn = true;
       undo.push(() => aclLogout(client, acl.SecretID, { retryDeadlineMs: 5000 }));
+      // consul-dataplane logs in with a bearer token of its own: signed now, while
+      // the registrations are on the wire.
+      dataplaneBearerToken = createLoginBearerToken({
+        credentials,
+        region,
+        stsEndpoint: config.consulLogin.stsEndpoint,
+        includeEntity: config.consulLogin.includeEntity,
+        serverIdHeaderValue: config.consulLogin.serverIdHeaderValue,
+        dispatcher: opts.dispatcher,
+        clock,
+      });
+      dataplaneBearerToken.catch(() => {});
       await write('serviceToken', token);
       // A re-run replaces the token: the one it replaces is logged out.
       if (previous && previous !== token) {
@@ -179,21 +195,30 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
           ctx,
         );
 
-    for (const reg of [registrations.service, registrations.proxy]) {
-      if (!reg?.Service) continue;
+    // The service and its proxy are registered at once (neither needs the other
+    // in the catalog first); whichever succeeded is undone if the other failed.
+    const regs = [registrations.service, registrations.proxy].flatMap((r) => (r?.Service ? [{ ...r, Service: r.Service }] : []));
+    const registered = await Promise.allSettled(
+      regs.map((reg) =>
+        retry(() => catalog.register(reg, { signal, retryDeadlineMs: 0 }), {
+          deadlineMs: opts.deadlineMs ?? 120_000,
+          clock,
+          signal,
+          initialDelayMs: 250,
+          maxDelayMs: 2000,
+          retryable: (err) => !(err instanceof ConsulEcsError && err.code === 'consul-permission-denied'),
+          onRetry: (err) => log.warn('registration failed; retrying', { id: reg.Service.ID, error: describeError(err) }),
+        }),
+      ),
+    );
+    regs.forEach((reg, i) => {
+      if (registered[i]!.status !== 'fulfilled') return;
       const svc = reg.Service;
-      await retry(() => catalog.register(reg, { signal, retryDeadlineMs: 0 }), {
-        deadlineMs: opts.deadlineMs ?? 120_000,
-        clock,
-        signal,
-        initialDelayMs: 250,
-        maxDelayMs: 2000,
-        retryable: (err) => !(err instanceof ConsulEcsError && err.code === 'consul-permission-denied'),
-        onRetry: (err) => log.warn('registration failed; retrying', { id: svc.ID, error: describeError(err) }),
-      });
       undo.push(() => catalog.deregisterService(reg.Node, svc.ID, scope, { retryDeadlineMs: 5000 }));
       log.info(`${svc.Kind ? 'proxy' : 'service'} registered successfully`, { name: svc.Service, id: svc.ID, kind: svc.Kind || undefined });
-    }
+    });
+    const refused = registered.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (refused) throw refused.reason;
 
     if (!gateway && config.service.networkResilienceConfig?.enabled) {
       await upsertPassiveHealthCheck(client, token, name, scope, config.service.networkResilienceConfig.outlierDetection, log);
@@ -224,22 +249,14 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     const readyPort = gateway ? config.gateway!.healthCheckPort : config.proxy.healthCheckPort;
     const dns = consulDnsEnabled(config);
     let login: DataplaneConfig['consul']['credentials'] = undefined;
-    if (loggedIn && credentials) {
+    if (dataplaneBearerToken) {
       login = {
         type: 'login',
         login: {
           authMethod: config.consulLogin.method,
           ...(scope.partition ? { partition: scope.partition } : {}),
           datacenter: config.consulLogin.datacenter ?? '',
-          bearerToken: await createLoginBearerToken({
-            credentials,
-            region,
-            stsEndpoint: config.consulLogin.stsEndpoint,
-            includeEntity: config.consulLogin.includeEntity,
-            serverIdHeaderValue: config.consulLogin.serverIdHeaderValue,
-            dispatcher: opts.dispatcher,
-            clock,
-          }),
+          bearerToken: await dataplaneBearerToken,
           meta: loginMeta,
         },
       };
