@@ -29,6 +29,49 @@ const slimUndici: NonNullable<Options['esbuildPlugins']>[number] = {
   },
 };
 
+/**
+ * The parts of `@smithy/core`'s submodule barrels that @smithy/signature-v4 imports, by
+ * file. A barrel such as `@smithy/core/serde` evaluates code of its own when it loads
+ * (a UUID generator that reaches for WebCrypto, blob adapters), which costs the CLI
+ * ~10 ms of start-up for three hex and UTF-8 helpers. If signature-v4 starts importing
+ * a name not listed here, the bundle fails to build rather than break at run time.
+ */
+const SMITHY_CORE_PARTS: Record<string, Record<string, string>> = {
+  '@smithy/core/serde': {
+    fromHex: 'serde/util-hex-encoding/hex-encoding.js',
+    toHex: 'serde/util-hex-encoding/hex-encoding.js',
+    fromUtf8: 'serde/util-utf8/fromUtf8.js',
+    toUint8Array: 'serde/util-utf8/toUint8Array.js',
+    isArrayBuffer: 'serde/is-array-buffer/is-array-buffer.js',
+    writeKey: 'serde/writeKey.js',
+    hasOwn: 'transport/hasOwn.js',
+  },
+  '@smithy/core/protocols': { escapeUri: 'protocols/util-uri-escape/escape-uri.js', HttpRequest: 'transport/httpRequest.js' },
+  '@smithy/core/client': { normalizeProvider: 'transport/normalizeProvider.js' },
+};
+
+const slimSmithy: NonNullable<Options['esbuildPlugins']>[number] = {
+  name: 'slim-smithy-core',
+  setup(build) {
+    const filter = new RegExp(`^(${Object.keys(SMITHY_CORE_PARTS).join('|')})$`);
+    build.onResolve({ filter }, async (args) => {
+      if (args.pluginData === 'barrel') return undefined;
+      // Where the importer's @smithy/core lives (its own copy if it has one).
+      const barrel = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: 'barrel' });
+      if (barrel.errors.length) return { errors: barrel.errors };
+      const submodules = barrel.path.replace(/[\\/]submodules[\\/].*$/, '/submodules/');
+      return { path: args.path, namespace: 'slim-smithy-core', pluginData: submodules };
+    });
+    build.onLoad({ filter: /.*/, namespace: 'slim-smithy-core' }, (args) => ({
+      contents: Object.entries(SMITHY_CORE_PARTS[args.path]!)
+        .map(([name, file]) => `export { ${name} } from ${JSON.stringify(`${args.pluginData as string}${file}`)};`)
+        .join('\n'),
+      loader: 'js',
+      resolveDir: args.pluginData as string,
+    }));
+  },
+};
+
 export default defineConfig([
   // The library surface (commands as functions), ESM with types, core left external.
   {
@@ -50,7 +93,7 @@ export default defineConfig([
     target: 'node20',
     platform: 'node',
     noExternal: [/.*/],
-    esbuildPlugins: [slimUndici],
+    esbuildPlugins: [slimUndici, slimSmithy],
     minifyWhitespace: true,
     minifySyntax: true,
     sourcemap: false,

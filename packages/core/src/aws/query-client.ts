@@ -1,4 +1,4 @@
-import { XMLParser } from 'fast-xml-parser';
+import type { XMLParser } from 'fast-xml-parser';
 import type { Dispatcher } from 'undici';
 import { httpRequest } from '../http/request.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
@@ -20,11 +20,20 @@ export class AwsApiError extends ConsulEcsError {
   }
 }
 
-const parser = new XMLParser({
-  ignoreAttributes: true,
-  parseTagValue: false,
-  isArray: (name) => name === 'member',
-});
+let parser: XMLParser | undefined;
+
+/** The XML parser, loaded on first use: a task that logs in with its role's ARN never calls an AWS API. */
+async function xmlParser(): Promise<XMLParser> {
+  if (!parser) {
+    const { XMLParser } = await import('fast-xml-parser');
+    parser = new XMLParser({
+      ignoreAttributes: true,
+      parseTagValue: false,
+      isArray: (name) => name === 'member',
+    });
+  }
+  return parser;
+}
 
 export interface QueryCallInput {
   endpoint: URL;
@@ -70,10 +79,10 @@ export async function callQueryApi(input: QueryCallInput): Promise<Record<string
       { cause: err },
     );
   }
-  const text = await res.body.text();
+  const [text, xml] = await Promise.all([res.body.text(), xmlParser()]);
   let doc: Record<string, unknown>;
   try {
-    doc = parser.parse(text) as Record<string, unknown>;
+    doc = xml.parse(text) as Record<string, unknown>;
   } catch {
     throw new ConsulEcsError(
       'aws-bad-response',

@@ -1,4 +1,3 @@
-import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 
@@ -47,7 +46,7 @@ export async function resolveServerAddresses(hosts: string, options: ResolveServ
   }
   if (isIP(target)) return [target];
   if (target.startsWith('exec=')) return execAddresses(target, options);
-  return lookupAddresses(target, options.lookup ?? (dnsLookup as ServerAddressLookup));
+  return lookupAddresses(target, options.lookup ?? (process.getBuiltinModule('node:dns/promises').lookup as ServerAddressLookup));
 }
 
 async function lookupAddresses(host: string, lookup: ServerAddressLookup): Promise<string[]> {

@@ -9,7 +9,6 @@
 // server needs node.metadata.node_name (the catalog node the proxy is on; it
 // looks on its own node otherwise) and a token with service:write on the
 // proxy's service (the destination service for a sidecar).
-import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { ConsulEcsError } from '../util/errors.js';
 import { consulResourceTagSpecifiers } from './stats-tags.js';
@@ -400,7 +399,7 @@ function generate(input: EnvoyBootstrapInput): EnvoyBootstrap {
     // One socket per proxy, named by a hash of <namespace>_<proxy ID> so the
     // path stays short enough for a Unix socket; Consul's xDS config points the
     // collector's listener at the same path.
-    const hash = createHash('sha1').update(`${namespace}_${proxy.ID}`).digest('base64url');
+    const hash = process.getBuiltinModule('node:crypto').createHash('sha1').update(`${namespace}_${proxy.ID}`).digest('base64url');
     const socketPath = `${collectorDir.replace(/\/+$/, '')}/${hash}.sock`;
     if (flushInterval === undefined && !userSinks) flushInterval = '60s';
     sinks.push({

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConsulEcsError, describeError } from '../util/errors.js';
@@ -17,13 +16,25 @@ export interface AtomicWriteOptions {
 }
 
 /**
+ * A name for the temporary file no other writer uses: this process's id and 52
+ * random bits (for writers in other PID namespaces, i.e. containers sharing the
+ * volume). It is created with O_EXCL, so a clash fails the write rather than
+ * sharing a file, and nothing depends on the name being unguessable, so
+ * Math.random does (node:crypto costs the CLI ~5 ms to load).
+ */
+function temporaryName(path: string): string {
+  const random = Math.floor(Math.random() * 2 ** 52).toString(36);
+  return join(dirname(path), `.${basename(path)}.${process.pid}-${random}.tmp`);
+}
+
+/**
  * Writes a file for another container to read: to a temporary file in the same
  * directory, given its mode, then renamed over the target, so readers see the
  * old file or the whole new one and never a partial write.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions): Promise<void> {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = temporaryName(path);
   try {
     if (opts.mkdirs) await mkdir(dir, { recursive: true });
     const fh = await open(tmp, 'wx', opts.mode);
