@@ -20,12 +20,12 @@ const out = join(outDir, 'consul-ecs');
 const stampFile = `${out}.stamp`;
 const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 // V8 flags the executable always runs with, for a small resident footprint in
-// long-running containers (measured with scripts/bench-control-plane.ts):
-// `--liftoff-only` keeps WebAssembly (undici's HTTP parser) on V8's baseline
-// compiler, as optimising the parser's one huge function costs ~12 MB; the
-// optimising JS compilers, a large young generation and GC threads cost ~4 MB
-// more and buy nothing at a few requests a second.
-const EXEC_ARGV = ['--liftoff-only', '--no-opt', '--no-maglev', '--max-semi-space-size=1', '--single-threaded-gc'];
+// long-running containers (measured with scripts/bench-control-plane.ts): a
+// young generation that stays at 1 MB and no GC helper threads. Neither changes
+// V8's flag hash, so Node.js's built-in code cache still applies; flags that do
+// (--liftoff-only, --no-opt) cost ~30 ms at every start. The WebAssembly
+// tiering flags that matter are set at run time instead (packages/control-plane/src/main.ts).
+const EXEC_ARGV = ['--max-semi-space-size=1', '--single-threaded-gc'];
 
 if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build first`);
 const node = execFileSync('bash', [join(root, 'scripts/runtime.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
@@ -46,6 +46,14 @@ try {
   const tmp = `${out}.tmp-${process.pid}`;
   copyFileSync(node, tmp);
   chmodSync(tmp, 0o755);
+  // The runtime carries ~18 MB of symbols and debug info that nothing reads at
+  // run time; mesh-init copies the executable into every task's bootstrap volume.
+  try {
+    execFileSync('strip', ['--strip-all', tmp], { stdio: ['ignore', 'ignore', 'inherit'] });
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+    console.error('sea: strip (binutils) is not installed; the executable keeps its symbols (~18 MB larger)');
+  }
   const { inject } = createRequire(import.meta.url)('postject');
   await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SENTINEL });
   renameSync(tmp, out);
