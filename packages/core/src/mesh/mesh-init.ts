@@ -224,19 +224,11 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       await upsertPassiveHealthCheck(client, token, name, scope, config.service.networkResilienceConfig.outlierDetection, log);
     }
 
-    if (copying) {
-      signal?.throwIfAborted();
-      await copying.catch((err: unknown) => {
-        throw new ConsulEcsError(
-          'file-write-failed',
-          `cannot copy the consul-ecs executable ${opts.executable} to ${file('executable')}: ${describeError(err)}; check that bootstrapDir exists and is writable`,
-          { cause: err },
-        );
-      });
-      await rename(copyTmp, file('executable'));
-      undo.push(() => rm(file('executable'), { force: true }));
-      log.info('copied binary', { source: opts.executable, destination: file('executable') });
-    }
+    // The proxy as Consul resolves it (proxy-defaults merged), as consul-dataplane
+    // reads it; asked for now, while the files before the bootstrap are written.
+    const proxyReg = registrations.proxy;
+    const resolvedProxy = catalog.nodeServices(proxyReg.Node, `ID == "${proxyReg.Service!.ID}"`, scope, { mergeCentralConfig: true });
+    resolvedProxy.catch(() => {});
 
     const grpc = config.consulServers.grpc;
     let grpcCaFile = grpc.tls ? grpc.caCertFile : undefined;
@@ -245,7 +237,6 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       grpcCaFile = file('grpcCaCert');
     }
 
-    const proxyReg = registrations.proxy;
     const readyPort = gateway ? config.gateway!.healthCheckPort : config.proxy.healthCheckPort;
     const dns = consulDnsEnabled(config);
     let login: DataplaneConfig['consul']['credentials'] = undefined;
@@ -278,8 +269,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     await write('dataplaneConfig', JSON.stringify(dp));
     log.info('wrote dataplane config', { file: file('dataplaneConfig') });
 
-    // The proxy as Consul resolves it (proxy-defaults merged), as consul-dataplane reads it.
-    const [merged] = await catalog.nodeServices(proxyReg.Node, `ID == "${proxyReg.Service!.ID}"`, scope, { mergeCentralConfig: true });
+    const [merged] = await resolvedProxy;
     const proxyService = merged ?? proxyReg.Service!;
     if (opts.envoyBootstrap ?? true) {
       const bootstrap = generateEnvoyBootstrap({
@@ -297,6 +287,21 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       });
       await write('envoyBootstrap', renderEnvoyBootstrap(bootstrap));
       log.info('wrote Envoy bootstrap', { file: file('envoyBootstrap') });
+    }
+
+    // The copy has had the network work and the files above to finish in.
+    if (copying) {
+      signal?.throwIfAborted();
+      await copying.catch((err: unknown) => {
+        throw new ConsulEcsError(
+          'file-write-failed',
+          `cannot copy the consul-ecs executable ${opts.executable} to ${file('executable')}: ${describeError(err)}; check that bootstrapDir exists and is writable`,
+          { cause: err },
+        );
+      });
+      await rename(copyTmp, file('executable'));
+      undo.push(() => rm(file('executable'), { force: true }));
+      log.info('copied binary', { source: opts.executable, destination: file('executable') });
     }
 
     if (transparentProxyEnabled(config)) {
