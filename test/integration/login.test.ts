@@ -59,6 +59,28 @@ describe('consul-ecs login against Consul and moto', () => {
     stack.assertNoSecretsPrinted();
   });
 
+  it('reads no task metadata when the flags already give the task id, cluster and region', async () => {
+    const role = await stack.role('web-task', { service: 'web' });
+    const sim = await stack.simulator(role.arn, { cluster: 'prod', region: 'us-east-1' });
+    const sink = join(stack.dir, 'service-token');
+    const flags = ['-aws-region', 'us-east-1', '-meta', `consul.hashicorp.com/task-id=${sim.taskId}`, '-meta', 'consul.hashicorp.com/cluster=prod'];
+
+    const login = await stack.cli(['login', ...stack.loginFlags(sink), ...flags], sim.containerEnv());
+    assert.equal(login.exitCode, 0, login.stderr);
+    assert.equal(sim.hits.task, 0, 'the task metadata endpoint was not asked');
+    const token = await stack.readToken(sink);
+    const self = await stack.consul.client().call<AclToken>({ path: '/v1/acl/token/self', token });
+    const meta = JSON.parse(self.Description!.replace(/^token created via login: /, '')) as Record<string, string>;
+    assert.deepEqual(meta, { 'consul.hashicorp.com/task-id': sim.taskId, 'consul.hashicorp.com/cluster': 'prod' });
+
+    // With no region in the flags or the environment, it comes from the task's metadata.
+    const { AWS_REGION: _region, AWS_DEFAULT_REGION: _defaultRegion, ...envWithoutRegion } = sim.containerEnv();
+    const again = await stack.cli(['login', ...stack.loginFlags(sink), ...flags.slice(2)], envWithoutRegion);
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.equal(sim.hits.task, 1);
+    stack.assertNoSecretsPrinted();
+  });
+
   const refusals: Array<{ name: string; role: Parameters<LoginStack['role']>[1]; flags?: string[]; expect: RegExp }> = [
     {
       name: 'a role outside the bound path',

@@ -75,7 +75,9 @@ export const loginCommand: Command = {
 
       let region = f['aws-region'] || ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION;
       const metadataUri = ctx.env.ECS_CONTAINER_METADATA_URI_V4;
-      if (f['task-meta'] && metadataUri) {
+      // Task metadata only fills in what the flags and environment left out.
+      const missing = meta[TOKEN_META_TASK_ID] === undefined || meta[TOKEN_META_CLUSTER] === undefined || !region;
+      if (f['task-meta'] && metadataUri && missing) {
         const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: ctx.dispatcher, clock: ctx.clock }).task());
         meta[TOKEN_META_TASK_ID] ??= task.taskId;
         meta[TOKEN_META_CLUSTER] ??= task.clusterArn;
