@@ -1,17 +1,6 @@
-import { setFlagsFromString } from 'node:v8';
+// First: sets the V8 flags that must be set before anything else loads.
+import { setRuntimeV8Flags } from './v8-flags.js';
 import { commands, ownsSignals, runCli } from './cli.js';
-
-/**
- * V8 flags set once the command's code is loaded, before its first HTTP request.
- * undici parses HTTP with a WebAssembly module that it compiles on its first
- * connection; with tiering on, V8 then recompiles the parser's one huge function
- * with its optimising compiler on a background thread. That costs a long-running
- * process ~12 MB, and a short one ~40 ms at exit, where Node.js waits for the
- * compile to finish. Passed as command-line flags they would change V8's flag
- * hash before Node.js loads its built-in modules, whose code cache then no longer
- * matches (~30 ms more at start-up); set here, they change nothing already loaded.
- */
-const RUNTIME_V8_FLAGS = ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
 
 /** The process entry point: wires argv, env, stdio and signals into the CLI. */
 async function main(): Promise<void> {
@@ -24,7 +13,7 @@ async function main(): Promise<void> {
     process.once('SIGINT', onSignal);
   }
   await commands.find((c) => c.name === argv[0])?.load();
-  for (const flag of RUNTIME_V8_FLAGS) setFlagsFromString(flag);
+  setRuntimeV8Flags();
   const code = await runCli(argv, {
     env: process.env,
     stdout: (t) => process.stdout.write(t),
