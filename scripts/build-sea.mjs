@@ -5,13 +5,14 @@
 // It runs in images with no Node.js installed; mesh-init copies it into the
 // bootstrap dir for the dataplane and app containers. Skips the work when the
 // bundle and runtime are unchanged.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUNDLE_ASSET, CACHE_CHECK_ENV, cacheAsset, loaderSource } from './lib/sea-code-cache.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bundle = join(root, 'packages/control-plane/dist/consul-ecs.cjs');
@@ -29,7 +30,13 @@ const EXEC_ARGV = ['--max-semi-space-size=1', '--single-threaded-gc'];
 
 if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build first`);
 const node = execFileSync('bash', [join(root, 'scripts/runtime.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-const stamp = createHash('sha256').update(readFileSync(bundle)).update(node).update(readFileSync(fileURLToPath(import.meta.url))).digest('hex');
+const codeCacheScript = join(root, 'scripts/lib/sea-code-cache.mjs');
+const stamp = createHash('sha256')
+  .update(readFileSync(bundle))
+  .update(node)
+  .update(readFileSync(fileURLToPath(import.meta.url)))
+  .update(readFileSync(codeCacheScript))
+  .digest('hex');
 if (existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) {
   console.error(`sea: ${out} is up to date`);
   process.exit(0);
@@ -39,8 +46,22 @@ const work = mkdtempSync(join(tmpdir(), 'consul-ecs-sea-'));
 try {
   const blob = join(work, 'sea.blob');
   const config = join(work, 'sea-config.json');
-  writeFileSync(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgv: EXEC_ARGV }));
-  // The code cache is made under the same V8 flags, or V8 rejects it at run time.
+  const loader = join(work, 'sea-main.cjs');
+  // V8 bytecode of what each command runs (see scripts/lib/sea-code-cache.mjs), made
+  // by the same runtime under the same V8 flags, or V8 rejects it at run time.
+  const trained = JSON.parse(execFileSync(node, [...EXEC_ARGV, codeCacheScript, 'train', bundle, work], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
+  writeFileSync(loader, loaderSource(trained));
+  const caches = Object.fromEntries(trained.map((c) => [cacheAsset(c), join(work, cacheAsset(c))]));
+  writeFileSync(
+    config,
+    JSON.stringify({
+      main: loader,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      execArgv: EXEC_ARGV,
+      assets: { [BUNDLE_ASSET]: bundle, ...caches },
+    }),
+  );
   execFileSync(node, [...EXEC_ARGV, '--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
   mkdirSync(outDir, { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
@@ -56,9 +77,17 @@ try {
   }
   const { inject } = createRequire(import.meta.url)('postject');
   await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SENTINEL });
+  // Each command's cache must be taken: a rejected one would only cost start-up time, silently.
+  for (const command of trained) {
+    const check = spawnSync(tmp, command === 'version' ? [command] : [command, '-help'], { encoding: 'utf8', env: { ...process.env, [CACHE_CHECK_ENV]: '1' } });
+    if (check.status !== 0 || !check.stderr.includes(`code cache ${command}: accepted`)) {
+      throw new Error(`sea: the executable does not run ${command}, or V8 rejects its code cache: exit ${check.status}, ${check.stderr.trim()}`);
+    }
+  }
   renameSync(tmp, out);
   writeFileSync(stampFile, stamp);
-  console.error(`sea: built ${out} (${execFileSync(out, ['version'], { encoding: 'utf8' }).trim()})`);
+  const sizes = trained.map((c) => `${c} ${Math.round(statSync(caches[cacheAsset(c)]).size / 1024)} KB`).join(', ');
+  console.error(`sea: built ${out} (${execFileSync(out, ['version'], { encoding: 'utf8' }).trim()}; code caches: ${sizes})`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -3,7 +3,7 @@
 // PATH) supervising a shell that reports the signals it gets, in a task served
 // by the ECS agent simulator. Every wait is bounded.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -284,3 +284,23 @@ for (const v of variants) {
     });
   });
 }
+
+describe('self-contained executable: V8 code caches', () => {
+  it('takes the code cache made at build time for each command (the default one for the long-running commands)', () => {
+    assert.ok(existsSync(SEA), `${SEA} is missing: run npm run build`);
+    const expected: Array<[string[], string]> = [
+      [['version'], 'version'],
+      [['login', '-help'], 'login'],
+      [['logout', '-help'], 'logout'],
+      [['mesh-init', '-help'], 'mesh-init'],
+      [['net-dial', '-help'], 'net-dial'],
+      [['health-sync', '-help'], 'version'],
+      [['control-plane', '-help'], 'version'],
+      [['no-such-command'], 'version'],
+    ];
+    for (const [args, cache] of expected) {
+      const r = spawnSync(SEA, args, { encoding: 'utf8', env: { PATH: '/nonexistent', CONSUL_ECS_CODE_CACHE_CHECK: '1' }, timeout: 10_000 });
+      assert.match(r.stderr, new RegExp(`^code cache ${cache}: accepted$`, 'm'), `${args.join(' ')}: ${r.stderr}`);
+    }
+  });
+});

@@ -21,7 +21,7 @@ export type IptablesRunner = (command: string, args: string[]) => Promise<Iptabl
 /** Spawns the command directly (no shell) and collects its output. */
 export const spawnIptablesRunner: IptablesRunner = async (command, args) => {
   // Loaded on first use: most commands never spawn anything.
-  const { spawn } = await import('node:child_process');
+  const { spawn } = process.getBuiltinModule('node:child_process');
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -1,0 +1,214 @@
+// The self-contained executable's code caches: V8 bytecode of the functions each
+// short-lived command runs, made at build time so that a task's containers do not
+// compile them at every start (measured: login ~104 -> ~89 ms of CPU).
+//
+// Node.js's own SEA code cache (useCodeCache) holds only what V8 compiles before
+// the script runs: the top level, not the functions it calls. So the executable's
+// entry is a small loader (loaderSource) that compiles the bundle with the cache of
+// the command it runs, made by `train`: this script, run with the pinned runtime
+// and the executable's V8 flags, loads the bundle the same way, runs each command
+// against stand-ins on loopback (the project's ECS agent simulator and a minimal
+// Consul HTTP API), and saves the bytecode of what that command compiled. V8 checks
+// a cache against the source, its own version and its flags, and compiles as usual
+// when it does not match; build-sea checks that the executable takes every cache.
+//
+//   node <V8 flags> scripts/lib/sea-code-cache.mjs train <bundle.cjs> <out dir>
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { Script } from 'node:vm';
+
+/** The bundle is compiled as the body of this function, as Node.js compiles a CommonJS module. */
+export const WRAPPER_HEAD = '(function (exports, require, module, __filename, __dirname) {';
+export const WRAPPER_TAIL = '\n})';
+export const BUNDLE_ASSET = 'consul-ecs.cjs';
+/** The name of the code cache asset made by running `consul-ecs <command>`. */
+export const cacheAsset = (command) => `consul-ecs.${command}.cache`;
+/** The cache for commands trained on none of their own: what every command runs first. */
+const DEFAULT_CACHE_COMMAND = 'version';
+/** Set in the environment, the executable says on stderr whether V8 took its code cache. */
+export const CACHE_CHECK_ENV = 'CONSUL_ECS_CODE_CACHE_CHECK';
+/** The V8 flags the CLI sets for every command at run time (packages/control-plane/src/v8-flags.ts), at their defaults. */
+const RUNTIME_FLAG_DEFAULTS = ['--wasm-tier-up', '--wasm-dynamic-tiering'];
+
+/**
+ * The executable's entry: compiles the bundle asset with the code cache of the
+ * command it runs (one of `commands`, else the default) and runs it.
+ */
+export function loaderSource(commands) {
+  return `'use strict';
+// consul-ecs single executable application: runs the CLI bundle, compiled with
+// the V8 code cache of its command made at build time (scripts/lib/sea-code-cache.mjs).
+const { getAsset } = require('node:sea');
+const { Script } = require('node:vm');
+const source = ${JSON.stringify(WRAPPER_HEAD)} + getAsset(${JSON.stringify(BUNDLE_ASSET)}, 'utf8') + ${JSON.stringify(WRAPPER_TAIL)};
+const trained = new Set(${JSON.stringify(commands)});
+const command = trained.has(process.argv[2]) ? process.argv[2] : ${JSON.stringify(DEFAULT_CACHE_COMMAND)};
+const cachedData = new Uint8Array(getAsset('consul-ecs.' + command + '.cache'));
+const script = new Script(source, { filename: ${JSON.stringify(BUNDLE_ASSET)}, cachedData });
+if (process.env.${CACHE_CHECK_ENV}) process.stderr.write('code cache ' + command + ': ' + (script.cachedDataRejected ? 'rejected' : 'accepted') + '\\n');
+const cli = { exports: {} };
+script.runInThisContext()(cli.exports, require, cli, process.execPath, require('node:path').dirname(process.execPath));
+`;
+}
+
+/** A Consul HTTP API for the training runs: ACL login and logout, and a catalog of one node. */
+function startConsulStandIn() {
+  const token = {
+    AccessorID: '00000000-0000-4000-8000-000000000001',
+    SecretID: '00000000-0000-4000-8000-000000000002',
+    Description: 'token created via login',
+    ServiceIdentities: [{ ServiceName: 'web' }],
+    AuthMethod: 'iam-ecs-service-token',
+    Local: true,
+  };
+  /** Service ID → service, as registered. */
+  const services = new Map();
+  const idIn = (filter) => /ID == [`"]([^`"]+)[`"]/.exec(filter ?? '')?.[1];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const url = new URL(req.url, 'http://consul');
+      const json = (value) => {
+        res.setHeader('content-type', 'application/json');
+        res.setHeader('x-consul-index', '1');
+        res.end(JSON.stringify(value));
+      };
+      const p = url.pathname;
+      if (p === '/v1/acl/login') return json(token);
+      if (p === '/v1/acl/token/self') return json(token);
+      if (p === '/v1/acl/logout') return res.end();
+      if (p === '/v1/status/leader') return json('127.0.0.1:8300');
+      if (p === '/v1/catalog/register') {
+        const reg = JSON.parse(body);
+        if (reg.Service) services.set(reg.Service.ID, reg.Service);
+        return json(true);
+      }
+      if (p === '/v1/catalog/deregister') {
+        services.delete(JSON.parse(body).ServiceID);
+        return json(true);
+      }
+      if (p.startsWith('/v1/catalog/node-services/')) {
+        const id = idIn(url.searchParams.get('filter'));
+        const list = [...services.values()].filter((s) => id === undefined || s.ID === id);
+        return json({ Node: { Node: decodeURIComponent(p.split('/').pop()) }, Services: list });
+      }
+      res.statusCode = 404;
+      res.end('not found');
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+async function train(bundlePath, outDir) {
+  const { EcsAgentSimulator } = await import('@consul-ecs-ts/core/testkit');
+  const source = WRAPPER_HEAD + readFileSync(bundlePath, 'utf8') + WRAPPER_TAIL;
+  const work = mkdtempSync(join(tmpdir(), 'consul-ecs-train-'));
+  const consul = await startConsulStandIn();
+  const consulAddr = `http://127.0.0.1:${consul.address().port}`;
+  const sim = await new EcsAgentSimulator({
+    family: 'web',
+    containers: [{ name: 'app', hasHealthCheck: true, health: 'HEALTHY' }, { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' }],
+    credentials: async () => ({
+      AccessKeyId: 'AKIDTRAINING',
+      SecretAccessKey: 'training-secret',
+      Token: 'training-session-token',
+      Expiration: new Date(Date.now() + 3600_000).toISOString(),
+      RoleArn: 'arn:aws:iam::123456789012:role/consul-ecs/web',
+    }),
+  }).start();
+
+  const exit = process.exit;
+  const write = process.stderr.write.bind(process.stderr);
+  const writeOut = process.stdout.write.bind(process.stdout);
+  /**
+   * Runs `consul-ecs <argv>` in this process as the executable would (the bundle
+   * compiled as `script`) and resolves with its exit code.
+   */
+  const run = (script, argv, env) =>
+    new Promise((resolve) => {
+      let output = '';
+      process.argv = [process.execPath, BUNDLE_ASSET, ...argv];
+      // No PATH: nothing a command might run (iptables) can be found.
+      process.env = { PATH: '/nonexistent', ...sim.containerEnv(), ...env };
+      process.stderr.write = process.stdout.write = (chunk) => ((output += chunk), true);
+      // undici keeps its global dispatcher on globalThis, for every copy of undici in the
+      // process: without this, a run would send its requests through an earlier run's
+      // undici (or this script's), and its own request code would never be compiled.
+      for (const version of [1, 2]) globalThis[Symbol.for(`undici.globalDispatcher.${version}`)] = undefined;
+      process.exit = (code) => {
+        process.stderr.write = write;
+        process.stdout.write = writeOut;
+        process.exit = exit;
+        if (code !== 0) write(`sea-code-cache: training run "consul-ecs ${argv.join(' ')}" exited ${code}:\n${output}\n`);
+        resolve(code);
+      };
+      const cli = { exports: {} };
+      script.runInThisContext()(cli.exports, createRequire(bundlePath), cli, bundlePath, dirname(bundlePath));
+    });
+  // Each command's cache holds only what that command compiled: V8 reads the whole
+  // cache at start-up, and a long-running process keeps what it read. So each runs
+  // on its own compilation of the bundle (a distinct name keeps V8 from sharing
+  // compiled functions between them); what it needs done first runs on another.
+  let compilations = 0;
+  const compile = () => new Script(source, { filename: `${BUNDLE_ASSET}#${compilations++}` });
+  const setup = compile();
+  try {
+    const config = {
+      bootstrapDir: join(work, 'bootstrap'),
+      consulServers: { hosts: '127.0.0.1', defaults: { tls: false }, http: { https: false, port: consul.address().port }, grpc: { port: 8503 } },
+      consulLogin: { enabled: true },
+      service: { name: 'web', port: 8080 },
+      proxy: { upstreams: [{ destinationName: 'backend', localBindPort: 1234 }] },
+      healthSyncContainers: ['app'],
+      // Never touch this machine's iptables (the simulated task is on EC2, where it is on by default).
+      transparentProxy: { enabled: false },
+    };
+    mkdirSync(config.bootstrapDir);
+    const executable = join(work, 'executable');
+    writeFileSync(executable, '#!/bin/sh\n');
+    const mesh = { CONSUL_ECS_CONFIG_JSON: JSON.stringify(config), CONSUL_ECS_EXECUTABLE: executable };
+    const sink = join(work, 'token');
+    const login = ['login', '-http-addr', consulAddr, '-token-sink-file', sink];
+    // Not the long-running commands (health-sync, control-plane, the entrypoints): ~15 ms
+    // at their start matters less than the ~1.5 MB a cache would add to their resident
+    // memory; they take the default cache (the top level every command runs).
+    const trainings = {
+      version: { argv: ['version'] },
+      login: { argv: login },
+      logout: { before: [[login]], argv: ['logout', '-http-addr', consulAddr, '-token-file', sink] },
+      'mesh-init': { argv: ['mesh-init'], env: mesh },
+      'net-dial': { argv: ['net-dial', consulAddr.replace('http://', '')] },
+    };
+    for (const [name, t] of Object.entries(trainings)) {
+      for (const [argv, env] of t.before ?? []) {
+        if ((await run(setup, argv, env ?? {})) !== 0) throw new Error(`a training run failed (see above)`);
+      }
+      const script = compile();
+      if ((await run(script, t.argv, t.env ?? {})) !== 0) throw new Error(`a training run failed (see above)`);
+      // The cache carries a hash of V8's flags: put back the ones the CLI changed at run time.
+      for (const flag of RUNTIME_FLAG_DEFAULTS) setFlagsFromString(flag);
+      writeFileSync(join(outDir, cacheAsset(name)), script.createCachedData());
+    }
+    return Object.keys(trainings);
+  } finally {
+    await sim.stop();
+    await new Promise((r) => consul.close(r));
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [cmd, bundle, outDir] = process.argv.slice(2);
+  if (cmd !== 'train' || !bundle || !outDir) {
+    process.stderr.write('usage: node <V8 flags> scripts/lib/sea-code-cache.mjs train <bundle.cjs> <out dir>\n');
+    process.exit(2);
+  }
+  const commands = await train(resolve(bundle), resolve(outDir));
+  process.stdout.write(JSON.stringify(commands) + '\n');
+}
