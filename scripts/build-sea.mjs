@@ -25,7 +25,8 @@ const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 // young generation that stays at 1 MB and no GC helper threads. Neither changes
 // V8's flag hash, so Node.js's built-in code cache still applies; flags that do
 // (--liftoff-only, --no-opt) cost ~30 ms at every start. The WebAssembly
-// tiering flags that matter are set at run time instead (packages/control-plane/src/main.ts).
+// tiering and optimising-compiler flags that matter are set at run time instead
+// (packages/control-plane/src/v8-flags.ts).
 const EXEC_ARGV = ['--max-semi-space-size=1', '--single-threaded-gc'];
 
 if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build first`);
