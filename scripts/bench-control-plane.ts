@@ -14,7 +14,7 @@
 // (--no-drop-caches to skip); the anonymous part is printed as well, which the
 // page cache does not affect.
 //   node --import tsx scripts/bench-control-plane.ts [--runs=N] [--seconds=S] [--anchor=PATH] [--no-drop-caches]
-import { accessSync, constants as fsConstants, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,20 +23,13 @@ import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { configureIamAuthMethod, startConsulAndMoto } from './lib/local-stack.ts';
+import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
 const arg = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
 const runs = Number(arg('runs', '9'));
 const seconds = Number(arg('seconds', '60'));
 const anchor = arg('anchor', '');
-const DROP_CACHES = '/proc/sys/vm/drop_caches';
-const dropCaches = !process.argv.includes('--no-drop-caches') && (() => {
-  try {
-    accessSync(DROP_CACHES, fsConstants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const dropCaches = !process.argv.includes('--no-drop-caches') && canDropPageCache();
 const INITIALISED = 'successfully initialized the task';
 const SEA = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
 const BUNDLE = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
@@ -118,10 +111,7 @@ try {
   const steady: Record<string, { rssMb: number; anonMb: number; maxRssMb: number; cpuPct: number }> = {};
   for (const [name, argv] of Object.entries(contenders)) {
     const dir = await mkdtemp(join(tmpdir(), 'bench-hs-'));
-    if (dropCaches) {
-      await execa('sync');
-      writeFileSync(DROP_CACHES, '1');
-    }
+    if (dropCaches) dropPageCache();
     const init = await execa(argv[0]!, [...argv.slice(1), 'mesh-init'], { env: env(dir), extendEnv: false, reject: false });
     if (init.exitCode !== 0) throw new Error(`${name} mesh-init failed: ${init.stderr}`);
     const hs = execa(argv[0]!, [...argv.slice(1), 'health-sync'], { env: env(dir), extendEnv: false, reject: false });

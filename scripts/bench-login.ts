@@ -4,7 +4,7 @@
 // time and peak RSS of each and the ratios. Not a test: it only prints figures.
 //   node --import tsx scripts/bench-login.ts [--runs=N]
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { configureIamAuthMethod, peerBinary, startConsulAndMoto } from './lib/local-stack.ts';
+import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
 const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
 const runs = Number(process.argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? 15);
@@ -47,19 +48,9 @@ try {
   };
   const samples: Record<string, Array<{ ms: number; rssKb: number }>> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
 
-  // A just-built executable's pages sit in the page cache in large folios, which
-  // count ~30 MB more resident memory than the same file read from disk: start from
-  // a dropped page cache when this machine lets us, as a container's first run would.
-  const dropped = (() => {
-    try {
-      accessSync('/proc/sys/vm/drop_caches', fsConstants.W_OK);
-      execFileSync('sync');
-      writeFileSync('/proc/sys/vm/drop_caches', '1');
-      return true;
-    } catch {
-      return false;
-    }
-  })();
+  // As a container's first run reads its binary (see lib/page-cache.ts).
+  const dropped = canDropPageCache();
+  if (dropped) dropPageCache();
   for (let i = 0; i < runs + 1; i++) {
     for (const [name, argv] of Object.entries(contenders)) {
       // Wall time by the clock here (GNU time's %e counts in 10 ms steps); peak RSS by GNU time.
