@@ -56,9 +56,14 @@ export const commands: readonly CommandEntry[] = [
   },
 ];
 
+/** The command `name` names (`-v` and `--version` name `version`), if any. */
+export function findCommand(name: string | undefined): CommandEntry | undefined {
+  return commands.find((c) => c.name === (name !== undefined && /^--?v(ersion)?$/.test(name) ? 'version' : name));
+}
+
 /** Whether the command `argv` names handles process signals itself (see {@link CommandEntry.ownsSignals}). */
 export function ownsSignals(argv: readonly string[]): boolean {
-  return commands.some((c) => c.name === argv[0] && c.ownsSignals === true);
+  return findCommand(argv[0])?.ownsSignals === true;
 }
 
 export function usage(): string {
@@ -77,7 +82,7 @@ export async function runCli(argv: readonly string[], ctx: Omit<CommandContext, 
     (name === undefined ? ctx.stderr : ctx.stdout)(usage());
     return name === undefined ? 1 : 0;
   }
-  const entry = commands.find((c) => c.name === (/^--?v(ersion)?$/.test(name) ? 'version' : name));
+  const entry = findCommand(name);
   if (!entry) {
     ctx.stderr(`unknown command: ${name}\n\n${usage()}`);
     return 1;

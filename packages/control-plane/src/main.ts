@@ -1,6 +1,6 @@
 // First: sets the V8 flags that must be set before anything else loads.
 import { setRuntimeV8Flags } from './v8-flags.js';
-import { commands, ownsSignals, runCli } from './cli.js';
+import { findCommand, ownsSignals, runCli } from './cli.js';
 
 /** The process entry point: wires argv, env, stdio and signals into the CLI. */
 async function main(): Promise<void> {
@@ -12,7 +12,7 @@ async function main(): Promise<void> {
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   }
-  await commands.find((c) => c.name === argv[0])?.load();
+  await findCommand(argv[0])?.load();
   setRuntimeV8Flags();
   const code = await runCli(argv, {
     env: process.env,
