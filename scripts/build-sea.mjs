@@ -79,16 +79,18 @@ try {
   const { inject } = createRequire(import.meta.url)('postject');
   await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SENTINEL });
   // Each command's cache must be taken: a rejected one would only cost start-up time, silently.
+  let version = '';
   for (const command of trained) {
     const check = spawnSync(tmp, command === 'version' ? [command] : [command, '-help'], { encoding: 'utf8', env: { ...process.env, [CACHE_CHECK_ENV]: '1' } });
     if (check.status !== 0 || !check.stderr.includes(`code cache ${command}: accepted`)) {
       throw new Error(`sea: the executable does not run ${command}, or V8 rejects its code cache: exit ${check.status}, ${check.stderr.trim()}`);
     }
+    if (command === 'version') version = check.stdout.trim();
   }
   renameSync(tmp, out);
   writeFileSync(stampFile, stamp);
   const sizes = trained.map((c) => `${c} ${Math.round(statSync(caches[cacheAsset(c)]).size / 1024)} KB`).join(', ');
-  console.error(`sea: built ${out} (${execFileSync(out, ['version'], { encoding: 'utf8' }).trim()}; code caches: ${sizes})`);
+  console.error(`sea: built ${out} (${version}; code caches: ${sizes})`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

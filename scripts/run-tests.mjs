@@ -44,7 +44,7 @@ const RUN_LIMIT_MS = 40 * 60_000;
 
 let passed = 0;
 let failed = 0;
-const testsPerRuntime = [];
+const testsPerRuntime = new Map();
 for (const rt of runtimes) {
   process.stdout.write(`\n=== ${rt.name}: ${files.length} test files ===\n`);
   const counts = await new Promise((resolve) => {
@@ -74,11 +74,12 @@ for (const rt of runtimes) {
   process.stdout.write(`=== ${rt.name}: ${counts.pass} passed, ${counts.fail} failed ===\n`);
   passed += counts.pass;
   failed += counts.fail;
-  testsPerRuntime.push(`${rt.name}: ${counts.tests}`);
+  testsPerRuntime.set(rt.name, counts.tests);
 }
 // Every runtime runs the same files: a different number of tests means results were lost.
-if (new Set(testsPerRuntime.map((t) => t.split(': ').at(-1))).size > 1) {
-  process.stdout.write(`\nthe runtimes reported different numbers of tests (${testsPerRuntime.join(', ')}): some results were lost\n`);
+if (new Set(testsPerRuntime.values()).size > 1) {
+  const reported = [...testsPerRuntime].map(([name, tests]) => `${name}: ${tests}`).join(', ');
+  process.stdout.write(`\nthe runtimes reported different numbers of tests (${reported}): some results were lost\n`);
   failed += 1;
 }
 process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
