@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
-import type { AgentService, HealthCheck } from '@consul-ecs-ts/core';
+import { aclLogin, aclLogout, type AgentService, type HealthCheck } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator as Sim } from '@consul-ecs-ts/core/testkit';
 import { startEnvoyFromBootstrap } from '../../scripts/lib/envoy.ts';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
@@ -97,6 +97,17 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.deepEqual(dp.xdsServer, { bindAddress: '127.0.0.1' });
     assert.equal(dp.logging.logLevel, 'DEBUG');
     stack.secrets.add(dp.consul.credentials.login.bearerToken);
+    assert.deepEqual(dp.consul.credentials.login.meta, { 'consul.hashicorp.com/task-id': sim.taskId, 'consul.hashicorp.com/cluster': sim.clusterArn });
+    // consul-dataplane logs in with the bearer token mesh-init logged in with (as the anchor's does): Consul takes it again.
+    const dpLogin = await aclLogin(stack.consul.client(), {
+      authMethod: dp.consul.credentials.login.authMethod,
+      bearerToken: dp.consul.credentials.login.bearerToken,
+      meta: dp.consul.credentials.login.meta,
+    });
+    stack.secrets.add(dpLogin.SecretID);
+    assert.deepEqual(dpLogin.ServiceIdentities?.map((s) => s.ServiceName), ['web']);
+    assert.notEqual(dpLogin.SecretID, token, 'a token of its own');
+    await aclLogout(stack.consul.client(), dpLogin.SecretID);
 
     // The executable copy runs with no Node.js at all.
     const copied = await execa(join(dir, 'consul-ecs'), ['version'], { env: { PATH: '/nonexistent' }, extendEnv: false });

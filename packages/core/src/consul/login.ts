@@ -37,6 +37,12 @@ export interface AwsIamLoginOptions {
    * milliseconds. Each attempt signs a fresh request. Default 2 minutes.
    */
   deadlineMs?: number;
+  /**
+   * Given the bearer token of the login that succeeded. consul-ecs hands the same
+   * token to consul-dataplane, which logs in with it in turn: AWS accepts the
+   * signed request for 15 minutes after it was signed.
+   */
+  onBearerToken?: (bearerToken: string) => void;
   /** Options for the stale read-back of the new token; `false` skips it. */
   waitForReplication?: WaitForTokenOptions | false;
   /** Dispatcher for the AWS calls (STS GetCallerIdentity). */
@@ -59,6 +65,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
   const deadlineMs = opts.deadlineMs ?? 120_000;
 
   let token: AclToken;
+  let used = '';
   try {
     token = await retry(
       async () => {
@@ -73,6 +80,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
           clock,
         });
         logger.debug('signed the login request', { 'include-entity': opts.includeEntity ?? true });
+        used = bearerToken;
         return aclLogin(opts.client, {
           authMethod,
           bearerToken,
@@ -109,6 +117,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
   }
   logger.addSecret(token.SecretID);
   logger.info('logged in to Consul', { method: authMethod, 'accessor-id': token.AccessorID });
+  opts.onBearerToken?.(used);
 
   try {
     if (opts.waitForReplication !== false) {

@@ -3,7 +3,6 @@ import { chmod, copyFile, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
-import { createLoginBearerToken } from '../aws/sigv4-login.js';
 import { CatalogClient } from '../catalog/client.js';
 import { gatewayRegistration, serviceRegistrations, type TaskRegistrations } from '../catalog/registration.js';
 import type { ResolvedConfig } from '../config/types.js';
@@ -113,7 +112,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     opened = client;
 
     let loggedIn = false;
-    let dataplaneBearerToken: Promise<string> | undefined;
+    let dataplaneBearerToken: string | undefined;
     const loginMeta = { [TOKEN_META_TASK_ID]: task.taskId, [TOKEN_META_CLUSTER]: task.clusterArn, ...config.consulLogin.meta };
     const region = config.consulLogin.region ?? task.region;
     if (credentials) {
@@ -134,22 +133,13 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
         clock,
         logger: log,
         signal,
+        // consul-dataplane logs in with the bearer token this login used, as the
+        // anchor's dataplane config does: signing another costs the critical path.
+        onBearerToken: (t) => (dataplaneBearerToken = t),
       });
       token = acl.SecretID;
       loggedIn = true;
       undo.push(() => aclLogout(client, acl.SecretID, { retryDeadlineMs: 5000 }));
-      // consul-dataplane logs in with a bearer token of its own: signed now, while
-      // the registrations are on the wire.
-      dataplaneBearerToken = createLoginBearerToken({
-        credentials,
-        region,
-        stsEndpoint: config.consulLogin.stsEndpoint,
-        includeEntity: config.consulLogin.includeEntity,
-        serverIdHeaderValue: config.consulLogin.serverIdHeaderValue,
-        dispatcher: opts.dispatcher,
-        clock,
-      });
-      dataplaneBearerToken.catch(() => {});
       await write('serviceToken', token);
       // A re-run replaces the token: the one it replaces is logged out.
       if (previous && previous !== token) {
@@ -247,7 +237,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
           authMethod: config.consulLogin.method,
           ...(scope.partition ? { partition: scope.partition } : {}),
           datacenter: config.consulLogin.datacenter ?? '',
-          bearerToken: await dataplaneBearerToken,
+          bearerToken: dataplaneBearerToken,
           meta: loginMeta,
         },
       };
