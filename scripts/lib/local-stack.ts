@@ -114,19 +114,28 @@ export class ConsulServer {
   private constructor(readonly opts: ConsulServerOptions) {}
 
   static async start(opts: ConsulServerOptions = {}): Promise<ConsulServer> {
-    const s = new ConsulServer(opts);
-    s.#workDir = await mkdtemp(join(tmpdir(), 'consul-peer-'));
-    const keys = Object.keys(s.ports) as Array<keyof ConsulServer['ports']>;
-    const ports = await freePorts(keys.length);
-    keys.forEach((k, i) => (s.ports[k] = ports[i]!));
-    try {
-      if (opts.tls) await s.#makeCertificates();
-      await s.#spawn();
-    } catch (err) {
-      await s.dispose();
-      throw err;
+    // The ports are free when chosen and released for Consul to bind: a process
+    // starting peers beside this one (another test file) can take one in between,
+    // and Consul then exits at once. It starts again on other ports.
+    for (let attempt = 1; ; attempt++) {
+      const s = new ConsulServer(opts);
+      s.#workDir = await mkdtemp(join(tmpdir(), 'consul-peer-'));
+      const keys = Object.keys(s.ports) as Array<keyof ConsulServer['ports']>;
+      const ports = await freePorts(keys.length);
+      keys.forEach((k, i) => (s.ports[k] = ports[i]!));
+      try {
+        if (opts.tls) await s.#makeCertificates();
+        await s.#spawn();
+        return s;
+      } catch (err) {
+        const log = await readFile(s.logFile, 'utf8').catch(() => '');
+        await s.dispose();
+        if (attempt < 3 && /address already in use/i.test(log)) continue;
+        // The log goes with the work dir: keep its end in the error.
+        const tail = log.trimEnd().split('\n').slice(-15).join('\n');
+        throw new Error(`${(err as Error).message}${tail ? `\n--- the end of Consul's log:\n${tail}` : ''}`, { cause: err });
+      }
     }
-    return s;
   }
 
   get httpAddr(): string {
