@@ -75,6 +75,18 @@ describe('control plane faults', () => {
     stack.assertNoSecretsPrinted();
   });
 
+  it('mesh-init that cannot write its files exits 1 naming the file, and leaves no registration or token behind', async () => {
+    const missing = join(dir, 'missing');
+    const res = await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, missing)));
+    assert.equal(res.exitCode, 1);
+    assert.match(res.stderr, new RegExp(`cannot write ${join(missing, 'service-token')}: .*check that the directory exists and is writable`));
+    assert.match(res.stderr, /undoing the partial initialisation/);
+    assert.deepEqual(await checks(), [], 'nothing registered');
+    const tokens = await stack.consul.api<Array<{ AuthMethod?: string }>>('GET', '/v1/acl/tokens');
+    assert.deepEqual(tokens.filter((t) => t.AuthMethod), [], 'the login token was logged out');
+    stack.assertNoSecretsPrinted();
+  });
+
   it('every registration field of the config reaches Consul', async () => {
     const config = meshConfig(stack, dir, {
       service: {

@@ -81,10 +81,18 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
   const undo: Array<() => Promise<void>> = [];
   const dir = config.bootstrapDir;
   const file = (f: keyof typeof BOOTSTRAP_FILES) => join(dir, BOOTSTRAP_FILES[f].name);
-  const write = async (f: keyof typeof BOOTSTRAP_FILES, data: string) => {
-    signal?.throwIfAborted();
-    await writeFileAtomic(file(f), data, { mode: BOOTSTRAP_FILES[f].mode });
-    undo.push(() => rm(file(f), { force: true }));
+  // The files are written while the requests after them are on the wire; each is
+  // awaited before the task counts as initialised, and before anything is undone.
+  const writing: Array<Promise<void>> = [];
+  const write = (f: keyof typeof BOOTSTRAP_FILES, data: string, written?: () => void) => {
+    const done = (async () => {
+      signal?.throwIfAborted();
+      await writeFileAtomic(file(f), data, { mode: BOOTSTRAP_FILES[f].mode });
+      undo.push(() => rm(file(f), { force: true }));
+      written?.();
+    })();
+    done.catch(() => {});
+    writing.push(done);
   };
 
   // The executable is large: copy it while the network work goes on, and put it
@@ -140,7 +148,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       token = acl.SecretID;
       loggedIn = true;
       undo.push(() => aclLogout(client, acl.SecretID, { retryDeadlineMs: 5000 }));
-      await write('serviceToken', token);
+      write('serviceToken', token);
       // A re-run replaces the token: the one it replaces is logged out.
       if (previous && previous !== token) {
         await aclLogout(client, previous, { retryDeadlineMs: 0 }).catch(() => {});
@@ -223,7 +231,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     const grpc = config.consulServers.grpc;
     let grpcCaFile = grpc.tls ? grpc.caCertFile : undefined;
     if (grpc.tls && env.CONSUL_GRPC_CACERT_PEM) {
-      await write('grpcCaCert', env.CONSUL_GRPC_CACERT_PEM);
+      write('grpcCaCert', env.CONSUL_GRPC_CACERT_PEM);
       grpcCaFile = file('grpcCaCert');
     }
 
@@ -256,8 +264,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       consulDns: dns,
     });
     if (login) dp.consul.credentials = login;
-    await write('dataplaneConfig', JSON.stringify(dp));
-    log.info('wrote dataplane config', { file: file('dataplaneConfig') });
+    write('dataplaneConfig', JSON.stringify(dp), () => log.info('wrote dataplane config', { file: file('dataplaneConfig') }));
 
     const [merged] = await resolvedProxy;
     const proxyService = merged ?? proxyReg.Service!;
@@ -275,9 +282,9 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
         env,
         onWarning: (message) => log.warn(message),
       });
-      await write('envoyBootstrap', renderEnvoyBootstrap(bootstrap));
-      log.info('wrote Envoy bootstrap', { file: file('envoyBootstrap') });
+      write('envoyBootstrap', renderEnvoyBootstrap(bootstrap), () => log.info('wrote Envoy bootstrap', { file: file('envoyBootstrap') }));
     }
+    await Promise.all(writing);
 
     // The copy has had the network work and the files above to finish in.
     if (copying) {
@@ -320,7 +327,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     return { task, client, token, loggedIn, registrations, serviceName: name };
   } catch (err) {
     log.warn(signal?.aborted ? 'interrupted; undoing the partial initialisation' : 'mesh-init failed; undoing the partial initialisation');
-    await copying?.catch(() => {});
+    await Promise.allSettled([...writing, copying]);
     for (const step of undo.reverse()) await step().catch((e) => log.warn('cleanup step failed', { error: describeError(e) }));
     await opened?.close();
     throw err;
