@@ -113,6 +113,8 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     // on it); the login asks the provider again and gets them, or its error.
     const credentials = loggingIn ? (opts.credentials ?? defaultCredentialProvider({ env, dispatcher: opts.dispatcher, clock })) : undefined;
     credentials?.().catch(() => {});
+    // A re-run replaces the token of the run before (read now, logged out after the login).
+    const previousToken = credentials ? readFile(file('serviceToken'), 'utf8').then((t) => t.trim(), () => '') : undefined;
     const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task());
     const { gateway, name, scope } = taskServiceIdentity(config, task);
     if (!opts.addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
@@ -124,7 +126,6 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     const loginMeta = { [TOKEN_META_TASK_ID]: task.taskId, [TOKEN_META_CLUSTER]: task.clusterArn, ...config.consulLogin.meta };
     const region = config.consulLogin.region ?? task.region;
     if (credentials) {
-      const previous = await readFile(file('serviceToken'), 'utf8').then((t) => t.trim(), () => '');
       const acl = await loginWithAwsIam({
         client,
         credentials,
@@ -149,7 +150,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       loggedIn = true;
       undo.push(() => aclLogout(client, acl.SecretID, { retryDeadlineMs: 5000 }));
       write('serviceToken', token);
-      // A re-run replaces the token: the one it replaces is logged out.
+      const previous = await previousToken;
       if (previous && previous !== token) {
         await aclLogout(client, previous, { retryDeadlineMs: 0 }).catch(() => {});
       }
