@@ -121,7 +121,6 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     const client = await firstAnsweringServer(opts.addresses, (a) => consulClientFor(a, config, env, { dispatcher: opts.dispatcher, clock }), log);
     opened = client;
 
-    let loggedIn = false;
     let dataplaneBearerToken: string | undefined;
     const loginMeta = { [TOKEN_META_TASK_ID]: task.taskId, [TOKEN_META_CLUSTER]: task.clusterArn, ...config.consulLogin.meta };
     const region = config.consulLogin.region ?? task.region;
@@ -147,7 +146,6 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
         onBearerToken: (t) => (dataplaneBearerToken = t),
       });
       token = acl.SecretID;
-      loggedIn = true;
       undo.push(() => aclLogout(client, acl.SecretID, { retryDeadlineMs: 5000 }));
       write('serviceToken', token);
       const previous = await previousToken;
@@ -325,7 +323,8 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
 
     signal?.throwIfAborted();
     log.info('successfully initialized the task to operate as part of the mesh', { service: name, 'task-id': task.taskId });
-    return { task, client, token, loggedIn, registrations, serviceName: name };
+    // With credentials it logged in: a login that fails throws before this.
+    return { task, client, token, loggedIn: credentials !== undefined, registrations, serviceName: name };
   } catch (err) {
     log.warn(signal?.aborted ? 'interrupted; undoing the partial initialisation' : 'mesh-init failed; undoing the partial initialisation');
     await Promise.allSettled([...writing, copying]);
