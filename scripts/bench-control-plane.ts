@@ -120,7 +120,12 @@ try {
       const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return Number(f[11]) + Number(f[12]);
     };
-    const status = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
+    /** The process's resident and anonymous memory, in MB, from one read of its status. */
+    const memory = () => {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const mb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1]) / 1024;
+      return { rss: mb('VmRSS'), anon: mb('RssAnon') };
+    };
     await new Promise((r) => setTimeout(r, 5000)); // warm up
     const t0 = ticks();
     const w0 = Date.now();
@@ -130,8 +135,9 @@ try {
     while (Date.now() - w0 < seconds * 1000) {
       // Keep the sync busy: one container flips health every 5 s.
       if (++flip % 5 === 0) sim.setHealth('app0', flip % 10 === 0 ? 'HEALTHY' : 'UNHEALTHY');
-      samples.push(status('VmRSS'));
-      anon.push(status('RssAnon'));
+      const m = memory();
+      samples.push(m.rss);
+      anon.push(m.anon);
       await new Promise((r) => setTimeout(r, 1000));
     }
     const cpuPct = ((ticks() - t0) / 100 / ((Date.now() - w0) / 1000)) * 100;
