@@ -64,7 +64,7 @@ for (const rt of runtimes) {
     });
     child.on('close', (code) => {
       clearTimeout(limit);
-      const num = (k) => Number(/^ℹ (\w+) (\d+)$/gm.exec(out) && [...out.matchAll(new RegExp(`^ℹ ${k} (\\d+)$`, 'gm'))].at(-1)?.[1] || 0);
+      const num = (k) => Number([...out.matchAll(new RegExp(`^ℹ ${k} (\\d+)$`, 'gm'))].at(-1)?.[1] ?? 0);
       const pass = num('pass');
       let fail = num('fail') + num('cancelled');
       if (code !== 0 && fail === 0) fail = 1;
