@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { runCli } from '@consul-ecs-ts/control-plane';
 import { captureOutput } from '../helpers/capture.ts';
 
@@ -51,5 +56,34 @@ describe('consul-ecs CLI', () => {
     const r = await run('mesh-init');
     assert.equal(r.code, 1);
     assert.match(r.err, /CONSUL_ECS_CONFIG_JSON/);
+  });
+});
+
+describe('consul-ecs CLI bundle: what each command loads', () => {
+  const CLI = fileURLToPath(new URL('../../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
+
+  it('loads no HTTP client for the commands that make no HTTP request', (t) => {
+    assert.ok(existsSync(CLI), `${CLI} is missing: run npm run build`);
+    const dir = mkdtempSync(join(tmpdir(), 'consul-ecs-cli-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    // Preloaded into the CLI's process: prints the HTTP built-ins it loaded, at exit.
+    const probe = join(dir, 'probe.cjs');
+    writeFileSync(
+      probe,
+      `process.on('exit', () => process.stderr.write('loaded: ' + process.moduleLoadList.filter((m) => /^NativeModule (https?|_http_client|tls)$/.test(m)).join(',') + '\\n'));`,
+    );
+    const loaded = (...args: string[]) => {
+      const r = spawnSync(process.execPath, ['--require', probe, CLI, ...args], { encoding: 'utf8', env: { PATH: '/nonexistent' }, timeout: 10_000 });
+      const line = /^loaded: (.*)$/m.exec(r.stderr);
+      assert.ok(line, `consul-ecs ${args.join(' ')}: no probe line in ${JSON.stringify(r.stderr)}`);
+      return line[1]!;
+    };
+    // net-dial is the dataplane container's health check, run every few seconds;
+    // app-entrypoint stays in every app container for the task's life.
+    assert.equal(loaded('version'), '');
+    assert.equal(loaded('net-dial', '127.0.0.1:1'), '');
+    assert.equal(loaded('app-entrypoint', '-help'), '');
+    // The probe does see the HTTP client where a command uses it.
+    assert.match(loaded('login', '-help'), /NativeModule http\b/);
   });
 });

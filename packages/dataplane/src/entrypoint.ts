@@ -1,5 +1,7 @@
 import { constants as osConstants } from 'node:os';
-import { ConsulEcsError, silentLogger, describeError, type Clock, type Logger } from '@consul-ecs-ts/core';
+import type { Clock } from '@consul-ecs-ts/core/clock';
+import { ConsulEcsError, describeError } from '@consul-ecs-ts/core/errors';
+import { silentLogger, type Logger } from '@consul-ecs-ts/core/logger';
 
 /**
  * Where an entrypoint hears process signals. The default is the process itself;
