@@ -66,7 +66,8 @@ describe('consul-ecs CLI bundle: what each command loads', () => {
     assert.ok(existsSync(CLI), `${CLI} is missing: run npm run build`);
     const dir = mkdtempSync(join(tmpdir(), 'consul-ecs-cli-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    // Preloaded into the CLI's process: prints the HTTP built-ins it loaded, at exit.
+    // Preloaded into the CLI's process: prints the HTTP built-ins it loaded (from
+    // Node.js's list of loaded built-ins), at exit.
     const probe = join(dir, 'probe.cjs');
     writeFileSync(
       probe,
@@ -78,11 +79,11 @@ describe('consul-ecs CLI bundle: what each command loads', () => {
       assert.ok(line, `consul-ecs ${args.join(' ')}: no probe line in ${JSON.stringify(r.stderr)}`);
       return line[1]!;
     };
-    // net-dial is the dataplane container's health check, run every few seconds;
+    // net-dial is the dataplane container's health check, run at every interval;
     // app-entrypoint stays in every app container for the task's life.
     assert.equal(loaded('version'), '');
     assert.equal(loaded('net-dial', '127.0.0.1:1'), '');
-    assert.equal(loaded('app-entrypoint', '-help'), '');
+    assert.equal(loaded('app-entrypoint', '-shutdown-delay', '0s', '/bin/true'), '');
     // The probe does see the HTTP client where a command uses it.
     assert.match(loaded('login', '-help'), /NativeModule http\b/);
   });
