@@ -2,7 +2,8 @@
 //  - mesh-init: time from start to the "successfully initialized" log line, time
 //    to exit 0 (what ECS waits for before starting the dataplane), and peak RSS;
 //  - health-sync's steady-state RSS (and its anonymous part) and CPU over a window
-//    with ten synced containers.
+//    with ten synced containers;
+//  - net-dial's (the dataplane container's health check) wall time and peak RSS.
 // Runs the self-contained executable (what the images run) and the bundle on this
 // machine's Node.js, and the anchor (hashicorp/consul-ecs) when its binary is given
 // with --anchor=PATH, alternating, and prints ratios to the anchor. Not a test.
@@ -148,6 +149,18 @@ try {
     await rm(dir, { recursive: true, force: true });
   }
 
+  // 3. net-dial, the dataplane container's health check: a short process at every interval.
+  const dial: Record<string, Array<{ ms: number; rssKb: number }>> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
+  for (let i = 0; i <= runs * 3; i++) {
+    for (const [name, argv] of Object.entries(contenders)) {
+      const started = process.hrtime.bigint();
+      const r = await execa(TIME, ['-f', '%M', ...argv, 'net-dial', `127.0.0.1:${consul.ports.http}`], { reject: false });
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (r.exitCode !== 0) throw new Error(`${name} net-dial failed: ${r.stderr}`);
+      if (i > 0) dial[name]!.push({ ms, rssKb: Number(/(\d+)\s*$/.exec(String(r.stderr))?.[1]) });
+    }
+  }
+
   const ref = anchor ? 'hashicorp/consul-ecs (anchor)' : undefined;
   console.log(`\ncontrol-plane benchmark: ${runs} mesh-init runs each, health-sync for ${seconds}s with ${containers.length} synced containers`);
   console.log(`page cache ${dropCaches ? 'dropped before each health-sync run' : 'left as it is (RSS includes whatever file pages it holds)'}`);
@@ -171,6 +184,13 @@ try {
     console.log(line);
   }
   console.log('targets: ready at most half the anchor\'s (ready × ≤ 0.50); health-sync steady RSS under 60 MB');
+  console.log(`\nnet-dial (the dataplane container's health check), ${runs * 3} runs each, alternating`);
+  console.log(`${'contender'.padEnd(36)} ${['wall ms', 'peak MB'].map((c) => c.padStart(10)).join(' ')}${ref ? `  ${'wall ×'.padStart(7)}` : ''}`);
+  const dialMs = (name: string) => median(dial[name]!.map((d) => d.ms));
+  for (const name of Object.keys(contenders)) {
+    const values = [dialMs(name).toFixed(1), (median(dial[name]!.map((d) => d.rssKb)) / 1024).toFixed(1)];
+    console.log(`${name.padEnd(36)} ${values.map((v) => v.padStart(10)).join(' ')}${ref ? `  ${(dialMs(name) / dialMs(ref)).toFixed(2).padStart(7)}` : ''}`);
+  }
   if (!ref) console.log('anchor: not measured (pass --anchor=PATH to a hashicorp/consul-ecs binary)');
 } finally {
   for (const s of sims) await s.stop();
