@@ -24,6 +24,7 @@ import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { configureIamAuthMethod, startConsulAndMoto } from './lib/local-stack.ts';
+import { GNU_TIME, median, peakRssKb, requireGnuTime } from './lib/bench.ts';
 import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
 const arg = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
@@ -34,21 +35,14 @@ const dropCaches = !process.argv.includes('--no-drop-caches') && canDropPageCach
 const INITIALISED = 'successfully initialized the task';
 const SEA = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
 const BUNDLE = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
-const TIME = '/usr/bin/time';
 if (!existsSync(SEA)) throw new Error(`${SEA} is missing: run npm run build`);
-if (!existsSync(TIME)) throw new Error('GNU time is needed for peak RSS: apt-get install time');
+requireGnuTime();
 
 const contenders: Record<string, string[]> = {
   'consul-ecs-ts (executable)': [SEA],
   [`consul-ecs-ts (node ${process.version})`]: [process.execPath, BUNDLE],
 };
 if (anchor) contenders['hashicorp/consul-ecs (anchor)'] = [anchor];
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const SERVER_ID = 'consul.bench.local';
 const [consul, moto] = await startConsulAndMoto();
@@ -90,7 +84,7 @@ try {
       const dir = await mkdtemp(join(tmpdir(), 'bench-cp-'));
       const started = process.hrtime.bigint();
       const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
-      const child = execa(TIME, ['-f', '%M', ...argv, 'mesh-init'], { env: env(dir), extendEnv: false, reject: false });
+      const child = execa(GNU_TIME, ['-f', '%M', ...argv, 'mesh-init'], { env: env(dir), extendEnv: false, reject: false });
       let ms = Number.NaN;
       let seen = '';
       const watch = (chunk: Buffer) => {
@@ -102,7 +96,7 @@ try {
       const r = await child;
       const exitMs = elapsed();
       if (r.exitCode !== 0 || Number.isNaN(ms)) throw new Error(`${name} mesh-init failed: ${r.stderr}`);
-      if (i > 0) ready[name]!.push({ ms, exitMs, rssKb: Number(/(\d+)\s*$/.exec(String(r.stderr))?.[1]) });
+      if (i > 0) ready[name]!.push({ ms, exitMs, rssKb: peakRssKb(r.stderr) });
       await cleanup();
       await rm(dir, { recursive: true, force: true });
     }
@@ -154,10 +148,10 @@ try {
   for (let i = 0; i <= runs * 3; i++) {
     for (const [name, argv] of Object.entries(contenders)) {
       const started = process.hrtime.bigint();
-      const r = await execa(TIME, ['-f', '%M', ...argv, 'net-dial', `127.0.0.1:${consul.ports.http}`], { reject: false });
+      const r = await execa(GNU_TIME, ['-f', '%M', ...argv, 'net-dial', `127.0.0.1:${consul.ports.http}`], { reject: false });
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       if (r.exitCode !== 0) throw new Error(`${name} net-dial failed: ${r.stderr}`);
-      if (i > 0) dial[name]!.push({ ms, rssKb: Number(/(\d+)\s*$/.exec(String(r.stderr))?.[1]) });
+      if (i > 0) dial[name]!.push({ ms, rssKb: peakRssKb(r.stderr) });
     }
   }
 

@@ -4,7 +4,6 @@
 // time and peak RSS of each and the ratios. Not a test: it only prints figures.
 //   node --import tsx scripts/bench-login.ts [--runs=N]
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,12 +12,12 @@ import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { configureIamAuthMethod, peerBinary, startConsulAndMoto } from './lib/local-stack.ts';
+import { GNU_TIME, median, peakRssKb, requireGnuTime } from './lib/bench.ts';
 import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
 const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
 const runs = Number(process.argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? 15);
-const TIME = '/usr/bin/time';
-if (!existsSync(TIME)) throw new Error('GNU time is needed for peak RSS: apt-get install time');
+requireGnuTime();
 const ltsNode = execFileSync('bash', [fileURLToPath(new URL('./runtime.sh', import.meta.url))], { encoding: 'utf8' }).trim();
 
 const [consul, moto] = await startConsulAndMoto();
@@ -55,22 +54,16 @@ try {
     for (const [name, argv] of Object.entries(contenders)) {
       // Wall time by the clock here (GNU time's %e counts in 10 ms steps); peak RSS by GNU time.
       const started = process.hrtime.bigint();
-      const r = await execa(TIME, ['-f', '%M', ...argv], { env: { ...sim.containerEnv(), PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+      const r = await execa(GNU_TIME, ['-f', '%M', ...argv], { env: { ...sim.containerEnv(), PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
       const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
       if (r.exitCode !== 0) throw new Error(`${name} failed: ${r.stderr}`);
-      const [, rss] = /(\d+)\s*$/.exec(String(r.stderr)) ?? [];
       const token = (await readFile(sink, 'utf8')).trim();
       await consul.client().send({ method: 'POST', path: '/v1/acl/logout', token });
       if (i === 0) continue; // warm-up round
-      samples[name]!.push({ ms: elapsedMs, rssKb: Number(rss) });
+      samples[name]!.push({ ms: elapsedMs, rssKb: peakRssKb(r.stderr) });
     }
   }
 
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    const m = s.length >> 1;
-    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-  };
   const go = 'consul login -type aws-iam (Go)';
   const goMs = median(samples[go]!.map((s) => s.ms));
   const goRss = median(samples[go]!.map((s) => s.rssKb));

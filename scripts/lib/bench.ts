@@ -1,0 +1,21 @@
+// What the benchmarks share: GNU time for a child's peak RSS, and the median.
+import { existsSync } from 'node:fs';
+
+/** GNU time: run a command as `GNU_TIME -f %M <argv…>` and its stderr ends with the peak RSS in kB. */
+export const GNU_TIME = '/usr/bin/time';
+
+/** Throws, saying what to install, when GNU time is missing. */
+export function requireGnuTime(): void {
+  if (!existsSync(GNU_TIME)) throw new Error('GNU time is needed for peak RSS: apt-get install time');
+}
+
+/** The peak RSS in kB that `GNU_TIME -f %M` printed last on the stderr of its run. */
+export function peakRssKb(stderr: unknown): number {
+  return Number(/(\d+)\s*$/.exec(String(stderr))?.[1]);
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
