@@ -2,7 +2,7 @@ import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentials } from './credentials.js';
 
-/** A form-encoded AWS Query API request (POST), signed with SigV4. */
+/** A signed AWS API request (POST). */
 export interface SignedRequest {
   method: 'POST';
   url: string;
@@ -15,21 +15,34 @@ export interface SignRequestInput {
   url: URL;
   body: string;
   region: string;
-  service: 'sts' | 'iam';
+  /** The signing name of the service: `sts`, `iam`, `ecs`. */
+  service: string;
   credentials: AwsCredentials;
-  /** Extra headers to sign with the request, e.g. `X-Consul-IAM-ServerID`. */
+  /** Extra headers to sign with the request, e.g. `X-Consul-IAM-ServerID` or `X-Amz-Target`. */
   headers?: Record<string, string>;
   signingDate?: Date;
 }
 
 export const FORM_CONTENT_TYPE = 'application/x-www-form-urlencoded; charset=utf-8';
+/** The content type of AWS JSON 1.1 APIs (ECS). */
+export const JSON_11_CONTENT_TYPE = 'application/x-amz-json-1.1';
 
 /**
- * Signs a POST of `body` to `url` with AWS Signature Version 4. The payload hash is
- * not sent as a header (as the Go SDK does for STS and IAM), and `Host` is signed
- * but not returned: HTTP clients derive it from the URL.
+ * Signs a POST of a form-encoded AWS Query API body (STS, IAM) to `url` with AWS
+ * Signature Version 4. The payload hash is not sent as a header (as the Go SDK does
+ * for STS and IAM), and `Host` is signed but not returned: HTTP clients derive it
+ * from the URL.
  */
-export async function signQueryRequest(input: SignRequestInput): Promise<SignedRequest> {
+export function signQueryRequest(input: SignRequestInput): Promise<SignedRequest> {
+  return signPost(input, FORM_CONTENT_TYPE);
+}
+
+/** Signs a POST of an AWS JSON 1.1 body (ECS), with its `X-Amz-Target` in `headers`. */
+export function signJsonRequest(input: SignRequestInput): Promise<SignedRequest> {
+  return signPost(input, JSON_11_CONTENT_TYPE);
+}
+
+async function signPost(input: SignRequestInput, contentType: string): Promise<SignedRequest> {
   const { url } = input;
   const signer = new SignatureV4({
     credentials: {
@@ -44,7 +57,7 @@ export async function signQueryRequest(input: SignRequestInput): Promise<SignedR
   });
   const headers: Record<string, string> = {
     host: url.host,
-    'content-type': FORM_CONTENT_TYPE,
+    'content-type': contentType,
   };
   for (const [k, v] of Object.entries(input.headers ?? {})) headers[k.toLowerCase()] = v;
 
