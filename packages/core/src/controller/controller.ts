@@ -1,0 +1,126 @@
+import type { Dispatcher } from 'undici';
+import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
+import { CatalogClient } from '../catalog/client.js';
+import { AclAdmin } from '../consul/acl-admin.js';
+import { ConsulApiError, type ConsulHttpClient } from '../consul/http-client.js';
+import { EcsApiClient, ecsEndpoint } from '../ecs/ecs-api.js';
+import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { ConsulEcsError, describeError } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { retry } from '../util/retry.js';
+import { controllerPartition, upsertControllerResources, type ControllerSettings } from './acl-setup.js';
+import { reapStoppedTasks, type ReapResult } from './task-reaper.js';
+
+type Env = Record<string, string | undefined>;
+
+/** How often the controller looks for tasks that stopped, as consul-ecs does. */
+export const CONTROLLER_POLLING_INTERVAL_MS = 10_000;
+
+export interface ControllerRunOptions {
+  settings: ControllerSettings;
+  env: Env;
+  /** Clients for the Consul servers, in order of preference; the next is used when one stops answering. */
+  clients: ConsulHttpClient[];
+  /** A token with `acl:write` (the bootstrap token, `CONSUL_HTTP_TOKEN`). */
+  token?: string;
+  /** Aborted on SIGTERM: the controller stops after the current step. */
+  signal: AbortSignal;
+  /** The controller's own task; read from `ECS_CONTAINER_METADATA_URI_V4` when absent. */
+  task?: TaskInfo;
+  /** AWS credentials for ECS; the default chain (environment, task role) when absent. */
+  credentials?: CredentialProvider;
+  dispatcher?: Dispatcher;
+  clock?: Clock;
+  logger?: Logger;
+  intervalMs?: number;
+  /** Called after each pass, e.g. by tests. */
+  onPass?: (result: ReapResult) => void;
+}
+
+/**
+ * The controller (one task per ECS cluster): sets up the auth method, binding
+ * rules, gateway policies and roles, the anonymous token's policy and the
+ * cluster's node in Consul, then every interval removes the tokens and the
+ * service instances of the cluster's tasks that no longer run, until `signal`.
+ */
+export async function runController(opts: ControllerRunOptions): Promise<void> {
+  const log = opts.logger ?? silentLogger;
+  const clock = opts.clock ?? systemClock;
+  const partition = controllerPartition(opts.settings);
+  const task =
+    opts.task ??
+    taskInfo(await new TaskMetadataClient({ baseUrl: opts.env.ECS_CONTAINER_METADATA_URI_V4 ?? '', dispatcher: opts.dispatcher, clock }).task());
+  log.info('cluster arn determined', { 'cluster-arn': task.clusterArn });
+
+  const token = () => opts.token;
+  let current = 0;
+  const admin = new AclAdmin(opts.clients[0]!, token);
+  const catalog = new CatalogClient(opts.clients[0]!, token);
+  const failover = (err: unknown) => {
+    if (opts.clients.length < 2 || (err as { code?: string }).code !== 'consul-unreachable') return;
+    current = (current + 1) % opts.clients.length;
+    admin.http = catalog.http = opts.clients[current]!;
+    log.info('switching to Consul server', { address: admin.http.baseUrl.origin });
+  };
+
+  await retry(
+    () =>
+      upsertControllerResources({
+        admin,
+        http: admin.http,
+        token,
+        settings: opts.settings,
+        account: task.account,
+        clusterArn: task.clusterArn,
+        nodeIp: task.nodeIp,
+        logger: log,
+      }).catch((err: unknown) => {
+        throw explainSetupError(err, !!opts.token);
+      }),
+    {
+      deadlineMs: 120_000,
+      clock,
+      signal: opts.signal,
+      retryable: (err) => (err as { code?: string }).code === 'consul-unreachable',
+      onRetry: (err) => {
+        failover(err);
+        log.warn('unable to set up Consul for the cluster; retrying', { error: describeError(err) });
+      },
+    },
+  ).catch((err: unknown) => {
+    if (!opts.signal.aborted) throw err;
+  });
+  if (opts.signal.aborted) return;
+
+  const credentials = opts.credentials ?? defaultCredentialProvider({ env: opts.env, dispatcher: opts.dispatcher, clock });
+  const ecs = new EcsApiClient({ region: task.region, endpoint: ecsEndpoint(opts.env, task.region), credentials, dispatcher: opts.dispatcher });
+  const interval = opts.intervalMs ?? CONTROLLER_POLLING_INTERVAL_MS;
+  log.info('watching the cluster for tasks that stopped', { 'cluster-arn': task.clusterArn, 'interval-ms': interval });
+
+  while (!opts.signal.aborted) {
+    try {
+      const res = await reapStoppedTasks({ ecs, admin, catalog, clusterArn: task.clusterArn, partition, ownTaskArn: task.taskArn, logger: log, signal: opts.signal });
+      for (const e of res.errors) log.error('error during reconcile', { error: e });
+      log.debug('reconcile finished', { running: res.running, 'tokens-deleted': res.tokensDeleted.length, deregistered: res.servicesDeregistered.length });
+      opts.onPass?.(res);
+    } catch (err) {
+      if (opts.signal.aborted) break;
+      failover(err);
+      log.error('error during reconcile', { error: describeError(err) });
+    }
+    await clock.sleep(interval, opts.signal).catch(() => {});
+  }
+  log.info('received SIGTERM: the controller stops');
+}
+
+/** Adds what to do to a refusal by Consul while setting up. */
+function explainSetupError(err: unknown, hasToken: boolean): unknown {
+  if (err instanceof ConsulApiError && (err.status === 401 || err.status === 403)) {
+    const hint = hasToken
+      ? 'the token in CONSUL_HTTP_TOKEN needs acl:write, operator:write on partitions and node:write (the bootstrap token)'
+      : 'set CONSUL_HTTP_TOKEN to a token with acl:write (the bootstrap token)';
+    return new ConsulEcsError(err.code, `${err.message}; ${hint}`, { cause: err });
+  }
+  return err;
+}

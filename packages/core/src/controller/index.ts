@@ -1,0 +1,3 @@
+export * from './acl-setup.js';
+export * from './task-reaper.js';
+export * from './controller.js';

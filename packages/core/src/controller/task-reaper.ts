@@ -1,0 +1,241 @@
+import { parseTaskArn } from '../aws/arn.js';
+import type { CatalogClient } from '../catalog/client.js';
+import type { AgentService } from '../catalog/types.js';
+import { TOKEN_META_CLUSTER, TOKEN_META_TASK_ID } from '../consul/acl.js';
+import type { AclAdmin, AclTokenListEntry } from '../consul/acl-admin.js';
+import { ecsTagValue, type EcsApiClient, type EcsTask } from '../ecs/ecs-api.js';
+import { ConsulEcsError, describeError } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+
+/** ECS task tags set by terraform's mesh-task module. */
+export const ECS_TAG_MESH = 'consul.hashicorp.com/mesh';
+export const ECS_TAG_PARTITION = 'consul.hashicorp.com/partition';
+export const ECS_TAG_NAMESPACE = 'consul.hashicorp.com/namespace';
+
+const LOGIN_DESCRIPTION_PREFIX = 'token created via login:';
+/** The policy every namespace the controller makes grants: read services and nodes across the partition's namespaces. */
+export const CROSS_NAMESPACE_POLICY = 'cross-namespace-read';
+
+/**
+ * The task a login token was made for, from the meta `consul login` puts in its
+ * description (`token created via login: {"consul.hashicorp.com/cluster":…,
+ * "consul.hashicorp.com/task-id":…}`); undefined for other tokens.
+ */
+export function loginTokenTask(description: string | undefined): { taskId: string; cluster: string } | undefined {
+  if (!description) return undefined;
+  const json = description.startsWith(LOGIN_DESCRIPTION_PREFIX) ? description.slice(LOGIN_DESCRIPTION_PREFIX.length) : description;
+  let meta: unknown;
+  try {
+    meta = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (!meta || typeof meta !== 'object') return undefined;
+  const taskId = (meta as Record<string, unknown>)[TOKEN_META_TASK_ID];
+  const cluster = (meta as Record<string, unknown>)[TOKEN_META_CLUSTER];
+  return typeof taskId === 'string' && taskId && typeof cluster === 'string' && cluster ? { taskId, cluster } : undefined;
+}
+
+/**
+ * The Consul partition and namespace a mesh task asks for by its tags: both or
+ * neither (then `default`/`default`). Only meaningful with partitions enabled.
+ */
+export function meshTaskScope(task: EcsTask): { partition: string; namespace: string } {
+  const partition = ecsTagValue(task, ECS_TAG_PARTITION) ?? '';
+  const namespace = ecsTagValue(task, ECS_TAG_NAMESPACE) ?? '';
+  if (!partition && !namespace) return { partition: 'default', namespace: 'default' };
+  if (!partition || !namespace) {
+    throw new ConsulEcsError(
+      'ecs-task-tags-invalid',
+      `task ${task.taskArn ?? '(no ARN)'} has only one of the tags ${ECS_TAG_PARTITION} and ${ECS_TAG_NAMESPACE}; it needs both or neither`,
+    );
+  }
+  return { partition, namespace };
+}
+
+export interface TaskReaperOptions {
+  ecs: EcsApiClient;
+  admin: AclAdmin;
+  catalog: CatalogClient;
+  clusterArn: string;
+  /** The Consul Enterprise partition the controller manages; undefined on Consul CE. */
+  partition?: string;
+  /**
+   * The controller's own task. A listing of the cluster's running tasks that
+   * leaves it out cannot be trusted, and nothing is removed on it.
+   */
+  ownTaskArn?: string;
+  logger?: Logger;
+  signal?: AbortSignal;
+}
+
+export interface ReapResult {
+  /** Task IDs found running in the cluster. */
+  running: number;
+  /** Accessor IDs of the login tokens deleted. */
+  tokensDeleted: string[];
+  /** IDs of the service instances deregistered from the cluster's node. */
+  servicesDeregistered: string[];
+  /** Namespaces created for mesh tasks (Consul Enterprise). */
+  namespacesCreated: string[];
+  /** What went wrong along the way; the rest of the pass was still done. */
+  errors: string[];
+}
+
+/**
+ * One pass of the controller: removes the login tokens and the service
+ * registrations of tasks of this cluster that no longer run. Consul's state is
+ * read before ECS is asked which tasks run, so a task that starts during the
+ * pass is never mistaken for a stopped one. With partitions enabled, it also
+ * creates the namespaces the cluster's mesh tasks are tagged with.
+ */
+export async function reapStoppedTasks(opts: TaskReaperOptions): Promise<ReapResult> {
+  const log = opts.logger ?? silentLogger;
+  const { admin, catalog, clusterArn, partition } = opts;
+  const result: ReapResult = { running: 0, tokensDeleted: [], servicesDeregistered: [], namespacesCreated: [], errors: [] };
+
+  // 1. What Consul holds for tasks of this cluster.
+  const tokens = await listLoginTokens(admin, clusterArn, partition);
+  const services = (
+    await catalog.nodeServices(clusterArn, undefined, partition ? { partition, namespace: '*' } : {})
+  ).filter((s) => {
+    if (s.Meta?.['task-id']) return true;
+    log.debug('ignoring a service on the cluster node without task-id meta', { id: s.ID });
+    return false;
+  });
+
+  // 2. Which tasks run now.
+  const tasks = await opts.ecs.runningTasks(clusterArn, opts.signal);
+  const running = new Set<string>();
+  for (const t of tasks) {
+    if (!t.taskArn) continue;
+    try {
+      running.add(parseTaskArn(t.taskArn).taskId);
+    } catch {
+      log.warn('ignoring a task whose ARN cannot be parsed', { arn: t.taskArn });
+    }
+  }
+  result.running = running.size;
+  if (opts.ownTaskArn && !tasks.some((t) => t.taskArn === opts.ownTaskArn)) {
+    throw new ConsulEcsError(
+      'ecs-listing-incomplete',
+      `ECS did not list the controller's own task ${opts.ownTaskArn} among the running tasks of ${clusterArn}; ` +
+        'removing nothing on this listing (check the cluster and the ecs:ListTasks permission)',
+    );
+  }
+
+  if (partition) result.namespacesCreated = await createNamespaces(admin, tasks, partition, log, result.errors);
+
+  // 3. Remove what belongs to tasks that do not run.
+  for (const { token, taskId } of tokens) {
+    if (running.has(taskId)) continue;
+    try {
+      await admin.deleteToken(token.AccessorID, { partition: token.Partition, namespace: token.Namespace });
+      result.tokensDeleted.push(token.AccessorID);
+      log.info('deleted the login token of a task that no longer runs', { 'task-id': taskId, accessor: token.AccessorID });
+    } catch (err) {
+      result.errors.push(`deleting token ${token.AccessorID} of task ${taskId}: ${describeError(err)}`);
+    }
+  }
+  for (const svc of services) {
+    const taskId = svc.Meta!['task-id']!;
+    if (running.has(taskId)) continue;
+    try {
+      await catalog.deregisterService(clusterArn, svc.ID, scopeOf(svc));
+      result.servicesDeregistered.push(svc.ID);
+      log.info('deregistered a service of a task that no longer runs', { 'task-id': taskId, id: svc.ID });
+    } catch (err) {
+      result.errors.push(`deregistering ${svc.ID} of task ${taskId}: ${describeError(err)}`);
+    }
+  }
+  return result;
+}
+
+function scopeOf(svc: AgentService): { namespace?: string; partition?: string } {
+  return { namespace: svc.Namespace || undefined, partition: svc.Partition || undefined };
+}
+
+/** Login tokens of this cluster's tasks, in every namespace of the partition on Enterprise. */
+async function listLoginTokens(
+  admin: AclAdmin,
+  clusterArn: string,
+  partition: string | undefined,
+): Promise<Array<{ token: AclTokenListEntry; taskId: string }>> {
+  const namespaces = partition ? (await listNamespaces(admin, partition)).map((n) => n.Name) : [undefined];
+  const out: Array<{ token: AclTokenListEntry; taskId: string }> = [];
+  for (const namespace of namespaces) {
+    for (const token of await admin.listTokens({ partition, namespace })) {
+      const task = loginTokenTask(token.Description);
+      if (task && task.cluster === clusterArn) out.push({ token, taskId: task.taskId });
+    }
+  }
+  return out;
+}
+
+interface Namespace {
+  Name: string;
+  ACLs?: { PolicyDefaults?: Array<{ ID?: string; Name?: string }>; RoleDefaults?: Array<{ ID?: string; Name?: string }> };
+}
+
+async function listNamespaces(admin: AclAdmin, partition: string): Promise<Namespace[]> {
+  return (await admin.http.call<Namespace[] | null>({ path: '/v1/namespaces', query: { partition }, token: admin.token() })) ?? [];
+}
+
+/**
+ * Consul Enterprise: makes sure the cross-namespace read policy exists and is a
+ * default of the partition's `default` namespace, and creates the namespaces
+ * this partition's mesh tasks are tagged with, each defaulting to that policy.
+ */
+async function createNamespaces(admin: AclAdmin, tasks: EcsTask[], partition: string, log: Logger, errors: string[]): Promise<string[]> {
+  const wanted = new Set<string>();
+  for (const t of tasks) {
+    if (ecsTagValue(t, ECS_TAG_MESH) !== 'true') continue;
+    try {
+      const scope = meshTaskScope(t);
+      if (scope.partition === partition) wanted.add(scope.namespace);
+    } catch (err) {
+      errors.push(describeError(err));
+    }
+  }
+  const call = admin.http;
+  const token = admin.token();
+  if (!(await admin.readPolicyByName(CROSS_NAMESPACE_POLICY, { partition, namespace: 'default' }))) {
+    await admin.createPolicy(
+      {
+        Name: CROSS_NAMESPACE_POLICY,
+        Description: 'Allow service and node reads across namespaces within the partition',
+        Partition: partition,
+        Namespace: 'default',
+        Rules: `partition "${partition}" {\n  namespace_prefix "" {\n    service_prefix "" {\n      policy = "read"\n    }\n    node_prefix "" {\n      policy = "read"\n    }\n  }\n}`,
+      },
+      { partition, namespace: 'default' },
+    );
+    log.info('created the cross-namespace policy', { name: CROSS_NAMESPACE_POLICY, partition });
+  }
+  const existing = await listNamespaces(admin, partition);
+  const byName = new Map(existing.map((n) => [n.Name, n]));
+  const def = byName.get('default');
+  if (def && !def.ACLs?.PolicyDefaults?.some((p) => p.Name === CROSS_NAMESPACE_POLICY)) {
+    const acls = { ...def.ACLs, PolicyDefaults: [...(def.ACLs?.PolicyDefaults ?? []), { Name: CROSS_NAMESPACE_POLICY }] };
+    await call.call({ method: 'PUT', path: '/v1/namespace/default', query: { partition }, body: { ...def, ACLs: acls }, token });
+    log.info('the default namespace now grants the cross-namespace policy', { partition });
+  }
+  const created: string[] = [];
+  for (const name of [...wanted].sort()) {
+    if (byName.has(name)) continue;
+    try {
+      await call.call({
+        method: 'PUT',
+        path: '/v1/namespace',
+        query: { partition },
+        body: { Name: name, ACLs: { PolicyDefaults: [{ Name: CROSS_NAMESPACE_POLICY }] } },
+        token,
+      });
+      created.push(name);
+      log.info('created namespace', { name, partition });
+    } catch (err) {
+      errors.push(`creating namespace ${name}: ${describeError(err)}`);
+    }
+  }
+  return created;
+}
