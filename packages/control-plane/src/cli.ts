@@ -38,6 +38,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./commands/control-plane.js')).controlPlaneCommand,
   },
   {
+    name: 'controller',
+    synopsis: 'Sets up the auth method, binding rules and roles in Consul; removes the tokens and services of stopped tasks.',
+    load: async () => (await import('./commands/controller.js')).controllerCommand,
+  },
+  {
     name: 'net-dial',
     synopsis: 'Exits 0 if a TCP connection to host:port opens, 2 if not (a health check for images without a shell).',
     load: async () => (await import('./commands/net-dial.js')).netDialCommand,

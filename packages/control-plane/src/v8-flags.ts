@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
  * Set before anything loads, at the price of Node.js's built-in code cache (the
  * flags change V8's flag hash): ~30 ms once, at the start of a long process.
  */
-const LONG_RUNNING = new Set(['health-sync', 'control-plane', 'envoy-entrypoint', 'app-entrypoint']);
+const LONG_RUNNING = new Set(['health-sync', 'control-plane', 'controller', 'envoy-entrypoint', 'app-entrypoint']);
 if (LONG_RUNNING.has(process.argv[2] ?? '')) {
   for (const flag of ['--no-opt', '--no-maglev']) setFlagsFromString(flag);
 }

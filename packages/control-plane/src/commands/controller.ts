@@ -1,0 +1,23 @@
+import { runController } from '@consul-ecs-ts/core';
+import { runGuarded, type Command } from '../command.js';
+import { consulClients, setUpMeshCommand } from './mesh-common.js';
+
+export const controllerCommand: Command = {
+  name: 'controller',
+  synopsis: 'Sets up the auth method, binding rules and roles in Consul; removes the tokens and services of stopped tasks.',
+  usage: 'controller',
+  flags: {},
+  run: (ctx) =>
+    runGuarded(controllerCommand, ctx, async (log) => {
+      const { config, logger, addresses } = await setUpMeshCommand(controllerCommand, ctx, log);
+      const token = ctx.env.CONSUL_HTTP_TOKEN || undefined;
+      logger.addSecret(token);
+      const clients = consulClients(ctx, config, addresses);
+      try {
+        await runController({ settings: config.controller, env: ctx.env, clients, token, signal: ctx.signal, dispatcher: ctx.dispatcher, clock: ctx.clock, logger });
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+      }
+      return 0;
+    }),
+};
