@@ -5,6 +5,7 @@ import { CatalogClient } from '../catalog/client.js';
 import { DATAPLANE_CONTAINER, sidecarId, sidecarName } from '../catalog/registration.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { aclLogout } from '../consul/acl.js';
+import { isAclNotFound } from '../consul/acl-admin.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { containerStopped, TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { HealthSync } from '../health/sync.js';
@@ -111,20 +112,33 @@ export async function runHealthSync(opts: HealthSyncRunOptions): Promise<void> {
   }
   log.info('dataplane has stopped; deregistering and logging out');
   const failures: string[] = [];
+  // A token that no longer exists was deleted by the controller, which removes
+  // the token and then the registrations of a task ECS no longer runs.
+  let tokenGone = false;
+  const shutdownRetry = { maxAttempts: 5, clock, onRetry: failover, retryable: (err: unknown) => !isAclNotFound(err) };
   const ids = gateway ? [id] : [id, sidecarId(id)];
   for (const sid of ids) {
-    await retry(() => catalog.deregisterService(task.clusterArn, sid, scope, { retryDeadlineMs: 0 }), { maxAttempts: 5, clock, onRetry: failover })
+    await retry(() => catalog.deregisterService(task.clusterArn, sid, scope, { retryDeadlineMs: 0 }), shutdownRetry)
       .then(() => log.info('deregistered', { id: sid }))
-      .catch((err) => failures.push(`deregister ${sid}: ${describeError(err)}`));
+      .catch((err) => (isAclNotFound(err) ? (tokenGone = true) : failures.push(`deregister ${sid}: ${describeError(err)}`)));
   }
   if (opts.logoutOnShutdown && opts.token) {
     const token = opts.token;
-    await retry(() => aclLogout(catalog.http, token, { retryDeadlineMs: 0 }), { maxAttempts: 5, clock, onRetry: failover })
-      .then(async () => {
-        await rm(join(config.bootstrapDir, BOOTSTRAP_FILES.serviceToken.name), { force: true });
-        log.info('logged out of Consul');
-      })
-      .catch((err) => failures.push(`logout: ${describeError(err)}`));
+    const done = await retry(() => aclLogout(catalog.http, token, { retryDeadlineMs: 0 }), shutdownRetry).then(
+      () => true,
+      (err) => {
+        if (isAclNotFound(err)) return (tokenGone = true);
+        failures.push(`logout: ${describeError(err)}`);
+        return false;
+      },
+    );
+    if (done) {
+      await rm(join(config.bootstrapDir, BOOTSTRAP_FILES.serviceToken.name), { force: true });
+      if (!tokenGone) log.info('logged out of Consul');
+    }
+  }
+  if (tokenGone) {
+    log.info('the service token no longer exists: the controller has deleted it, as it does for tasks ECS no longer runs, and deregisters their services');
   }
   if (failures.length) throw new Error(`graceful shutdown was incomplete: ${failures.join('; ')}`);
 }
