@@ -1,7 +1,7 @@
 // Administration of the local AWS emulator (moto) for tests, the demo and the
-// benchmarks: IAM roles for ECS tasks and AssumeRole, through core's signed
-// Query API client.
-import { callQueryApi, IAM_API_VERSION, STS_API_VERSION, type AwsCredentials } from '@consul-ecs-ts/core';
+// benchmarks: IAM roles for ECS tasks and AssumeRole, and ECS clusters and
+// tasks, through core's signed Query and JSON API clients.
+import { callJsonApi, callQueryApi, IAM_API_VERSION, STS_API_VERSION, type AwsCredentials, type EcsTask } from '@consul-ecs-ts/core';
 
 export const SERVICE_NAME_TAG = 'consul.hashicorp.com.service-name';
 
@@ -12,6 +12,8 @@ export interface RoleSpec {
   tags?: Record<string, string>;
   /** Allow `iam:GetRole` on the role itself (what the auth method needs). Default true. */
   allowGetRole?: boolean;
+  /** More actions the role may take on any resource (e.g. `ecs:ListTasks` for the controller). */
+  allowActions?: string[];
 }
 
 export interface Role {
@@ -73,6 +75,16 @@ export class AwsAdmin {
         }),
       });
     }
+    if (spec.allowActions?.length) {
+      await this.call('iam', 'PutRolePolicy', {
+        RoleName: spec.name,
+        PolicyName: 'actions',
+        PolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: spec.allowActions, Resource: '*' }],
+        }),
+      });
+    }
     return { name: spec.name, arn: String(role.Arn), roleId: String(role.RoleId) };
   }
 
@@ -97,5 +109,48 @@ export class AwsAdmin {
       sessionToken: c.SessionToken!,
       expiration: new Date(c.Expiration!),
     };
+  }
+
+  /** An ECS API call (JSON 1.1) as the admin user. */
+  ecs<T = Record<string, unknown>>(operation: string, body: Record<string, unknown>): Promise<T> {
+    return callJsonApi<T>({
+      endpoint: new URL(this.endpoint),
+      region: this.region,
+      service: 'ecs',
+      target: `AmazonEC2ContainerServiceV20141113.${operation}`,
+      body,
+      credentials: this.credentials,
+    });
+  }
+
+  /** Creates an ECS cluster; returns its ARN. */
+  async createCluster(name: string): Promise<string> {
+    const out = await this.ecs<{ cluster: { clusterArn: string } }>('CreateCluster', { clusterName: name });
+    return out.cluster.clusterArn;
+  }
+
+  /**
+   * Runs `count` Fargate tasks of a one-container task definition of `family`
+   * (registered on the way) with the given tags; returns them.
+   */
+  async runTasks(cluster: string, family: string, opts: { count?: number; tags?: Record<string, string> } = {}): Promise<EcsTask[]> {
+    const def = await this.ecs<{ taskDefinition: { taskDefinitionArn: string } }>('RegisterTaskDefinition', {
+      family,
+      // Not awsvpc: moto would then want a VPC subnet for each task's network interface.
+      networkMode: 'bridge',
+      containerDefinitions: [{ name: 'app', image: 'app:latest', memory: 128 }],
+    });
+    const out = await this.ecs<{ tasks: EcsTask[]; failures?: unknown[] }>('RunTask', {
+      cluster,
+      taskDefinition: def.taskDefinition.taskDefinitionArn,
+      launchType: 'FARGATE',
+      count: opts.count ?? 1,
+      tags: Object.entries(opts.tags ?? {}).map(([key, value]) => ({ key, value })),
+    });
+    return out.tasks;
+  }
+
+  async stopTask(cluster: string, taskArn: string): Promise<void> {
+    await this.ecs('StopTask', { cluster, task: taskArn, reason: 'test' });
   }
 }

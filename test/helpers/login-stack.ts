@@ -51,7 +51,7 @@ export class LoginStack {
   /** A task role in moto at /consul-ecs/ tagged for `service` unless told otherwise. */
   async role(name: string, spec: Partial<RoleSpec> & { service?: string | null } = {}): Promise<Role> {
     const tags = spec.tags ?? (spec.service === null ? {} : { [SERVICE_NAME_TAG]: spec.service ?? 'web' });
-    const role = await this.moto.admin.createRole({ name, path: spec.path ?? '/consul-ecs/', tags, allowGetRole: spec.allowGetRole });
+    const role = await this.moto.admin.createRole({ name, path: spec.path ?? '/consul-ecs/', tags, allowGetRole: spec.allowGetRole, allowActions: spec.allowActions });
     this.#roles.push(name);
     return role;
   }

@@ -1,0 +1,272 @@
+// The controller against a real Consul (ACLs on), moto's ECS and IAM (signatures
+// and IAM policies enforced) and the ECS agent simulator for its own task: what
+// it sets up in Consul, and how it removes what stopped tasks left behind.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken, AgentService } from '@consul-ecs-ts/core';
+import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
+import { LoginStack } from '../helpers/login-stack.ts';
+import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+
+const CLUSTER = 'test-cluster';
+const ECS_ACTIONS = ['ecs:ListTasks', 'ecs:DescribeTasks'];
+
+describe('controller against Consul, moto (ECS, IAM) and the simulated task', () => {
+  let stack: LoginStack;
+  let dir: string;
+  let clusterArn: string;
+  let ctrlSim: EcsAgentSimulator;
+  let runs: Array<ReturnType<LoginStack['spawn']>> = [];
+
+  const controllerConfig = () => ({
+    bootstrapDir: '/consul',
+    logLevel: 'DEBUG',
+    controller: { iamRolePath: '/consul-ecs/', partitionsEnabled: false, partition: '' },
+    consulServers: {
+      hosts: '127.0.0.1',
+      defaults: { tls: false },
+      http: { https: false, port: stack.consul.ports.http },
+      grpc: { port: stack.consul.ports.grpc },
+    },
+  });
+  const controllerEnv = (extra: Record<string, string> = {}) => ({
+    ...ctrlSim.containerEnv(),
+    CONSUL_ECS_CONFIG_JSON: JSON.stringify(controllerConfig()),
+    CONSUL_HTTP_TOKEN: stack.consul.managementToken,
+    AWS_ENDPOINT_URL_ECS: stack.moto.url,
+    ...extra,
+  });
+  /** Starts the controller and waits for its first pass over the cluster. */
+  const startController = async (env = controllerEnv()) => {
+    const run = stack.spawn(['controller'], env, { timeoutMs: 120_000 });
+    runs.push(run);
+    await eventually('the controller to finish a pass', 30_000, async () =>
+      /reconcile finished|error during reconcile/.test(run.output()) ? true : undefined,
+    );
+    return run;
+  };
+  const stop = async (run: ReturnType<LoginStack['spawn']>) => {
+    run.proc.kill('SIGTERM');
+    return run.result;
+  };
+  const nodeServices = async () =>
+    (await stack.consul.api<{ Services: AgentService[] | null }>('GET', `/v1/catalog/node-services/${encodeURIComponent(clusterArn)}`)).Services ?? [];
+  const loginTokens = async () =>
+    (await stack.consul.api<Array<AclToken & { AuthMethod?: string }>>('GET', '/v1/acl/tokens')).filter((t) => t.AuthMethod);
+
+  /** A mesh task: running in moto's ECS, logged in and registered by a real mesh-init. */
+  const meshTask = async (service: string, roleArn: string) => {
+    const [task] = await stack.moto.admin.runTasks(CLUSTER, service, { tags: { 'consul.hashicorp.com/mesh': 'true' } });
+    const taskArn = task!.taskArn!;
+    const sim = await stack.simulator(roleArn, {
+      cluster: CLUSTER,
+      family: service,
+      taskId: taskArn.split('/').pop()!,
+      containers: [{ name: 'app', hasHealthCheck: true }, { name: 'consul-dataplane', hasHealthCheck: true }],
+    });
+    const bootstrap = await mkdtemp(join(dir, `${service}-`));
+    const env = meshEnv(sim, meshConfig(stack, bootstrap, { service: { name: service, port: 8080 } }));
+    const res = await stack.cli(['mesh-init'], env);
+    assert.equal(res.exitCode, 0, res.stderr);
+    return { taskArn, taskId: sim.taskId, serviceId: `${service}-${sim.taskId}`, sim, env };
+  };
+
+  beforeEach(async () => {
+    stack = await LoginStack.start();
+    dir = await mkdtemp(join(tmpdir(), 'controller-test-'));
+    clusterArn = await stack.moto.admin.createCluster(CLUSTER);
+    const [own] = await stack.moto.admin.runTasks(CLUSTER, 'consul-ecs-controller');
+    const role = await stack.role('controller-task', { path: '/ecs/', service: null, allowGetRole: false, allowActions: ECS_ACTIONS });
+    ctrlSim = await stack.simulator(role.arn, {
+      cluster: CLUSTER,
+      family: 'consul-ecs-controller',
+      taskId: own!.taskArn!.split('/').pop()!,
+      containers: [{ name: 'consul-ecs-controller', hasHealthCheck: false }],
+    });
+    assert.equal(ctrlSim.clusterArn, clusterArn);
+  });
+  afterEach(async (t) => {
+    for (const run of runs.splice(0)) {
+      if (run.proc.exitCode === null) {
+        run.proc.kill('SIGKILL');
+        // Its output, for the failure report.
+        if ('diagnostic' in t) t.diagnostic(run.output());
+      }
+    }
+    await stack.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('sets up the auth method, binding rules, gateway policies and roles, the anonymous token and the cluster node; again changes nothing', async () => {
+    const run = await startController();
+    const account = stack.moto.admin.account;
+
+    // The auth method the stack made (seed 001, STS/IAM at moto) keeps its settings and gains the controller's.
+    const method = await stack.consul.api<AclAuthMethod>('GET', '/v1/acl/auth-method/iam-ecs-service-token');
+    assert.equal(method.Type, 'aws-iam');
+    assert.deepEqual(method.Config?.BoundIAMPrincipalARNs, [`arn:aws:iam::${account}:role/consul-ecs/*`]);
+    assert.deepEqual(method.Config?.IAMEntityTags, [
+      'consul.hashicorp.com.gateway-kind',
+      'consul.hashicorp.com.namespace',
+      'consul.hashicorp.com.service-name',
+    ]);
+    assert.equal(method.Config?.EnableIAMEntityDetails, true);
+    assert.equal(method.Config?.STSEndpoint, stack.moto.url);
+    assert.equal(method.Config?.ServerIDHeaderValue, 'consul.test.local');
+
+    const rules = await stack.consul.api<AclBindingRule[]>('GET', '/v1/acl/binding-rules?authmethod=iam-ecs-service-token');
+    const ours = rules.filter((r) => r.Description?.endsWith('for ECS') || r.Description?.includes('gateways'));
+    assert.deepEqual(
+      ours.map((r) => [r.BindType, r.BindName, r.Selector ?? '']).sort(),
+      [
+        ['role', 'consul-ecs-api-gateway-role', 'entity_tags["consul.hashicorp.com.gateway-kind"] == "api-gateway"'],
+        ['role', 'consul-ecs-mesh-gateway-role', 'entity_tags["consul.hashicorp.com.gateway-kind"] == "mesh-gateway"'],
+        ['role', 'consul-ecs-terminating-gateway-role', 'entity_tags["consul.hashicorp.com.gateway-kind"] == "terminating-gateway"'],
+        ['service', '${entity_tags.consul.hashicorp.com.service-name}', ''],
+      ],
+    );
+
+    const policy = (name: string) => stack.consul.api<AclPolicy>('GET', `/v1/acl/policy/name/${name}`);
+    const role = (name: string) => stack.consul.api<AclRole>('GET', `/v1/acl/role/name/${name}`);
+    assert.match((await policy('consul-ecs-api-gateway-policy')).Rules!, /^mesh = "read"\n\tnode_prefix "" \{\n\t\tpolicy = "read"/);
+    assert.equal((await policy('consul-ecs-mesh-gateway-policy')).Rules, 'mesh = "write"\npeering = "read"');
+    assert.deepEqual((await role('consul-ecs-api-gateway-role')).Policies?.map((p) => p.Name), ['consul-ecs-api-gateway-policy']);
+    assert.deepEqual((await role('consul-ecs-mesh-gateway-role')).Policies?.map((p) => p.Name), ['consul-ecs-mesh-gateway-policy']);
+    assert.deepEqual((await role('consul-ecs-terminating-gateway-role')).Policies ?? [], []);
+
+    const anonymous = await stack.consul.api<AclToken>('GET', '/v1/acl/token/00000000-0000-0000-0000-000000000002');
+    assert.deepEqual(anonymous.Policies?.map((p) => p.Name), ['anonymous-token-policy']);
+    assert.match((await policy('anonymous-token-policy')).Rules!, /node_prefix "" \{\s+policy = "read"[\s\S]*service_prefix "" \{\s+policy = "read"/);
+
+    const node = await stack.consul.api<{ Node: { Node: string; Address: string; Meta: Record<string, string> } }>(
+      'GET',
+      `/v1/catalog/node/${encodeURIComponent(clusterArn)}`,
+    );
+    assert.equal(node.Node.Meta['synthetic-node'], 'true');
+
+    const done = await stop(run);
+    assert.equal(done.exitCode, 0, done.stderr);
+
+    // A second controller (a restarted task) finds everything in place.
+    const before = JSON.stringify([rules.length, (await stack.consul.api<unknown[]>('GET', '/v1/acl/policies')).length, (await stack.consul.api<unknown[]>('GET', '/v1/acl/roles')).length]);
+    const again = await stop(await startController());
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.match(again.stderr, /ACL auth method already exists; skipping update/);
+    assert.match(again.stderr, /anonymous token policy is already attached/);
+    const after = JSON.stringify([
+      (await stack.consul.api<unknown[]>('GET', '/v1/acl/binding-rules?authmethod=iam-ecs-service-token')).length,
+      (await stack.consul.api<unknown[]>('GET', '/v1/acl/policies')).length,
+      (await stack.consul.api<unknown[]>('GET', '/v1/acl/roles')).length,
+    ]);
+    assert.equal(after, before);
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('creates the auth method when there is none, as consul-ecs configures it', async () => {
+    await stack.consul.api('DELETE', '/v1/acl/auth-method/iam-ecs-service-token');
+    const done = await stop(await startController());
+    assert.equal(done.exitCode, 0, done.stderr);
+    assert.match(done.stderr, /ACL auth method created/);
+    const method = await stack.consul.api<AclAuthMethod>('GET', '/v1/acl/auth-method/iam-ecs-service-token');
+    assert.equal(method.Description, 'AWS IAM auth method for ECS service tokens');
+    assert.deepEqual(method.Config, {
+      BoundIAMPrincipalARNs: [`arn:aws:iam::${stack.moto.admin.account}:role/consul-ecs/*`],
+      EnableIAMEntityDetails: true,
+      IAMEntityTags: ['consul.hashicorp.com.gateway-kind', 'consul.hashicorp.com.namespace', 'consul.hashicorp.com.service-name'],
+    });
+  });
+
+  it('removes the tokens and service instances of tasks that stopped, at start and on later passes; running tasks keep theirs', async () => {
+    // The tasks started before this controller did: a node registered by an earlier one.
+    await registerClusterNode(stack, clusterArn);
+    const web = await stack.role('web-task', { service: 'web' });
+    const api = await stack.role('api-task', { service: 'api' });
+    const a = await meshTask('web', web.arn);
+    const b = await meshTask('api', api.arn);
+    const c = await meshTask('web', web.arn);
+    // A login token of another cluster's task, which this controller must not touch.
+    const foreign = await stack.consul.api<AclToken>('PUT', '/v1/acl/token', {
+      Description: `token created via login: {"consul.hashicorp.com/cluster":"arn:aws:ecs:us-east-1:123456789012:cluster/other","consul.hashicorp.com/task-id":"0123"}`,
+      ServiceIdentities: [{ ServiceName: 'web' }],
+    });
+    const tokensOf = async (taskId: string) => (await loginTokens()).filter((t) => t.Description?.includes(`"consul.hashicorp.com/task-id":"${taskId}"`));
+    assert.equal((await tokensOf(a.taskId)).length, 1);
+    assert.equal((await nodeServices()).length, 6);
+
+    // Task a stopped before the controller started: its first pass cleans up.
+    await stack.moto.admin.stopTask(CLUSTER, a.taskArn);
+    const run = await startController();
+    await eventually('task a cleaned up', 10_000, async () => ((await tokensOf(a.taskId)).length === 0 ? true : undefined));
+    let ids = (await nodeServices()).map((s) => s.ID).sort();
+    assert.deepEqual(ids, [b.serviceId, `${b.serviceId}-sidecar-proxy`, c.serviceId, `${c.serviceId}-sidecar-proxy`].sort());
+    assert.equal((await tokensOf(b.taskId)).length, 1);
+    assert.equal((await tokensOf(c.taskId)).length, 1);
+
+    // Task b stops while it runs: the next pass (10 s later) cleans up.
+    await stack.moto.admin.stopTask(CLUSTER, b.taskArn);
+    await eventually('task b cleaned up', 25_000, async () => ((await tokensOf(b.taskId)).length === 0 ? true : undefined));
+    await eventually('task b deregistered', 5_000, async () =>
+      (await nodeServices()).every((s) => !s.ID.startsWith(b.serviceId)) ? true : undefined,
+    );
+    ids = (await nodeServices()).map((s) => s.ID).sort();
+    assert.deepEqual(ids, [c.serviceId, `${c.serviceId}-sidecar-proxy`].sort());
+    assert.equal((await tokensOf(c.taskId)).length, 1);
+    assert.equal((await stack.consul.api<AclToken>('GET', `/v1/acl/token/${foreign.AccessorID}`)).AccessorID, foreign.AccessorID);
+
+    const done = await stop(run);
+    assert.equal(done.exitCode, 0, done.stderr);
+    assert.match(done.stderr, new RegExp(`deleted the login token of a task that no longer runs.*task-id=${a.taskId}`));
+    assert.match(done.stderr, new RegExp(`deregistered a service of a task that no longer runs.*id=${b.serviceId}-sidecar-proxy`));
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('a task that stops while the controller runs: health-sync still ends cleanly when the controller removed its token first', async () => {
+    await registerClusterNode(stack, clusterArn);
+    const web = await stack.role('web-task', { service: 'web' });
+    const a = await meshTask('web', web.arn);
+    const sync = stack.spawn(['health-sync'], a.env, { timeoutMs: 90_000 });
+    await eventually('health-sync running', 10_000, async () => (/syncing ECS health into Consul/.test(sync.output()) ? true : undefined));
+    const ctrl = await startController();
+
+    // ECS stops the task: health-sync gets SIGTERM and waits for the dataplane container,
+    // and meanwhile the controller's next pass removes the task's token and services.
+    await stack.moto.admin.stopTask(CLUSTER, a.taskArn);
+    // Signalled directly: execa's kill() would follow up with SIGKILL after 5 s.
+    process.kill(sync.proc.pid!, 'SIGTERM');
+    await eventually('the controller removed the token', 25_000, async () => ((await loginTokens()).length === 0 ? true : undefined));
+    a.sim.setContainer({ name: 'consul-dataplane', desiredStatus: 'STOPPED', knownStatus: 'STOPPED' });
+    const res = await sync.result;
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.match(res.stderr, /the service token no longer exists: the controller has deleted it/);
+    assert.deepEqual(await nodeServices(), []);
+    assert.equal((await stop(ctrl)).exitCode, 0);
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('removes nothing when ECS refuses the listing, and says why', async () => {
+    await registerClusterNode(stack, clusterArn);
+    const web = await stack.role('web-task', { service: 'web' });
+    const a = await meshTask('web', web.arn);
+    await stack.moto.admin.stopTask(CLUSTER, a.taskArn);
+    const role = await stack.role('controller-no-ecs', { path: '/ecs/', service: null, allowGetRole: false });
+    ctrlSim = await stack.simulator(role.arn, { cluster: CLUSTER, family: 'consul-ecs-controller', taskId: ctrlSim.taskId });
+    const run = await startController();
+    const done = await stop(run);
+    assert.equal(done.exitCode, 0, done.stderr);
+    assert.match(done.stderr, /error during reconcile.*AWS ListTasks at http:\/\/127\.0\.0\.1:\d+ failed with HTTP 403 AccessDenied: .*not authorized to perform: ecs:ListTasks/);
+    assert.equal((await nodeServices()).length, 2);
+    assert.equal((await loginTokens()).length, 1);
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('without a token for Consul: a clear error and exit 1', async () => {
+    const env = controllerEnv();
+    delete (env as Record<string, string>).CONSUL_HTTP_TOKEN;
+    const res = await stack.cli(['controller'], env);
+    assert.equal(res.exitCode, 1);
+    assert.match(res.stderr, /HTTP 403.*set CONSUL_HTTP_TOKEN to a token with acl:write/);
+  });
+});
