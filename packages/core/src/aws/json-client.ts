@@ -1,8 +1,8 @@
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../http/request.js';
-import { ConsulEcsError, describeError } from '../util/errors.js';
+import { ConsulEcsError } from '../util/errors.js';
 import type { AwsCredentials } from './credentials.js';
 import { AwsApiError } from './query-client.js';
+import { postSignedRequest } from './signed-post.js';
 import { signJsonRequest } from './sigv4.js';
 
 export interface JsonCallInput {
@@ -37,24 +37,13 @@ export async function callJsonApi<T = Record<string, unknown>>(input: JsonCallIn
     signingDate: input.signingDate,
   });
   const where = input.endpoint.origin;
-  let res: Dispatcher.ResponseData;
-  try {
-    res = await httpRequest(signed.url, {
-      method: 'POST',
-      headers: signed.headers,
-      body: signed.body,
-      dispatcher: input.dispatcher,
-      signal: input.signal,
-      timeoutMs: input.timeoutMs ?? 10_000,
-    });
-  } catch (err) {
-    if (input.signal?.aborted) throw err;
-    throw new ConsulEcsError(
-      'aws-unreachable',
-      `cannot reach AWS ${input.service.toUpperCase()} at ${where} for ${operation}: ${describeError(err)}`,
-      { cause: err },
-    );
-  }
+  const res = await postSignedRequest(signed, {
+    service: input.service,
+    operation,
+    dispatcher: input.dispatcher,
+    signal: input.signal,
+    timeoutMs: input.timeoutMs,
+  });
   const text = await res.body.text();
   if (res.statusCode !== 200) {
     const error = jsonApiError(text, res.headers['x-amzn-errortype']);

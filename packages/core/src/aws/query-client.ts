@@ -1,8 +1,8 @@
 import type { XMLParser } from 'fast-xml-parser';
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../http/request.js';
-import { ConsulEcsError, describeError } from '../util/errors.js';
+import { ConsulEcsError } from '../util/errors.js';
 import type { AwsCredentials } from './credentials.js';
+import { postSignedRequest } from './signed-post.js';
 import { formBody, signQueryRequest } from './sigv4.js';
 
 export const STS_API_VERSION = '2011-06-15';
@@ -63,22 +63,12 @@ export async function callQueryApi(input: QueryCallInput): Promise<Record<string
     signingDate: input.signingDate,
   });
   const where = input.endpoint.origin;
-  let res: Dispatcher.ResponseData;
-  try {
-    res = await httpRequest(signed.url, {
-      method: 'POST',
-      headers: signed.headers,
-      body: signed.body,
-      dispatcher: input.dispatcher,
-      timeoutMs: input.timeoutMs ?? 10_000,
-    });
-  } catch (err) {
-    throw new ConsulEcsError(
-      'aws-unreachable',
-      `cannot reach AWS ${input.service.toUpperCase()} at ${where} for ${input.action}: ${describeError(err)}`,
-      { cause: err },
-    );
-  }
+  const res = await postSignedRequest(signed, {
+    service: input.service,
+    operation: input.action,
+    dispatcher: input.dispatcher,
+    timeoutMs: input.timeoutMs,
+  });
   const [text, xml] = await Promise.all([res.body.text(), xmlParser()]);
   let doc: Record<string, unknown>;
   try {
