@@ -116,7 +116,8 @@ export async function reapStoppedTasks(opts: TaskReaperOptions): Promise<ReapRes
     }
   }
   result.running = running.size;
-  if (opts.ownTaskArn && !tasks.some((t) => t.taskArn === opts.ownTaskArn)) {
+  // By task ID: ECS writes a task's ARN in the old (no cluster) or the new format, per account setting.
+  if (opts.ownTaskArn && !running.has(parseTaskArn(opts.ownTaskArn).taskId)) {
     throw new ConsulEcsError(
       'ecs-listing-incomplete',
       `ECS did not list the controller's own task ${opts.ownTaskArn} among the running tasks of ${clusterArn}; ` +
