@@ -3,7 +3,9 @@
 //    to exit 0 (what ECS waits for before starting the dataplane), and peak RSS;
 //  - health-sync's steady-state RSS (and its anonymous part) and CPU over a window
 //    with ten synced containers;
-//  - net-dial's (the dataplane container's health check) wall time and peak RSS.
+//  - net-dial's (the dataplane container's health check) wall time and peak RSS;
+//  - the controller's steady-state RSS and CPU over a window, watching a cluster
+//    of ten running mesh tasks in moto's ECS.
 // Runs the self-contained executable (what the images run) and the bundle on this
 // machine's Node.js, and the anchor (hashicorp/consul-ecs) when its binary is given
 // with --anchor=PATH, alternating, and prints ratios to the anchor. Not a test.
@@ -11,7 +13,7 @@
 // Resident file-backed pages depend on the page cache: a binary that was just
 // written is mapped in large folios, and counts ~20 MB more than one read from
 // disk. When it may (root), the script drops the page cache before each
-// health-sync run so that every contender starts as a container's first run does
+// health-sync and controller run so that every contender starts as a container's first run does
 // (--no-drop-caches to skip); the anonymous part is printed as well, which the
 // page cache does not affect.
 //   node --import tsx scripts/bench-control-plane.ts [--runs=N] [--seconds=S] [--anchor=PATH] [--no-drop-caches]
@@ -103,40 +105,18 @@ try {
   }
 
   // 2. health-sync steady state with ten synced containers.
-  const steady: Record<string, { rssMb: number; anonMb: number; maxRssMb: number; cpuPct: number }> = {};
+  const steady: Record<string, Steady> = {};
   for (const [name, argv] of Object.entries(contenders)) {
     const dir = await mkdtemp(join(tmpdir(), 'bench-hs-'));
     if (dropCaches) dropPageCache();
     const init = await execa(argv[0]!, [...argv.slice(1), 'mesh-init'], { env: env(dir), extendEnv: false, reject: false });
     if (init.exitCode !== 0) throw new Error(`${name} mesh-init failed: ${init.stderr}`);
     const hs = execa(argv[0]!, [...argv.slice(1), 'health-sync'], { env: env(dir), extendEnv: false, reject: false });
-    const pid = hs.pid!;
-    const ticks = () => {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return Number(f[11]) + Number(f[12]);
-    };
-    /** The process's resident and anonymous memory, in MB, from one read of its status. */
-    const memory = () => {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const mb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1]) / 1024;
-      return { rss: mb('VmRSS'), anon: mb('RssAnon') };
-    };
-    await new Promise((r) => setTimeout(r, 5000)); // warm up
-    const t0 = ticks();
-    const w0 = Date.now();
-    const samples: number[] = [];
-    const anon: number[] = [];
     let flip = 0;
-    while (Date.now() - w0 < seconds * 1000) {
-      // Keep the sync busy: one container flips health every 5 s.
+    // Keep the sync busy: one container flips health every 5 s.
+    steady[name] = await steadyState(hs.pid!, seconds, () => {
       if (++flip % 5 === 0) sim.setHealth('app0', flip % 10 === 0 ? 'HEALTHY' : 'UNHEALTHY');
-      const m = memory();
-      samples.push(m.rss);
-      anon.push(m.anon);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    const cpuPct = ((ticks() - t0) / 100 / ((Date.now() - w0) / 1000)) * 100;
-    steady[name] = { rssMb: median(samples), anonMb: median(anon), maxRssMb: Math.max(...samples), cpuPct };
+    });
     hs.kill('SIGKILL');
     await hs;
     await cleanup();
@@ -153,6 +133,36 @@ try {
       if (r.exitCode !== 0) throw new Error(`${name} net-dial failed: ${r.stderr}`);
       if (i > 0) dial[name]!.push({ ms, rssKb: peakRssKb(r.stderr) });
     }
+  }
+
+  // 4. The controller's steady state, watching a cluster of ten running mesh tasks.
+  await moto.admin.createCluster(sim.cluster);
+  await moto.admin.runTasks(sim.cluster, 'web', { count: 10, tags: { 'consul.hashicorp.com/mesh': 'true' } });
+  const [own] = await moto.admin.runTasks(sim.cluster, 'consul-ecs-controller');
+  const ctrlRole = await moto.admin.createRole({ name: 'bench-controller', path: '/ecs/', allowGetRole: false, allowActions: ['ecs:ListTasks', 'ecs:DescribeTasks'] });
+  const ctrlSim = await new EcsAgentSimulator({
+    family: 'consul-ecs-controller',
+    cluster: sim.cluster,
+    taskId: own!.taskArn!.split('/').pop()!,
+    credentials: assumeRoleCredentials({ stsEndpoint: moto.url, credentials: moto.admin.credentials, roleArn: ctrlRole.arn }),
+  }).start();
+  sims.push(ctrlSim);
+  const ctrlEnv = {
+    ...ctrlSim.containerEnv(),
+    CONSUL_ECS_CONFIG_JSON: JSON.stringify({ ...config('/consul'), consulLogin: undefined, service: undefined, controller: { iamRolePath: '/consul-ecs/' } }),
+    CONSUL_HTTP_TOKEN: consul.managementToken,
+    AWS_ENDPOINT_URL_ECS: moto.url,
+    PATH: process.env.PATH ?? '',
+  };
+  const controller: Record<string, Steady> = {};
+  for (const [name, argv] of Object.entries(contenders)) {
+    if (dropCaches) dropPageCache();
+    const c = execa(argv[0]!, [...argv.slice(1), 'controller'], { env: ctrlEnv, extendEnv: false, reject: false });
+    controller[name] = await steadyState(c.pid!, seconds);
+    c.kill('SIGKILL');
+    const r = await c;
+    // Killed by the benchmark, not ended by itself.
+    if (!r.isTerminated) throw new Error(`${name} controller exited with ${String(r.exitCode)}: ${r.stderr}`);
   }
 
   const ref = anchor ? 'hashicorp/consul-ecs (anchor)' : undefined;
@@ -185,8 +195,55 @@ try {
     const values = [dialMs(name).toFixed(1), (median(dial[name]!.map((d) => d.rssKb)) / 1024).toFixed(1)];
     console.log(`${name.padEnd(36)} ${values.map((v) => v.padStart(10)).join(' ')}${ref ? `  ${(dialMs(name) / dialMs(ref)).toFixed(2).padStart(7)}` : ''}`);
   }
+  console.log(`\ncontroller steady state over ${seconds}s, a cluster of 10 running mesh tasks, one pass every 10 s`);
+  console.log(`${'contender'.padEnd(36)} ${['RSS MB', 'anon MB', 'max MB', 'CPU %'].map((c) => c.padStart(10)).join(' ')}${ref ? `  ${['RSS ×', 'CPU ×'].map((c) => c.padStart(7)).join(' ')}` : ''}`);
+  for (const name of Object.keys(contenders)) {
+    const c = controller[name]!;
+    const values = [c.rssMb.toFixed(1), c.anonMb.toFixed(1), c.maxRssMb.toFixed(1), c.cpuPct.toFixed(2)];
+    const ratios = ref ? `  ${[c.rssMb / controller[ref]!.rssMb, c.cpuPct / controller[ref]!.cpuPct].map((x) => x.toFixed(2).padStart(7)).join(' ')}` : '';
+    console.log(`${name.padEnd(36)} ${values.map((v) => v.padStart(10)).join(' ')}${ratios}`);
+  }
   if (!ref) console.log('anchor: not measured (pass --anchor=PATH to a hashicorp/consul-ecs binary)');
 } finally {
   for (const s of sims) await s.stop();
   await Promise.all([consul.dispose(), moto.dispose()]);
+}
+
+interface Steady {
+  rssMb: number;
+  anonMb: number;
+  maxRssMb: number;
+  cpuPct: number;
+}
+
+/**
+ * A running process's steady state over `seconds` after a 5 s warm-up: median
+ * resident and anonymous memory and the largest resident size (sampled every
+ * second), and its CPU use. `tick` runs before each sample.
+ */
+async function steadyState(pid: number, seconds: number, tick?: () => void): Promise<Steady> {
+  const ticks = () => {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(f[11]) + Number(f[12]);
+  };
+  /** The process's resident and anonymous memory, in MB, from one read of its status. */
+  const memory = () => {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const mb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1]) / 1024;
+    return { rss: mb('VmRSS'), anon: mb('RssAnon') };
+  };
+  await new Promise((r) => setTimeout(r, 5000)); // warm up
+  const t0 = ticks();
+  const w0 = Date.now();
+  const samples: number[] = [];
+  const anon: number[] = [];
+  while (Date.now() - w0 < seconds * 1000) {
+    tick?.();
+    const m = memory();
+    samples.push(m.rss);
+    anon.push(m.anon);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const cpuPct = ((ticks() - t0) / 100 / ((Date.now() - w0) / 1000)) * 100;
+  return { rssMb: median(samples), anonMb: median(anon), maxRssMb: Math.max(...samples), cpuPct };
 }
