@@ -19,7 +19,7 @@ describe('consul-ecs CLI', () => {
     const none = await run();
     assert.equal(none.code, 1);
     assert.match(none.err, /^Usage: consul-ecs <command> \[flags\]/);
-    for (const name of ['version', 'login', 'logout', 'mesh-init', 'health-sync', 'control-plane', 'envoy-entrypoint', 'app-entrypoint', 'net-dial']) {
+    for (const name of ['version', 'login', 'logout', 'mesh-init', 'health-sync', 'control-plane', 'controller', 'envoy-entrypoint', 'app-entrypoint', 'net-dial']) {
       assert.match(none.err, new RegExp(`\\n  ${name} `), `${name} is listed`);
     }
     const unknown = await run('frobnicate');
@@ -80,10 +80,12 @@ describe('consul-ecs CLI bundle: what each command loads', () => {
       return line[1]!;
     };
     // net-dial is the dataplane container's health check, run at every interval;
-    // app-entrypoint stays in every app container for the task's life.
+    // app-entrypoint stays in every app container for the task's life, and
+    // envoy-entrypoint in the dataplane container (it needs HTTP only after SIGTERM).
     assert.equal(loaded('version'), '');
     assert.equal(loaded('net-dial', '127.0.0.1:1'), '');
     assert.equal(loaded('app-entrypoint', '-shutdown-delay', '0s', '/bin/true'), '');
+    assert.equal(loaded('envoy-entrypoint', '/bin/true'), '');
     // The probe does see the HTTP client where a command uses it.
     assert.match(loaded('login', '-help'), /NativeModule http\b/);
   });

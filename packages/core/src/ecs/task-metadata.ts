@@ -137,7 +137,4 @@ export function taskInfo(meta: EcsTaskMetadata): TaskInfo {
   return info;
 }
 
-/** A container has stopped when both its desired and known status are STOPPED. */
-export function containerStopped(c: Pick<EcsContainerMetadata, 'DesiredStatus' | 'KnownStatus'>): boolean {
-  return c.DesiredStatus === 'STOPPED' && c.KnownStatus === 'STOPPED';
-}
+export { containerStopped } from './container-status.js';
