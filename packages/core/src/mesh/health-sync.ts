@@ -112,18 +112,20 @@ export async function runHealthSync(opts: HealthSyncRunOptions): Promise<void> {
   }
   log.info('dataplane has stopped; deregistering and logging out');
   const failures: string[] = [];
-  // A token that no longer exists was deleted by the controller, which removes
-  // the token and then the registrations of a task ECS no longer runs.
+  // A login token that no longer exists was deleted by the controller, which
+  // removes the token and then the registrations of a task ECS no longer runs.
+  // (A static CONSUL_HTTP_TOKEN is not the controller's to delete.)
+  const fromLogin = opts.logoutOnShutdown && !!opts.token;
   let tokenGone = false;
   const shutdownRetry = { maxAttempts: 5, clock, onRetry: failover, retryable: (err: unknown) => !isAclNotFound(err) };
   const ids = gateway ? [id] : [id, sidecarId(id)];
   for (const sid of ids) {
     await retry(() => catalog.deregisterService(task.clusterArn, sid, scope, { retryDeadlineMs: 0 }), shutdownRetry)
       .then(() => log.info('deregistered', { id: sid }))
-      .catch((err) => (isAclNotFound(err) ? (tokenGone = true) : failures.push(`deregister ${sid}: ${describeError(err)}`)));
+      .catch((err) => (fromLogin && isAclNotFound(err) ? (tokenGone = true) : failures.push(`deregister ${sid}: ${describeError(err)}`)));
   }
-  if (opts.logoutOnShutdown && opts.token) {
-    const token = opts.token;
+  if (fromLogin) {
+    const token = opts.token!;
     const done = await retry(() => aclLogout(catalog.http, token, { retryDeadlineMs: 0 }), shutdownRetry).then(
       () => true,
       (err) => {
