@@ -198,7 +198,7 @@ async function createNamespaces(admin: AclAdmin, tasks: EcsTask[], partition: st
       errors.push(describeError(err));
     }
   }
-  const call = admin.http;
+  const http = admin.http;
   const token = admin.token();
   if (!(await admin.readPolicyByName(CROSS_NAMESPACE_POLICY, { partition, namespace: 'default' }))) {
     await admin.createPolicy(
@@ -218,14 +218,14 @@ async function createNamespaces(admin: AclAdmin, tasks: EcsTask[], partition: st
   const def = byName.get('default');
   if (def && !def.ACLs?.PolicyDefaults?.some((p) => p.Name === CROSS_NAMESPACE_POLICY)) {
     const acls = { ...def.ACLs, PolicyDefaults: [...(def.ACLs?.PolicyDefaults ?? []), { Name: CROSS_NAMESPACE_POLICY }] };
-    await call.call({ method: 'PUT', path: '/v1/namespace/default', query: { partition }, body: { ...def, ACLs: acls }, token });
+    await http.call({ method: 'PUT', path: '/v1/namespace/default', query: { partition }, body: { ...def, ACLs: acls }, token });
     log.info('the default namespace now grants the cross-namespace policy', { partition });
   }
   const created: string[] = [];
   for (const name of [...wanted].sort()) {
     if (byName.has(name)) continue;
     try {
-      await call.call({
+      await http.call({
         method: 'PUT',
         path: '/v1/namespace',
         query: { partition },
