@@ -262,6 +262,19 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
     stack.assertNoSecretsPrinted();
   });
 
+  it('retries while Consul is unreachable at start, then sets it up', async () => {
+    await stack.consul.stop();
+    const run = stack.spawn(['controller'], controllerEnv(), { timeoutMs: 120_000 });
+    runs.push(run);
+    await eventually('retrying', 10_000, async () => (/unable to set up Consul for the cluster; retrying.*could not connect/.test(run.output()) ? true : undefined));
+    await stack.consul.restart();
+    await eventually('set up', 30_000, async () => (/registered the cluster node/.test(run.output()) ? true : undefined));
+    const done = await stop(run);
+    assert.equal(done.exitCode, 0, done.stderr);
+    assert.equal((await stack.consul.api<AclAuthMethod>('GET', '/v1/acl/auth-method/iam-ecs-service-token')).Type, 'aws-iam');
+    stack.assertNoSecretsPrinted();
+  });
+
   it('without a token for Consul: a clear error and exit 1', async () => {
     const env = controllerEnv();
     delete (env as Record<string, string>).CONSUL_HTTP_TOKEN;

@@ -65,8 +65,11 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
   };
 
   await retry(
-    () =>
-      upsertControllerResources({
+    async () => {
+      // One quick try first, so that a server not up yet is reported (and the
+      // next one tried) at once rather than after the client's own retries.
+      await admin.http.send({ path: '/v1/status/leader', retryDeadlineMs: 0, signal: opts.signal });
+      await upsertControllerResources({
         admin,
         http: admin.http,
         token,
@@ -77,7 +80,8 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
         logger: log,
       }).catch((err: unknown) => {
         throw explainSetupError(err, !!opts.token);
-      }),
+      });
+    },
     {
       deadlineMs: 120_000,
       clock,
