@@ -177,9 +177,13 @@ describe('task reaper', () => {
     await agent.close();
   });
 
-  it('Enterprise: lists tokens in every namespace of its partition, creates the tagged namespaces, removes what stopped tasks left', async () => {
-    const agent = new MockAgent();
-    agent.disableNetConnect();
+  /**
+   * A partition part1 with namespaces default and team-a, login tokens of a
+   * running and a stopped task (and another cluster's), their services, and
+   * ECS tasks tagged for part1/team-b and part2/team-c. Returns the requests
+   * Consul saw, in order.
+   */
+  const enterpriseCluster = (agent: MockAgent, policyRead: 404 | 500): string[] => {
     const consul = agent.get(CONSUL);
     const seen: string[] = [];
     const record = (req: { method: string; path: string; body?: unknown }) => seen.push(`${req.method} ${req.path}${req.body ? ` ${String(req.body)}` : ''}`);
@@ -202,7 +206,7 @@ describe('task reaper', () => {
         { ID: 'no-meta', Service: 'x' },
       ],
     }));
-    consul.intercept({ path: '/v1/acl/policy/name/cross-namespace-read?partition=part1&ns=default', method: 'GET' }).reply(reply(404, 'ACL not found'));
+    consul.intercept({ path: '/v1/acl/policy/name/cross-namespace-read?partition=part1&ns=default', method: 'GET' }).reply(reply(policyRead, policyRead === 404 ? 'ACL not found' : 'rpc error'));
     consul.intercept({ path: '/v1/acl/policy?partition=part1&ns=default', method: 'PUT' }).reply(reply(200, { ID: 'p' }));
     consul.intercept({ path: '/v1/namespace/default?partition=part1', method: 'PUT' }).reply(reply(200, {}));
     consul.intercept({ path: '/v1/namespace?partition=part1', method: 'PUT' }).reply(reply(200, {}));
@@ -222,6 +226,13 @@ describe('task reaper', () => {
             })),
           },
     );
+    return seen;
+  };
+
+  it('Enterprise: lists tokens in every namespace of its partition, creates the tagged namespaces, removes what stopped tasks left', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const seen = enterpriseCluster(agent, 404);
     const { admin, catalog } = setUp(agent);
     const res = await reapStoppedTasks({ ecs: ecsClient(agent), admin, catalog, clusterArn: CLUSTER, partition: 'part1', ownTaskArn: taskArn('self') });
     assert.deepEqual(res, { running: 3, tokensDeleted: ['drop'], servicesDeregistered: ['api-gone'], namespacesCreated: ['team-b'], errors: [] });
@@ -232,6 +243,21 @@ describe('task reaper', () => {
     assert.equal(writes[3], 'DELETE /v1/acl/token/drop?partition=part1&ns=team-a');
     assert.match(writes[4]!, /^PUT \/v1\/catalog\/deregister \{"Node":"arn:aws:ecs:us-east-1:123456789012:cluster\/prod","ServiceID":"api-gone","Namespace":"team-a","Partition":"part1"\}/);
     assert.equal(writes.length, 5);
+    await agent.close();
+  });
+
+  it('Enterprise: a failure while reconciling namespaces is reported, and what stopped tasks left is still removed', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const seen = enterpriseCluster(agent, 500);
+    const { admin, catalog } = setUp(agent);
+    const res = await reapStoppedTasks({ ecs: ecsClient(agent), admin, catalog, clusterArn: CLUSTER, partition: 'part1', ownTaskArn: taskArn('self') });
+    assert.deepEqual(res.tokensDeleted, ['drop']);
+    assert.deepEqual(res.servicesDeregistered, ['api-gone']);
+    assert.deepEqual(res.namespacesCreated, []);
+    assert.equal(res.errors.length, 1);
+    assert.match(res.errors[0]!, /^reconciling namespaces: Consul GET \/v1\/acl\/policy\/name\/cross-namespace-read .*HTTP 500/);
+    assert.ok(!seen.some((r) => r.startsWith('PUT /v1/namespace')), 'no namespace written');
     await agent.close();
   });
 });

@@ -70,7 +70,7 @@ export interface TaskReaperOptions {
 }
 
 export interface ReapResult {
-  /** Task IDs found running in the cluster. */
+  /** How many tasks ECS lists as running in the cluster. */
   running: number;
   /** Accessor IDs of the login tokens deleted. */
   tokensDeleted: string[];
@@ -125,7 +125,13 @@ export async function reapStoppedTasks(opts: TaskReaperOptions): Promise<ReapRes
     );
   }
 
-  if (partition) result.namespacesCreated = await createNamespaces(admin, tasks, partition, log, result.errors);
+  if (partition) {
+    // Namespaces are for tasks that run; what stopped tasks left is removed regardless.
+    result.namespacesCreated = await createNamespaces(admin, tasks, partition, log, result.errors).catch((err: unknown) => {
+      result.errors.push(`reconciling namespaces: ${describeError(err)}`);
+      return [];
+    });
+  }
 
   // 3. Remove what belongs to tasks that do not run.
   for (const { token, taskId } of tokens) {
