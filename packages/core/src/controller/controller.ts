@@ -68,7 +68,8 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
     async () => {
       // One quick try first, so that a server not up yet is reported (and the
       // next one tried) at once rather than after the client's own retries.
-      await admin.http.send({ path: '/v1/status/leader', retryDeadlineMs: 0, signal: opts.signal });
+      const leader = await admin.http.call<string>({ path: '/v1/status/leader', retryDeadlineMs: 0, signal: opts.signal });
+      if (!leader) throw new ConsulEcsError('consul-no-leader', `Consul at ${admin.http.baseUrl.origin} has no cluster leader yet`);
       await upsertControllerResources({
         admin,
         http: admin.http,
@@ -86,7 +87,7 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
       deadlineMs: 120_000,
       clock,
       signal: opts.signal,
-      retryable: (err) => (err as { code?: string }).code === 'consul-unreachable',
+      retryable: (err) => SETUP_RETRYABLE.has((err as { code?: string }).code ?? ''),
       onRetry: (err) => {
         failover(err);
         log.warn('unable to set up Consul for the cluster; retrying', { error: describeError(err) });
@@ -118,8 +119,24 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
   log.info('received SIGTERM: the controller stops');
 }
 
+/**
+ * What setting up retries: a server not reachable, a cluster with no leader,
+ * and a token Consul does not know yet. A fresh cluster creates its bootstrap
+ * token once it has a leader, so a controller started with the servers sees
+ * "ACL not found" for a moment; a wrong token keeps failing until the deadline,
+ * each attempt logged with what to check.
+ */
+const SETUP_RETRYABLE = new Set(['consul-unreachable', 'consul-no-leader', 'consul-token-unknown']);
+
 /** Adds what to do to a refusal by Consul while setting up. */
 function explainSetupError(err: unknown, hasToken: boolean): unknown {
+  if (hasToken && err instanceof ConsulApiError && err.status === 403 && /ACL not found/i.test(err.body)) {
+    return new ConsulEcsError(
+      'consul-token-unknown',
+      `${err.message}; Consul does not know the token in CONSUL_HTTP_TOKEN (yet): check that it is the cluster's bootstrap token`,
+      { cause: err },
+    );
+  }
   if (err instanceof ConsulApiError && (err.status === 401 || err.status === 403)) {
     const hint = hasToken
       ? 'the token in CONSUL_HTTP_TOKEN needs acl:write, operator:write on partitions and node:write (the bootstrap token)'
