@@ -275,6 +275,17 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
     stack.assertNoSecretsPrinted();
   });
 
+  it('without AWS credentials: a clear error and exit 1, before anything is written to Consul', async () => {
+    const env: Record<string, string> = controllerEnv();
+    delete env.AWS_CONTAINER_CREDENTIALS_FULL_URI;
+    delete env.AWS_CONTAINER_AUTHORIZATION_TOKEN;
+    const res = await stack.cli(['controller'], env);
+    assert.equal(res.exitCode, 1);
+    assert.match(res.stderr, /no AWS credentials found/);
+    const roles = await stack.consul.api<AclRole[]>('GET', '/v1/acl/roles');
+    assert.deepEqual(roles, []);
+  });
+
   it('without a token for Consul: a clear error and exit 1', async () => {
     const env = controllerEnv();
     delete (env as Record<string, string>).CONSUL_HTTP_TOKEN;

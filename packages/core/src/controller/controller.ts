@@ -52,6 +52,8 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
     opts.task ??
     taskInfo(await new TaskMetadataClient({ baseUrl: opts.env.ECS_CONTAINER_METADATA_URI_V4 ?? '', dispatcher: opts.dispatcher, clock }).task());
   log.info('cluster arn determined', { 'cluster-arn': task.clusterArn });
+  // Before Consul is touched: a task without AWS credentials fails here, at once.
+  const credentials = opts.credentials ?? defaultCredentialProvider({ env: opts.env, dispatcher: opts.dispatcher, clock });
 
   const token = () => opts.token;
   let current = 0;
@@ -98,7 +100,6 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
   });
   if (opts.signal.aborted) return;
 
-  const credentials = opts.credentials ?? defaultCredentialProvider({ env: opts.env, dispatcher: opts.dispatcher, clock });
   const ecs = new EcsApiClient({ region: task.region, endpoint: ecsEndpoint(opts.env, task.region), credentials, dispatcher: opts.dispatcher });
   const interval = opts.intervalMs ?? CONTROLLER_POLLING_INTERVAL_MS;
   log.info('watching the cluster for tasks that stopped', { 'cluster-arn': task.clusterArn, 'interval-ms': interval });
