@@ -8,6 +8,7 @@ export * from './consul/acl.js';
 export * from './consul/acl-admin.js';
 export * from './consul/http-client.js';
 export * from './consul/login.js';
+export * from './consul/server-failover.js';
 export * from './ecs/ecs-api.js';
 export * from './ecs/task-metadata.js';
 export * from './http/request.js';

@@ -7,6 +7,7 @@ import type { ResolvedConfig } from '../config/types.js';
 import { aclLogout } from '../consul/acl.js';
 import { isAclNotFound } from '../consul/acl-admin.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
+import { serverFailover } from '../consul/server-failover.js';
 import { containerStopped, TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { HealthSync } from '../health/sync.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -51,14 +52,8 @@ export async function runHealthSync(opts: HealthSyncRunOptions): Promise<void> {
   const task = opts.task ?? taskInfo(await metadata.task());
   const { gateway, name, id, scope } = taskServiceIdentity(config, task);
 
-  let current = 0;
   const catalog = new CatalogClient(opts.clients[0]!, () => opts.token);
-  const failover = (err: unknown) => {
-    if (opts.clients.length < 2 || (err as { code?: string }).code !== 'consul-unreachable') return;
-    current = (current + 1) % opts.clients.length;
-    catalog.http = opts.clients[current]!;
-    log.info('switching to Consul server', { address: catalog.http.baseUrl.origin });
-  };
+  const failover = serverFailover(opts.clients, [catalog], log);
 
   const sync = new HealthSync({
     catalog,
