@@ -2,7 +2,6 @@ import { CatalogClient } from '../catalog/client.js';
 import { SYNTHETIC_NODE_META } from '../catalog/registration.js';
 import { DEFAULT_AUTH_METHOD } from '../consul/login.js';
 import type { AclAdmin, AclAuthMethod, AclBindingRule, AclScope } from '../consul/acl-admin.js';
-import type { ConsulHttpClient } from '../consul/http-client.js';
 import { ConsulEcsError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 
@@ -118,9 +117,8 @@ export function anonymousPolicyRules(enterprise: boolean): string {
 }
 
 export interface ControllerSetupInput {
+  /** Its server connection and token serve the other calls too (agent, partitions, catalog). */
   admin: AclAdmin;
-  http: ConsulHttpClient;
-  token: () => string | undefined;
   settings: ControllerSettings;
   /** The AWS account of the cluster (from the task ARN). */
   account: string;
@@ -143,8 +141,8 @@ export async function upsertControllerResources(input: ControllerSetupInput): Pr
   const scope: AclScope = { partition };
   const enterprise = settings.partitionsEnabled;
 
-  const self = await input.http.call<AgentSelf>({ path: '/v1/agent/self', token: input.token() });
-  if (partition) await upsertPartition(input.http, input.token, partition, log);
+  const self = await admin.http.call<AgentSelf>({ path: '/v1/agent/self', token: admin.token() });
+  if (partition) await upsertPartition(admin, partition, log);
 
   await upsertPolicy(admin, CONTROLLER_ACL_NAMES.apiGatewayPolicy, 'API Gateway token Policy', apiGatewayPolicyRules(enterprise), scope, log);
   await upsertRole(admin, CONTROLLER_ACL_NAMES.apiGatewayRole, 'API Gateway Role for ECS', CONTROLLER_ACL_NAMES.apiGatewayPolicy, scope, log);
@@ -158,7 +156,7 @@ export async function upsertControllerResources(input: ControllerSetupInput): Pr
 
   await upsertAnonymousTokenPolicy(admin, self, enterprise, log);
 
-  await new CatalogClient(input.http, input.token).register({
+  await new CatalogClient(admin.http, admin.token).register({
     Node: input.clusterArn,
     NodeMeta: { [SYNTHETIC_NODE_META]: 'true' },
     Address: input.nodeIp,
@@ -173,7 +171,9 @@ interface AgentSelf {
   DebugConfig?: { PrimaryDatacenter?: string };
 }
 
-async function upsertPartition(http: ConsulHttpClient, token: () => string | undefined, name: string, log: Logger): Promise<void> {
+async function upsertPartition(admin: AclAdmin, name: string, log: Logger): Promise<void> {
+  const { http } = admin;
+  const token = admin.token;
   const partitions = (await http.call<Array<{ Name: string }> | null>({ path: '/v1/partitions', token: token() })) ?? [];
   if (partitions.some((p) => p.Name === name)) {
     log.info('found existing partition', { partition: name });

@@ -1,8 +1,9 @@
 import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
 import { CatalogClient } from '../catalog/client.js';
-import { AclAdmin } from '../consul/acl-admin.js';
+import { AclAdmin, isAclNotFound } from '../consul/acl-admin.js';
 import { ConsulApiError, type ConsulHttpClient } from '../consul/http-client.js';
+import { serverFailover } from '../consul/server-failover.js';
 import { EcsApiClient, ecsEndpoint } from '../ecs/ecs-api.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -56,15 +57,9 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
   const credentials = opts.credentials ?? defaultCredentialProvider({ env: opts.env, dispatcher: opts.dispatcher, clock });
 
   const token = () => opts.token;
-  let current = 0;
   const admin = new AclAdmin(opts.clients[0]!, token);
   const catalog = new CatalogClient(opts.clients[0]!, token);
-  const failover = (err: unknown) => {
-    if (opts.clients.length < 2 || (err as { code?: string }).code !== 'consul-unreachable') return;
-    current = (current + 1) % opts.clients.length;
-    admin.http = catalog.http = opts.clients[current]!;
-    log.info('switching to Consul server', { address: admin.http.baseUrl.origin });
-  };
+  const failover = serverFailover(opts.clients, [admin, catalog], log);
 
   await retry(
     async () => {
@@ -74,8 +69,6 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
       if (!leader) throw new ConsulEcsError('consul-no-leader', `Consul at ${admin.http.baseUrl.origin} has no cluster leader yet`);
       await upsertControllerResources({
         admin,
-        http: admin.http,
-        token,
         settings: opts.settings,
         account: task.account,
         clusterArn: task.clusterArn,
@@ -131,7 +124,8 @@ const SETUP_RETRYABLE = new Set(['consul-unreachable', 'consul-no-leader', 'cons
 
 /** Adds what to do to a refusal by Consul while setting up. */
 function explainSetupError(err: unknown, hasToken: boolean): unknown {
-  if (hasToken && err instanceof ConsulApiError && err.status === 403 && /ACL not found/i.test(err.body)) {
+  // "ACL not found" as a 403: the token is unknown (a 404 is an object, and AclAdmin reads those as null).
+  if (hasToken && err instanceof ConsulApiError && err.status === 403 && isAclNotFound(err)) {
     return new ConsulEcsError(
       'consul-token-unknown',
       `${err.message}; Consul does not know the token in CONSUL_HTTP_TOKEN (yet): check that it is the cluster's bootstrap token`,
