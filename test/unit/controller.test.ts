@@ -191,7 +191,7 @@ describe('task reaper', () => {
       record(req);
       return { statusCode: status, data: JSON.stringify(data) };
     };
-    consul.intercept({ path: '/v1/namespaces?partition=part1', method: 'GET' }).reply(reply(200, [{ Name: 'default', ACLs: {} }, { Name: 'team-a' }])).times(2);
+    consul.intercept({ path: '/v1/namespaces?partition=part1', method: 'GET' }).reply(reply(200, [{ Name: 'default', ACLs: {} }, { Name: 'team-a' }]));
     consul.intercept({ path: '/v1/acl/tokens?partition=part1&ns=default', method: 'GET' }).reply(reply(200, [
       { AccessorID: 'keep', Description: loginDescription('running'), Partition: 'part1', Namespace: 'default' },
     ]));

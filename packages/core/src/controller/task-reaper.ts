@@ -94,8 +94,10 @@ export async function reapStoppedTasks(opts: TaskReaperOptions): Promise<ReapRes
   const { admin, catalog, clusterArn, partition } = opts;
   const result: ReapResult = { running: 0, tokensDeleted: [], servicesDeregistered: [], namespacesCreated: [], errors: [] };
 
-  // 1. What Consul holds for tasks of this cluster.
-  const tokens = await listLoginTokens(admin, clusterArn, partition);
+  // 1. What Consul holds for tasks of this cluster (on Enterprise, in every
+  // namespace of the partition: listed once, for the tokens and step 2's namespaces).
+  const namespaces = partition ? await listNamespaces(admin, partition) : undefined;
+  const tokens = await listLoginTokens(admin, clusterArn, partition, namespaces);
   const services = (
     await catalog.nodeServices(clusterArn, undefined, partition ? { partition, namespace: '*' } : {})
   ).filter((s) => {
@@ -127,7 +129,7 @@ export async function reapStoppedTasks(opts: TaskReaperOptions): Promise<ReapRes
 
   if (partition) {
     // Namespaces are for tasks that run; what stopped tasks left is removed regardless.
-    result.namespacesCreated = await createNamespaces(admin, tasks, partition, log, result.errors).catch((err: unknown) => {
+    result.namespacesCreated = await createNamespaces(admin, tasks, partition, namespaces!, log, result.errors).catch((err: unknown) => {
       result.errors.push(`reconciling namespaces: ${describeError(err)}`);
       return [];
     });
@@ -162,15 +164,15 @@ function scopeOf(svc: AgentService): { namespace?: string; partition?: string } 
   return { namespace: svc.Namespace || undefined, partition: svc.Partition || undefined };
 }
 
-/** Login tokens of this cluster's tasks, in every namespace of the partition on Enterprise. */
+/** Login tokens of this cluster's tasks, in each of the partition's `namespaces` on Enterprise. */
 async function listLoginTokens(
   admin: AclAdmin,
   clusterArn: string,
   partition: string | undefined,
+  namespaces: Namespace[] | undefined,
 ): Promise<Array<{ token: AclTokenListEntry; taskId: string }>> {
-  const namespaces = partition ? (await listNamespaces(admin, partition)).map((n) => n.Name) : [undefined];
   const out: Array<{ token: AclTokenListEntry; taskId: string }> = [];
-  for (const namespace of namespaces) {
+  for (const namespace of namespaces?.map((n) => n.Name) ?? [undefined]) {
     for (const token of await admin.listTokens({ partition, namespace })) {
       const task = loginTokenTask(token.Description);
       if (task && task.cluster === clusterArn) out.push({ token, taskId: task.taskId });
@@ -193,7 +195,14 @@ async function listNamespaces(admin: AclAdmin, partition: string): Promise<Names
  * default of the partition's `default` namespace, and creates the namespaces
  * this partition's mesh tasks are tagged with, each defaulting to that policy.
  */
-async function createNamespaces(admin: AclAdmin, tasks: EcsTask[], partition: string, log: Logger, errors: string[]): Promise<string[]> {
+async function createNamespaces(
+  admin: AclAdmin,
+  tasks: EcsTask[],
+  partition: string,
+  existing: Namespace[],
+  log: Logger,
+  errors: string[],
+): Promise<string[]> {
   const wanted = new Set<string>();
   for (const t of tasks) {
     if (ecsTagValue(t, ECS_TAG_MESH) !== 'true') continue;
@@ -219,7 +228,6 @@ async function createNamespaces(admin: AclAdmin, tasks: EcsTask[], partition: st
     );
     log.info('created the cross-namespace policy', { name: CROSS_NAMESPACE_POLICY, partition });
   }
-  const existing = await listNamespaces(admin, partition);
   const byName = new Map(existing.map((n) => [n.Name, n]));
   const def = byName.get('default');
   if (def && !def.ACLs?.PolicyDefaults?.some((p) => p.Name === CROSS_NAMESPACE_POLICY)) {
