@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import type { AclTokenListEntry, AgentService } from '@consul-ecs-ts/core';
 import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG, type Role, type RoleSpec } from '../../scripts/lib/aws-admin.ts';
 import { configureIamAuthMethod, startConsulAndMoto, type ConsulServer, type ConsulServerOptions, type MotoServer } from '../../scripts/lib/local-stack.ts';
@@ -111,6 +112,16 @@ export class LoginStack {
       return res;
     });
     return { proc, result, output: () => live };
+  }
+
+  /** The tokens made by a login to an auth method, as Consul lists them. */
+  async loginTokens(): Promise<AclTokenListEntry[]> {
+    return (await this.consul.api<AclTokenListEntry[]>('GET', '/v1/acl/tokens')).filter((t) => t.AuthMethod);
+  }
+
+  /** The service instances registered on a node (a cluster's synthetic node). */
+  async nodeServices(node: string): Promise<AgentService[]> {
+    return (await this.consul.api<{ Services: AgentService[] | null }>('GET', `/v1/catalog/node-services/${encodeURIComponent(node)}`)).Services ?? [];
   }
 
   /** Reads a sink file and remembers the token as a secret that must never be printed. */

@@ -6,25 +6,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { aclLogin, aclLogout, type AgentService, type HealthCheck } from '@consul-ecs-ts/core';
+import { aclLogin, aclLogout, type HealthCheck } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator as Sim } from '@consul-ecs-ts/core/testkit';
 import { startEnvoyFromBootstrap } from '../../scripts/lib/envoy.ts';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack } from '../helpers/login-stack.ts';
 import { eventually, meshConfig, meshEnv, registerClusterNode, SEA } from '../helpers/mesh-task.ts';
 
-type NodeServices = { Services: AgentService[] | null };
 
 describe('control plane against Consul, moto and the simulated task', () => {
   let stack: LoginStack;
   let sim: Sim;
   let dir: string;
   let node: string;
-  const services = async () => (await stack.consul.api<NodeServices>('GET', `/v1/catalog/node-services/${encodeURIComponent(node)}`)).Services ?? [];
+  const services = () => stack.nodeServices(node);
   const checks = async () =>
     (await stack.consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(node)}`)).filter((c) => c.ServiceID);
   const statusOf = async () => Object.fromEntries((await checks()).map((c) => [c.CheckID.replace(`${sim.taskId}-`, ''), c.Status]));
-  const loginTokens = async () => (await stack.consul.api<Array<{ AuthMethod?: string }>>('GET', '/v1/acl/tokens')).filter((t) => t.AuthMethod);
+  const loginTokens = () => stack.loginTokens();
 
   beforeEach(async () => {
     stack = await LoginStack.start();

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken, AgentService } from '@consul-ecs-ts/core';
+import type { AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { LoginStack } from '../helpers/login-stack.ts';
 import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
@@ -52,10 +52,8 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
     run.proc.kill('SIGTERM');
     return run.result;
   };
-  const nodeServices = async () =>
-    (await stack.consul.api<{ Services: AgentService[] | null }>('GET', `/v1/catalog/node-services/${encodeURIComponent(clusterArn)}`)).Services ?? [];
-  const loginTokens = async () =>
-    (await stack.consul.api<Array<AclToken & { AuthMethod?: string }>>('GET', '/v1/acl/tokens')).filter((t) => t.AuthMethod);
+  const nodeServices = () => stack.nodeServices(clusterArn);
+  const loginTokens = () => stack.loginTokens();
 
   /** A mesh task: running in moto's ECS, logged in and registered by a real mesh-init. */
   const meshTask = async (service: string, roleArn: string) => {

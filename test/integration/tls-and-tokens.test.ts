@@ -7,7 +7,6 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { AgentService } from '@consul-ecs-ts/core';
 import { startEnvoyFromBootstrap } from '../../scripts/lib/envoy.ts';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack, SERVER_ID } from '../helpers/login-stack.ts';
@@ -22,9 +21,8 @@ describe('TLS, static tokens and server discovery', () => {
     await stack.dispose();
   });
 
-  const loginTokens = async () => (await stack.consul.api<Array<{ AuthMethod?: string; Description?: string }>>('GET', '/v1/acl/tokens')).filter((t) => t.AuthMethod);
-  const services = async (node: string) =>
-    (await stack.consul.api<{ Services: AgentService[] | null }>('GET', `/v1/catalog/node-services/${encodeURIComponent(node)}`)).Services ?? [];
+  const loginTokens = () => stack.loginTokens();
+  const services = (node: string) => stack.nodeServices(node);
 
   it('login over HTTPS: CA from a file or from CONSUL_HTTPS_CACERT_PEM, with a TLS server name; a missing CA fails at once', async () => {
     const role = await stack.role('tls-task');
