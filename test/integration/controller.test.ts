@@ -6,13 +6,74 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken } from '@consul-ecs-ts/core';
+import type { AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken, AclTokenListEntry } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { LoginStack } from '../helpers/login-stack.ts';
 import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
 
 const CLUSTER = 'test-cluster';
 const ECS_ACTIONS = ['ecs:ListTasks', 'ecs:DescribeTasks'];
+
+/** The controller's config: `consulServers` as given, else plain HTTP to the stack's Consul. */
+function controllerConfig(stack: LoginStack, consulServers?: Record<string, unknown>) {
+  return {
+    bootstrapDir: '/consul',
+    logLevel: 'DEBUG',
+    controller: { iamRolePath: '/consul-ecs/', partitionsEnabled: false, partition: '' },
+    consulServers: consulServers ?? {
+      hosts: '127.0.0.1',
+      defaults: { tls: false },
+      http: { https: false, port: stack.consul.ports.http },
+      grpc: { port: stack.consul.ports.grpc },
+    },
+  };
+}
+
+/** The controller's container environment: its task (simulated), the bootstrap token, ECS at moto. */
+function controllerEnv(stack: LoginStack, sim: EcsAgentSimulator, config = controllerConfig(stack), extra: Record<string, string> = {}) {
+  return {
+    ...sim.containerEnv(),
+    CONSUL_ECS_CONFIG_JSON: JSON.stringify(config),
+    CONSUL_HTTP_TOKEN: stack.consul.managementToken,
+    AWS_ENDPOINT_URL_ECS: stack.moto.url,
+    ...extra,
+  };
+}
+
+/** The controller's own task: running in moto's ECS cluster, its role allowed to list and describe the cluster's tasks. */
+async function controllerTask(stack: LoginStack): Promise<{ clusterArn: string; sim: EcsAgentSimulator }> {
+  const clusterArn = await stack.moto.admin.createCluster(CLUSTER);
+  const [own] = await stack.moto.admin.runTasks(CLUSTER, 'consul-ecs-controller');
+  const role = await stack.role('controller-task', { path: '/ecs/', service: null, allowGetRole: false, allowActions: ECS_ACTIONS });
+  const sim = await stack.simulator(role.arn, {
+    cluster: CLUSTER,
+    family: 'consul-ecs-controller',
+    taskId: own!.taskArn!.split('/').pop()!,
+    containers: [{ name: 'consul-ecs-controller', hasHealthCheck: false }],
+  });
+  assert.equal(sim.clusterArn, clusterArn);
+  return { clusterArn, sim };
+}
+
+/** A mesh task: running in moto's ECS, logged in and registered by a real mesh-init (plain HTTP). */
+async function meshTask(stack: LoginStack, dir: string, service: string, roleArn: string) {
+  const [task] = await stack.moto.admin.runTasks(CLUSTER, service, { tags: { 'consul.hashicorp.com/mesh': 'true' } });
+  const taskArn = task!.taskArn!;
+  const sim = await stack.simulator(roleArn, {
+    cluster: CLUSTER,
+    family: service,
+    taskId: taskArn.split('/').pop()!,
+    containers: [{ name: 'app', hasHealthCheck: true }, { name: 'consul-dataplane', hasHealthCheck: true }],
+  });
+  const bootstrap = await mkdtemp(join(dir, `${service}-`));
+  const env = meshEnv(sim, meshConfig(stack, bootstrap, { service: { name: service, port: 8080 } }));
+  const res = await stack.cli(['mesh-init'], env);
+  assert.equal(res.exitCode, 0, res.stderr);
+  return { taskArn, taskId: sim.taskId, serviceId: `${service}-${sim.taskId}`, sim, env };
+}
+
+/** Whether a login token belongs to the task. */
+const tokenOfTask = (taskId: string) => (t: AclTokenListEntry) => t.Description?.includes(`"consul.hashicorp.com/task-id":"${taskId}"`) ?? false;
 
 describe('controller against Consul, moto (ECS, IAM) and the simulated task', () => {
   let stack: LoginStack;
@@ -21,26 +82,8 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
   let ctrlSim: EcsAgentSimulator;
   let runs: Array<ReturnType<LoginStack['spawn']>> = [];
 
-  const controllerConfig = () => ({
-    bootstrapDir: '/consul',
-    logLevel: 'DEBUG',
-    controller: { iamRolePath: '/consul-ecs/', partitionsEnabled: false, partition: '' },
-    consulServers: {
-      hosts: '127.0.0.1',
-      defaults: { tls: false },
-      http: { https: false, port: stack.consul.ports.http },
-      grpc: { port: stack.consul.ports.grpc },
-    },
-  });
-  const controllerEnv = (extra: Record<string, string> = {}) => ({
-    ...ctrlSim.containerEnv(),
-    CONSUL_ECS_CONFIG_JSON: JSON.stringify(controllerConfig()),
-    CONSUL_HTTP_TOKEN: stack.consul.managementToken,
-    AWS_ENDPOINT_URL_ECS: stack.moto.url,
-    ...extra,
-  });
   /** Starts the controller and waits for its first pass over the cluster. */
-  const startController = async (env = controllerEnv()) => {
+  const startController = async (env = controllerEnv(stack, ctrlSim)) => {
     const run = stack.spawn(['controller'], env, { timeoutMs: 120_000 });
     runs.push(run);
     await eventually('the controller to finish a pass', 30_000, async () =>
@@ -55,36 +98,10 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
   const nodeServices = () => stack.nodeServices(clusterArn);
   const loginTokens = () => stack.loginTokens();
 
-  /** A mesh task: running in moto's ECS, logged in and registered by a real mesh-init. */
-  const meshTask = async (service: string, roleArn: string) => {
-    const [task] = await stack.moto.admin.runTasks(CLUSTER, service, { tags: { 'consul.hashicorp.com/mesh': 'true' } });
-    const taskArn = task!.taskArn!;
-    const sim = await stack.simulator(roleArn, {
-      cluster: CLUSTER,
-      family: service,
-      taskId: taskArn.split('/').pop()!,
-      containers: [{ name: 'app', hasHealthCheck: true }, { name: 'consul-dataplane', hasHealthCheck: true }],
-    });
-    const bootstrap = await mkdtemp(join(dir, `${service}-`));
-    const env = meshEnv(sim, meshConfig(stack, bootstrap, { service: { name: service, port: 8080 } }));
-    const res = await stack.cli(['mesh-init'], env);
-    assert.equal(res.exitCode, 0, res.stderr);
-    return { taskArn, taskId: sim.taskId, serviceId: `${service}-${sim.taskId}`, sim, env };
-  };
-
   beforeEach(async () => {
     stack = await LoginStack.start();
     dir = await mkdtemp(join(tmpdir(), 'controller-test-'));
-    clusterArn = await stack.moto.admin.createCluster(CLUSTER);
-    const [own] = await stack.moto.admin.runTasks(CLUSTER, 'consul-ecs-controller');
-    const role = await stack.role('controller-task', { path: '/ecs/', service: null, allowGetRole: false, allowActions: ECS_ACTIONS });
-    ctrlSim = await stack.simulator(role.arn, {
-      cluster: CLUSTER,
-      family: 'consul-ecs-controller',
-      taskId: own!.taskArn!.split('/').pop()!,
-      containers: [{ name: 'consul-ecs-controller', hasHealthCheck: false }],
-    });
-    assert.equal(ctrlSim.clusterArn, clusterArn);
+    ({ clusterArn, sim: ctrlSim } = await controllerTask(stack));
   });
   afterEach(async (t) => {
     for (const run of runs.splice(0)) {
@@ -182,15 +199,15 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
     await registerClusterNode(stack, clusterArn);
     const web = await stack.role('web-task', { service: 'web' });
     const api = await stack.role('api-task', { service: 'api' });
-    const a = await meshTask('web', web.arn);
-    const b = await meshTask('api', api.arn);
-    const c = await meshTask('web', web.arn);
+    const a = await meshTask(stack, dir, 'web', web.arn);
+    const b = await meshTask(stack, dir, 'api', api.arn);
+    const c = await meshTask(stack, dir, 'web', web.arn);
     // A login token of another cluster's task, which this controller must not touch.
     const foreign = await stack.consul.api<AclToken>('PUT', '/v1/acl/token', {
       Description: `token created via login: {"consul.hashicorp.com/cluster":"arn:aws:ecs:us-east-1:123456789012:cluster/other","consul.hashicorp.com/task-id":"0123"}`,
       ServiceIdentities: [{ ServiceName: 'web' }],
     });
-    const tokensOf = async (taskId: string) => (await loginTokens()).filter((t) => t.Description?.includes(`"consul.hashicorp.com/task-id":"${taskId}"`));
+    const tokensOf = async (taskId: string) => (await loginTokens()).filter(tokenOfTask(taskId));
     assert.equal((await tokensOf(a.taskId)).length, 1);
     assert.equal((await nodeServices()).length, 6);
 
@@ -224,7 +241,7 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
   it('a task that stops while the controller runs: health-sync still ends cleanly when the controller removed its token first', async () => {
     await registerClusterNode(stack, clusterArn);
     const web = await stack.role('web-task', { service: 'web' });
-    const a = await meshTask('web', web.arn);
+    const a = await meshTask(stack, dir, 'web', web.arn);
     const sync = stack.spawn(['health-sync'], a.env, { timeoutMs: 90_000 });
     await eventually('health-sync running', 10_000, async () => (/syncing ECS health into Consul/.test(sync.output()) ? true : undefined));
     const ctrl = await startController();
@@ -247,7 +264,7 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
   it('removes nothing when ECS refuses the listing, and says why', async () => {
     await registerClusterNode(stack, clusterArn);
     const web = await stack.role('web-task', { service: 'web' });
-    const a = await meshTask('web', web.arn);
+    const a = await meshTask(stack, dir, 'web', web.arn);
     await stack.moto.admin.stopTask(CLUSTER, a.taskArn);
     const role = await stack.role('controller-no-ecs', { path: '/ecs/', service: null, allowGetRole: false });
     ctrlSim = await stack.simulator(role.arn, { cluster: CLUSTER, family: 'consul-ecs-controller', taskId: ctrlSim.taskId });
@@ -262,7 +279,7 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
 
   it('retries while Consul is unreachable at start, then sets it up', async () => {
     await stack.consul.stop();
-    const run = stack.spawn(['controller'], controllerEnv(), { timeoutMs: 120_000 });
+    const run = stack.spawn(['controller'], controllerEnv(stack, ctrlSim), { timeoutMs: 120_000 });
     runs.push(run);
     await eventually('retrying', 10_000, async () => (/unable to set up Consul for the cluster; retrying.*could not connect/.test(run.output()) ? true : undefined));
     await stack.consul.restart();
@@ -274,7 +291,7 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
   });
 
   it('without AWS credentials: a clear error and exit 1, before anything is written to Consul', async () => {
-    const env: Record<string, string> = controllerEnv();
+    const env: Record<string, string> = controllerEnv(stack, ctrlSim);
     delete env.AWS_CONTAINER_CREDENTIALS_FULL_URI;
     delete env.AWS_CONTAINER_AUTHORIZATION_TOKEN;
     const res = await stack.cli(['controller'], env);
@@ -285,10 +302,59 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
   });
 
   it('without a token for Consul: a clear error and exit 1', async () => {
-    const env = controllerEnv();
+    const env = controllerEnv(stack, ctrlSim);
     delete (env as Record<string, string>).CONSUL_HTTP_TOKEN;
     const res = await stack.cli(['controller'], env);
     assert.equal(res.exitCode, 1);
     assert.match(res.stderr, /HTTP 403.*set CONSUL_HTTP_TOKEN to a token with acl:write/);
+  });
+});
+
+describe('controller over HTTPS', () => {
+  let stack: LoginStack;
+  let dir: string;
+  beforeEach(async () => {
+    stack = await LoginStack.start({ tls: true });
+    dir = await mkdtemp(join(tmpdir(), 'controller-tls-test-'));
+  });
+  afterEach(async () => {
+    await stack.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('with the CA from CONSUL_HTTPS_CACERT_PEM and a TLS server name it sets up Consul and removes a stopped task; without the CA it fails at once', async () => {
+    const { clusterArn, sim } = await controllerTask(stack);
+    await registerClusterNode(stack, clusterArn);
+    const web = await stack.role('web-task', { service: 'web' });
+    const task = await meshTask(stack, dir, 'web', web.arn);
+    await stack.moto.admin.stopTask(CLUSTER, task.taskArn);
+    const config = controllerConfig(stack, {
+      hosts: '127.0.0.1',
+      defaults: { tls: true, tlsServerName: 'server.dc1.consul' },
+      http: { https: true, port: stack.consul.ports.https },
+      grpc: { port: stack.consul.ports.grpcTls },
+    });
+
+    // Consul's certificate is not from a CA the system trusts: a clear error, not retried.
+    const noCa = await stack.cli(['controller'], controllerEnv(stack, sim, config));
+    assert.equal(noCa.exitCode, 1);
+    assert.match(noCa.stderr, /certificate was not accepted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/);
+    assert.ok(noCa.durationMs < 10_000, 'a certificate problem is not retried');
+    assert.equal((await stack.loginTokens()).filter(tokenOfTask(task.taskId)).length, 1, 'nothing removed without a connection');
+
+    const run = stack.spawn(['controller'], controllerEnv(stack, sim, config, { CONSUL_HTTPS_CACERT_PEM: stack.consul.caPem }), { timeoutMs: 60_000 });
+    try {
+      await eventually('the stopped task cleaned up', 20_000, async () =>
+        (await stack.loginTokens()).some(tokenOfTask(task.taskId)) || (await stack.nodeServices(clusterArn)).length ? undefined : true,
+      );
+    } finally {
+      process.kill(run.proc.pid!, 'SIGTERM');
+    }
+    const done = await run.result;
+    assert.equal(done.exitCode, 0, done.stderr);
+    assert.match(done.stderr, /registered the cluster node/);
+    assert.match(done.stderr, new RegExp(`deleted the login token of a task that no longer runs.*task-id=${task.taskId}`));
+    assert.equal((await stack.consul.api<AclAuthMethod>('GET', '/v1/acl/auth-method/iam-ecs-service-token')).Config?.EnableIAMEntityDetails, true);
+    stack.assertNoSecretsPrinted();
   });
 });
