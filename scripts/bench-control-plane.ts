@@ -75,8 +75,7 @@ try {
     for (const id of [`web-${sim.taskId}`, `web-${sim.taskId}-sidecar-proxy`]) {
       await consul.api('PUT', '/v1/catalog/deregister', { Node: sim.clusterArn, ServiceID: id });
     }
-    const tokens = await consul.api<Array<{ AccessorID: string; AuthMethod?: string }>>('GET', '/v1/acl/tokens');
-    for (const t of tokens.filter((x) => x.AuthMethod)) await consul.api('DELETE', `/v1/acl/token/${t.AccessorID}`);
+    for (const t of await consul.loginTokens()) await consul.api('DELETE', `/v1/acl/token/${t.AccessorID}`);
   };
 
   // 1. Time to "task initialised".

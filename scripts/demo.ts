@@ -115,10 +115,10 @@ try {
   sim.stopContainer('consul-dataplane');
   say('the dataplane container has stopped');
   const result = await cp;
-  const left = await consul.api<{ Services: unknown[] | null }>('GET', `/v1/catalog/node-services/${encodeURIComponent(sim.clusterArn)}`);
-  const tokens = (await consul.api<Array<{ AuthMethod?: string }>>('GET', '/v1/acl/tokens')).filter((t) => t.AuthMethod);
-  step(`control-plane exited ${result.exitCode}; services left in Consul: ${(left.Services ?? []).length}; login tokens left: ${tokens.length}`);
-  if (result.exitCode !== 0 || (left.Services ?? []).length || tokens.length) throw new Error('the task did not shut down cleanly');
+  const left = await consul.nodeServices(sim.clusterArn);
+  const tokens = await consul.loginTokens();
+  step(`control-plane exited ${result.exitCode}; services left in Consul: ${left.length}; login tokens left: ${tokens.length}`);
+  if (result.exitCode !== 0 || left.length || tokens.length) throw new Error('the task did not shut down cleanly');
   step('done: logged in with the task role, registered web and its sidecar, Envoy got its config from Consul, health synced, and it all shut down cleanly');
 } finally {
   cp?.kill('SIGKILL');

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { ConsulHttpClient, DEFAULT_AUTH_METHOD } from '@consul-ecs-ts/core';
+import { ConsulHttpClient, DEFAULT_AUTH_METHOD, type AclTokenListEntry, type AgentService } from '@consul-ecs-ts/core';
 import { AwsAdmin, SERVICE_NAME_TAG } from './aws-admin.ts';
 
 export const PEERS_DIR = process.env.CONSUL_ECS_PEERS_DIR || join(homedir(), '.cache/consul-ecs-ts/peers');
@@ -168,6 +168,16 @@ export class ConsulServer {
   /** Calls the API as the management token. */
   api<T = unknown>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     return this.client().call<T>({ method, path, body, token: this.managementToken });
+  }
+
+  /** The tokens made by a login to an auth method, as Consul lists them. */
+  async loginTokens(): Promise<AclTokenListEntry[]> {
+    return (await this.api<AclTokenListEntry[]>('GET', '/v1/acl/tokens')).filter((t) => t.AuthMethod);
+  }
+
+  /** The service instances registered on a node (a cluster's synthetic node). */
+  async nodeServices(node: string): Promise<AgentService[]> {
+    return (await this.api<{ Services: AgentService[] | null }>('GET', `/v1/catalog/node-services/${encodeURIComponent(node)}`)).Services ?? [];
   }
 
   async #spawn(): Promise<void> {

@@ -115,13 +115,13 @@ export class LoginStack {
   }
 
   /** The tokens made by a login to an auth method, as Consul lists them. */
-  async loginTokens(): Promise<AclTokenListEntry[]> {
-    return (await this.consul.api<AclTokenListEntry[]>('GET', '/v1/acl/tokens')).filter((t) => t.AuthMethod);
+  loginTokens(): Promise<AclTokenListEntry[]> {
+    return this.consul.loginTokens();
   }
 
   /** The service instances registered on a node (a cluster's synthetic node). */
-  async nodeServices(node: string): Promise<AgentService[]> {
-    return (await this.consul.api<{ Services: AgentService[] | null }>('GET', `/v1/catalog/node-services/${encodeURIComponent(node)}`)).Services ?? [];
+  nodeServices(node: string): Promise<AgentService[]> {
+    return this.consul.nodeServices(node);
   }
 
   /** Reads a sink file and remembers the token as a secret that must never be printed. */

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { AgentService, HealthCheck } from '@consul-ecs-ts/core';
+import type { HealthCheck } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { LoginStack } from '../helpers/login-stack.ts';
 import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
@@ -82,8 +82,7 @@ describe('control plane faults', () => {
     assert.match(res.stderr, new RegExp(`cannot write ${join(missing, 'service-token')}: .*check that the directory exists and is writable`));
     assert.match(res.stderr, /undoing the partial initialisation/);
     assert.deepEqual(await checks(), [], 'nothing registered');
-    const tokens = await stack.consul.api<Array<{ AuthMethod?: string }>>('GET', '/v1/acl/tokens');
-    assert.deepEqual(tokens.filter((t) => t.AuthMethod), [], 'the login token was logged out');
+    assert.deepEqual(await stack.loginTokens(), [], 'the login token was logged out');
     stack.assertNoSecretsPrinted();
   });
 
@@ -114,7 +113,7 @@ describe('control plane faults', () => {
     const res = await stack.cli(['mesh-init'], meshEnv(apiSim, config));
     assert.equal(res.exitCode, 0, res.stderr);
     await stack.readToken(join(dir, 'service-token'));
-    const svcs = (await stack.consul.api<{ Services: AgentService[] }>('GET', `/v1/catalog/node-services/${encodeURIComponent(apiSim.clusterArn)}`)).Services;
+    const svcs = await stack.nodeServices(apiSim.clusterArn);
     const svc = svcs.find((s) => s.ID === `api-${apiSim.taskId}`)!;
     const proxy = svcs.find((s) => s.ID === `api-${apiSim.taskId}-sidecar-proxy`)!;
     assert.deepEqual(svc.Tags, ['blue', 'v2']);
@@ -156,7 +155,7 @@ describe('control plane faults', () => {
     const res = await stack.cli(['mesh-init'], meshEnv(gwSim, config));
     assert.equal(res.exitCode, 0, res.stderr);
     await stack.readToken(join(dir, 'service-token'));
-    const svcs = (await stack.consul.api<{ Services: AgentService[] }>('GET', `/v1/catalog/node-services/${encodeURIComponent(gwSim.clusterArn)}`)).Services;
+    const svcs = await stack.nodeServices(gwSim.clusterArn);
     const gws = svcs.filter((s) => s.ID.startsWith('mgw-'));
     assert.equal(gws.length, 1);
     assert.equal(gws[0]!.Kind, 'mesh-gateway');

@@ -115,8 +115,7 @@ describe('consul-ecs login against Consul and moto', () => {
       assert.match(res.stderr, r.expect);
       assert.ok(res.durationMs < 15_000, `a refusal is not retried until the deadline (${res.durationMs} ms)`);
       await assert.rejects(stat(sink), /ENOENT/, 'no token file is written');
-      const tokens = await stack.consul.api<Array<{ AuthMethod?: string }>>('GET', '/v1/acl/tokens');
-      assert.equal(tokens.filter((t) => t.AuthMethod).length, 0, 'no login token exists');
+      assert.equal((await stack.loginTokens()).length, 0, 'no login token exists');
       stack.assertNoSecretsPrinted();
     });
   }
@@ -167,8 +166,7 @@ describe('consul-ecs login against Consul and moto', () => {
       );
       if (what !== 'embedded GetRole body') assert.ok((await motoRefusals()) > before, `moto refused the tampered ${what} (403)`);
     }
-    const tokens = await stack.consul.api<Array<{ AuthMethod?: string }>>('GET', '/v1/acl/tokens');
-    assert.equal(tokens.filter((t) => t.AuthMethod).length, 0, 'no login token exists');
+    assert.equal((await stack.loginTokens()).length, 0, 'no login token exists');
   });
 
   it('fails clearly on expired credentials that cannot be refreshed', async () => {

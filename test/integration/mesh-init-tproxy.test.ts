@@ -89,10 +89,8 @@ describe('mesh-init with transparent proxy', () => {
     assert.match(res.stderr, /tproxy-not-permitted/);
     assert.match(res.stderr, /transparent proxy is not supported on Fargate|NET_ADMIN/);
     assert.deepEqual(await readdir(dir), [], 'no files left');
-    const svcs = await stack.consul.api<{ Services: unknown[] | null }>('GET', `/v1/catalog/node-services/${encodeURIComponent(sim.clusterArn)}`);
-    assert.equal((svcs.Services ?? []).filter((s) => (s as { ID: string }).ID.startsWith('api-')).length, 0, 'nothing registered');
-    const tokens = await stack.consul.api<Array<{ AuthMethod?: string; Description?: string }>>('GET', '/v1/acl/tokens');
-    assert.equal(tokens.filter((t) => t.AuthMethod && t.Description?.includes(sim.taskId)).length, 0, 'the token was logged out');
+    assert.equal((await stack.nodeServices(sim.clusterArn)).filter((s) => s.ID.startsWith('api-')).length, 0, 'nothing registered');
+    assert.equal((await stack.loginTokens()).filter((t) => t.Description?.includes(sim.taskId)).length, 0, 'the token was logged out');
     stack.assertNoSecretsPrinted();
     await rm(dir, { recursive: true, force: true });
   });
