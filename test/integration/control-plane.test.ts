@@ -1,7 +1,7 @@
 // mesh-init, health-sync and control-plane against a real Consul (ACLs on, the
 // aws-iam auth method), moto and the ECS agent simulator, as a mesh task runs them.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -213,6 +213,64 @@ describe('control plane against Consul, moto and the simulated task', () => {
     await assert.rejects(stat(join(dir, 'service-token')), /ENOENT/);
     const order = ['set all Consul health checks to critical', 'dataplane has stopped', 'deregistered: id=web-', 'logged out of Consul'].map((m) => res.stderr.indexOf(m));
     assert.ok(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]!)), `shutdown steps in order: ${order}`);
+    stack.assertNoSecretsPrinted();
+  });
+
+  /**
+   * health-sync as terraform-aws-consul-ecs's mesh-task runs it: the bootstrap dir
+   * mounted read-only, and as user 5996 when `asUser` (mesh-init runs as root there
+   * when transparent proxy is on). The self-contained executable, which any user may run.
+   */
+  const terraformHealthSync = (asUser: boolean) => {
+    const env = meshEnv(sim, meshConfig(stack, dir));
+    const user = asUser ? 'setpriv --reuid=5996 --regid=5996 --clear-groups' : '';
+    const script = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec ${user} "$2" health-sync`;
+    const proc = execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', dir, SEA], { env, extendEnv: false, reject: false, timeout: 120_000 });
+    let live = '';
+    proc.stderr?.on('data', (d: Buffer) => (live += d.toString()));
+    const result = proc.then((r) => (stack.outputs.push(String(r.stderr)), { exitCode: r.exitCode, stderr: String(r.stderr) }));
+    return { pid: proc.pid!, output: () => live, result };
+  };
+  /** SIGTERM, all checks critical, the dataplane stops: health-sync's graceful stop, which must end with exit 0. */
+  const stopTask = async (hs: ReturnType<typeof terraformHealthSync>) => {
+    process.kill(hs.pid, 'SIGTERM');
+    await eventually('all critical', 3000, async () => (Object.values(await statusOf()).every((s) => s === 'critical') ? true : undefined));
+    sim.stopContainer('consul-dataplane');
+    const res = await hs.result;
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.equal((await services()).length, 0, 'service and proxy are gone');
+    return res;
+  };
+
+  it('terraform layout: health-sync with the bootstrap dir read-only logs out, leaves the token file in place and exits 0', async () => {
+    assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
+    await stack.readToken(join(dir, 'service-token'));
+    const hs = terraformHealthSync(false);
+    await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
+    const res = await stopTask(hs);
+    assert.match(res.stderr, /logged out of Consul/);
+    assert.equal((await loginTokens()).length, 0, 'the token is gone');
+    await stat(join(dir, 'service-token'));
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('terraform layout with transparent proxy: health-sync as another user than mesh-init logs in with the task role itself', async () => {
+    // mesh-init as root: its token file (0600) is root's.
+    await chmod(dir, 0o755);
+    assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
+    const meshInitToken = await stack.readToken(join(dir, 'service-token'));
+    const hs = terraformHealthSync(true);
+    await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
+    assert.match(hs.output(), /cannot read the service token mesh-init wrote; logging in with the task role instead.*EACCES/);
+    const tokens = await loginTokens();
+    assert.equal(tokens.length, 2, "mesh-init's token and health-sync's");
+    assert.ok(tokens.every((t) => t.Description?.includes(sim.taskId)), 'both carry the task meta');
+    const res = await stopTask(hs);
+    assert.match(res.stderr, /logged out of Consul/);
+    // health-sync's own token is gone; mesh-init's, which it cannot read, stays for the controller to remove.
+    const left = await loginTokens();
+    assert.equal(left.length, 1);
+    await stack.consul.client().call({ path: '/v1/acl/token/self', token: meshInitToken });
     stack.assertNoSecretsPrinted();
   });
 

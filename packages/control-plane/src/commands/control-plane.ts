@@ -29,6 +29,7 @@ export const controlPlaneCommand: Command = {
           clients,
           token: init.token,
           logoutOnShutdown: init.loggedIn,
+          tokenFile: init.tokenFile,
           signal: ctx.signal,
           task: init.task,
           dispatcher: ctx.dispatcher,

@@ -1,5 +1,4 @@
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { CatalogClient } from '../catalog/client.js';
 import { DATAPLANE_CONTAINER, sidecarId, sidecarName } from '../catalog/registration.js';
@@ -15,7 +14,6 @@ import { describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
 import { taskServiceIdentity } from './consul-connection.js';
-import { BOOTSTRAP_FILES } from './mesh-init.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -27,6 +25,12 @@ export interface HealthSyncRunOptions {
   token?: string;
   /** Log the token out at shutdown (it came from login). */
   logoutOnShutdown: boolean;
+  /**
+   * The file the token was read from (mesh-init's `service-token`), removed once
+   * the token is logged out, if the bootstrap dir is writable here: terraform's
+   * mesh-task mounts it read-only into the health-sync container.
+   */
+  tokenFile?: string;
   /** Aborted on SIGTERM: starts the graceful shutdown. */
   signal: AbortSignal;
   task?: TaskInfo;
@@ -129,9 +133,11 @@ export async function runHealthSync(opts: HealthSyncRunOptions): Promise<void> {
         return false;
       },
     );
-    if (done) {
-      await rm(join(config.bootstrapDir, BOOTSTRAP_FILES.serviceToken.name), { force: true });
-      if (!tokenGone) log.info('logged out of Consul');
+    if (done && !tokenGone) log.info('logged out of Consul');
+    if (done && opts.tokenFile) {
+      await rm(opts.tokenFile, { force: true }).catch((err: unknown) =>
+        log.debug('left the logged-out token file in place', { file: opts.tokenFile, error: describeError(err) }),
+      );
     }
   }
   if (tokenGone) {

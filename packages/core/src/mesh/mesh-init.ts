@@ -7,9 +7,8 @@ import { CatalogClient } from '../catalog/client.js';
 import { gatewayRegistration, serviceRegistrations, type TaskRegistrations } from '../catalog/registration.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { consulDnsEnabled, transparentProxyEnabled } from '../config/resolve.js';
-import { aclLogout, TOKEN_META_CLUSTER, TOKEN_META_TASK_ID } from '../consul/acl.js';
+import { aclLogout } from '../consul/acl.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
-import { loginWithAwsIam } from '../consul/login.js';
 import { DATAPLANE_DNS_BIND, dataplaneConfig, type DataplaneConfig } from '../dataplane/config.js';
 import { applyTransparentProxy, type IptablesRunner } from '../tproxy/apply.js';
 import { transparentProxyRules } from '../tproxy/iptables.js';
@@ -21,6 +20,7 @@ import { ConsulEcsError, describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
 import { consulClientFor, taskServiceIdentity } from './consul-connection.js';
+import { loginAsTask, taskLoginMeta } from './task-login.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -64,6 +64,8 @@ export interface MeshInitResult {
   token?: string;
   /** True when the token came from login (so it is logged out at shutdown). */
   loggedIn: boolean;
+  /** The file the login token was written to (`<bootstrapDir>/service-token`); none with a static token. */
+  tokenFile?: string;
   registrations: TaskRegistrations;
   serviceName: string;
 }
@@ -122,22 +124,16 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     opened = client;
 
     let dataplaneBearerToken: string | undefined;
-    const loginMeta = { [TOKEN_META_TASK_ID]: task.taskId, [TOKEN_META_CLUSTER]: task.clusterArn, ...config.consulLogin.meta };
-    const region = config.consulLogin.region ?? task.region;
+    const loginMeta = taskLoginMeta(config, task);
     if (credentials) {
-      const acl = await loginWithAwsIam({
+      const acl = await loginAsTask({
+        config,
+        env,
+        task,
         client,
         credentials,
-        authMethod: config.consulLogin.method,
-        region,
-        stsEndpoint: config.consulLogin.stsEndpoint,
-        includeEntity: config.consulLogin.includeEntity,
-        serverIdHeaderValue: config.consulLogin.serverIdHeaderValue,
-        meta: loginMeta,
-        partition: scope.partition,
-        datacenter: config.consulLogin.datacenter,
         deadlineMs: opts.deadlineMs,
-        awsDispatcher: opts.dispatcher,
+        dispatcher: opts.dispatcher,
         clock,
         logger: log,
         signal,
@@ -324,7 +320,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     signal?.throwIfAborted();
     log.info('successfully initialized the task to operate as part of the mesh', { service: name, 'task-id': task.taskId });
     // With credentials it logged in: a login that fails throws before this.
-    return { task, client, token, loggedIn: credentials !== undefined, registrations, serviceName: name };
+    return { task, client, token, loggedIn: credentials !== undefined, tokenFile: credentials && file('serviceToken'), registrations, serviceName: name };
   } catch (err) {
     log.warn(signal?.aborted ? 'interrupted; undoing the partial initialisation' : 'mesh-init failed; undoing the partial initialisation');
     await Promise.allSettled([...writing, copying]);
