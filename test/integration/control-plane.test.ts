@@ -200,6 +200,8 @@ describe('control plane against Consul, moto and the simulated task', () => {
 
     hs.proc.kill('SIGTERM');
     await eventually('all critical after SIGTERM', 2000, async () => (Object.values(await statusOf()).every((s) => s === 'critical') ? true : undefined));
+    // Another SIGTERM changes nothing: the stop under way goes on.
+    process.kill(hs.proc.pid!, 'SIGTERM');
     // The dataplane is still running: nothing is deregistered yet, the token still works.
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal((await services()).length, 2);

@@ -8,9 +8,15 @@ async function main(): Promise<void> {
   const controller = new AbortController();
   // The entrypoint commands listen to signals themselves; for them ctx.signal never aborts.
   if (!ownsSignals(argv)) {
-    const onSignal = (sig: NodeJS.Signals) => controller.abort(new Error(`received ${sig}`));
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    // The first signal starts the command's graceful stop. Another SIGTERM changes
+    // nothing (the stop under way goes on: it deregisters and logs out); another
+    // SIGINT, a second Ctrl-C, exits at once.
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (!controller.signal.aborted) controller.abort(new Error(`received ${sig}`));
+      else if (sig === 'SIGINT') process.exit(130);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   }
   await findCommand(argv[0])?.load();
   setRuntimeV8Flags();
