@@ -363,9 +363,14 @@ export interface AuthMethodOptions {
  * seed 001 configures them, with STS and IAM pointed at moto.
  */
 export async function configureIamAuthMethod(consul: ConsulServer, moto: MotoServer, opts: AuthMethodOptions = {}): Promise<void> {
-  const name = opts.name ?? DEFAULT_AUTH_METHOD;
+  await createIamAuthMethod(consul, moto, opts);
+  await createServiceBindingRule(consul, opts.name);
+}
+
+/** The auth method of {@link configureIamAuthMethod}, without its binding rule. */
+export async function createIamAuthMethod(consul: ConsulServer, moto: MotoServer, opts: AuthMethodOptions = {}): Promise<void> {
   await consul.api('PUT', '/v1/acl/auth-method', {
-    Name: name,
+    Name: opts.name ?? DEFAULT_AUTH_METHOD,
     Type: 'aws-iam',
     Description: 'AWS IAM auth method for ECS service tokens',
     Config: {
@@ -378,8 +383,12 @@ export async function configureIamAuthMethod(consul: ConsulServer, moto: MotoSer
       MaxRetries: 0,
     },
   });
+}
+
+/** The binding rule of {@link configureIamAuthMethod}: a service identity named by the role's service-name tag. */
+export async function createServiceBindingRule(consul: ConsulServer, authMethod = DEFAULT_AUTH_METHOD): Promise<void> {
   await consul.api('PUT', '/v1/acl/binding-rule', {
-    AuthMethod: name,
+    AuthMethod: authMethod,
     Description: 'Bind a service identity from IAM role tags for ECS service tokens',
     BindType: 'service',
     BindName: `\${entity_tags.${SERVICE_NAME_TAG}}`,

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { HealthCheck } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
-import { LoginStack } from '../helpers/login-stack.ts';
+import { createIamAuthMethod, createServiceBindingRule } from '../../scripts/lib/local-stack.ts';
+import { LoginStack, SERVER_ID } from '../helpers/login-stack.ts';
 import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
 
 describe('control plane faults', () => {
@@ -71,6 +72,22 @@ describe('control plane faults', () => {
     assert.equal(res.exitCode, 0, res.stderr);
     assert.match(res.stderr, /successfully initialized the task/);
     assert.equal((await checks()).length, 3);
+    await stack.readToken(join(dir, 'service-token'));
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('mesh-init started before the controller set up Consul waits for the auth method and its binding rule', async () => {
+    // A fresh deployment: the tasks start while the controller is still creating them.
+    await stack.consul.api('DELETE', '/v1/acl/auth-method/iam-ecs-service-token');
+    const mi = stack.spawn(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 120_000 });
+    await eventually('retrying', 10_000, async () => (/login failed; retrying.*auth method \\"iam-ecs-service-token\\" not found/.test(mi.output()) ? true : undefined));
+    // The auth method first, its binding rule later, as the controller makes them.
+    await createIamAuthMethod(stack.consul, stack.moto, { serverIdHeaderValue: SERVER_ID });
+    await eventually('retrying', 10_000, async () => (/login failed; retrying.*Permission denied/.test(mi.output()) ? true : undefined));
+    await createServiceBindingRule(stack.consul);
+    const res = await mi.result;
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.match(res.stderr, /successfully initialized the task/);
     await stack.readToken(join(dir, 'service-token'));
     stack.assertNoSecretsPrinted();
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { MockAgent } from 'undici';
-import { aclLogin, ConsulHttpClient, waitForTokenReplication } from '@consul-ecs-ts/core';
+import { aclLogin, ConsulHttpClient, isLoginSetUpPending, waitForTokenReplication } from '@consul-ecs-ts/core';
 import { fakeClock } from '../helpers/fake-clock.ts';
 
 const ORIGIN = 'http://127.0.0.1:8500';
@@ -79,6 +79,21 @@ describe('Consul HTTP client', () => {
         return true;
       },
     );
+  });
+
+  it('tells a login refused because the auth method or its binding rule does not exist yet from a final refusal', async () => {
+    const refusal = async (body: string) => {
+      agent.get(ORIGIN).intercept({ path: '/v1/acl/login', method: 'POST' }).reply(403, body);
+      return aclLogin(client(), { authMethod: 'm', bearerToken: 'b' }).then(
+        () => assert.fail('the login was accepted'),
+        (err: unknown) => err,
+      );
+    };
+    assert.equal(isLoginSetUpPending(await refusal('ACL not found: auth method "m" not found')), true);
+    assert.equal(isLoginSetUpPending(await refusal('Permission denied')), true);
+    assert.equal(isLoginSetUpPending(await refusal('Permission denied: IAM principal arn:aws:iam::1:role/x is not trusted')), false);
+    assert.equal(isLoginSetUpPending(await refusal('invalid bind name: entity_tags')), false);
+    assert.equal(isLoginSetUpPending(new Error('Permission denied')), false);
   });
 
   it('reads the token back with ?stale, bounded', async () => {

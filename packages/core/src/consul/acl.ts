@@ -61,6 +61,19 @@ export function isLoginRefusal(status: number, body: string): boolean {
 }
 
 /**
+ * Whether a login refusal says the auth method, or a binding rule for the
+ * identity, does not exist yet: what a task that starts while the controller is
+ * setting up Consul (a fresh deployment) gets. Consul answers a login that no
+ * binding rule matches with a bare "Permission denied"; other refusals (an
+ * untrusted principal, a missing tag) say why, and are final.
+ */
+export function isLoginSetUpPending(err: unknown): boolean {
+  if (!(err instanceof ConsulEcsError) || err.code !== 'consul-login-refused') return false;
+  const answer = err.cause;
+  return answer instanceof ConsulApiError && answer.status === 403 && /auth method .*not found|^\s*Permission denied\s*$/i.test(answer.body);
+}
+
+/**
  * `POST /v1/acl/login`. A refusal by the auth method becomes a
  * `consul-login-refused` error carrying Consul's reason and what to check.
  */

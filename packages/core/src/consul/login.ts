@@ -6,7 +6,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
-import { aclLogin, aclLogout, waitForTokenReplication, type AclToken, type WaitForTokenOptions } from './acl.js';
+import { aclLogin, aclLogout, isLoginSetUpPending, waitForTokenReplication, type AclToken, type WaitForTokenOptions } from './acl.js';
 import { isRetryableConsulError, type ConsulHttpClient } from './http-client.js';
 
 export const DEFAULT_AUTH_METHOD = 'iam-ecs-service-token';
@@ -43,6 +43,12 @@ export interface AwsIamLoginOptions {
    * signed request for 15 minutes after it was signed.
    */
   onBearerToken?: (bearerToken: string) => void;
+  /**
+   * Also retry, until the deadline, refusals saying the auth method or a binding
+   * rule does not exist yet (the controller may be setting them up), as
+   * consul-ecs's in-task logins do. Default false: a refusal fails at once.
+   */
+  retryUntilSetUp?: boolean;
   /** Options for the stale read-back of the new token; `false` skips it. */
   waitForReplication?: WaitForTokenOptions | false;
   /** Dispatcher for the AWS calls (STS GetCallerIdentity). */
@@ -99,7 +105,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
         initialDelayMs: 250,
         maxDelayMs: 5000,
         // aclLogin has already turned the auth method's verdicts into refusals.
-        retryable: isRetryableConsulError,
+        retryable: (err) => isRetryableConsulError(err) || (opts.retryUntilSetUp === true && isLoginSetUpPending(err)),
         onRetry: (err, attempt, delay) =>
           logger.warn('login failed; retrying', { attempt: attempt + 1, 'retry-in-ms': delay, error: describeError(err) }),
       },

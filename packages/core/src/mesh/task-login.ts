@@ -35,6 +35,8 @@ export function taskLoginMeta(config: ResolvedConfig, task: Pick<TaskInfo, 'task
  * Logs the task in to Consul with its IAM role, as `consulLogin` configures it:
  * the auth method, STS endpoint and region (default: the task's), the IAM entity,
  * the server ID header, the task's partition and the token meta consul-ecs sets.
+ * It keeps retrying, within the deadline, while Consul is unavailable and while
+ * the auth method or its binding rules do not exist yet.
  */
 export function loginAsTask(opts: TaskLoginOptions): Promise<AclToken> {
   const { config, task, clock } = opts;
@@ -51,6 +53,8 @@ export function loginAsTask(opts: TaskLoginOptions): Promise<AclToken> {
     partition: taskServiceIdentity(config, task).scope.partition,
     datacenter: login.datacenter,
     deadlineMs: opts.deadlineMs,
+    // A task may start before the controller has set up the auth method.
+    retryUntilSetUp: true,
     awsDispatcher: opts.dispatcher,
     clock,
     logger: opts.logger,
