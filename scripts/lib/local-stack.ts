@@ -110,6 +110,8 @@ export class ConsulServer {
   caPem = '';
   #proc: ResultPromise | undefined;
   #workDir = '';
+  /** The loopback address its HTTP(S) and gRPC ports listen on. */
+  #clientAddr = '127.0.0.1';
 
   private constructor(readonly opts: ConsulServerOptions) {}
 
@@ -139,12 +141,12 @@ export class ConsulServer {
   }
 
   get httpAddr(): string {
-    return `http://127.0.0.1:${this.ports.http}`;
+    return `http://${this.#clientAddr}:${this.ports.http}`;
   }
 
   /** With `tls`: the HTTPS address. */
   get httpsAddr(): string {
-    return `https://127.0.0.1:${this.ports.https}`;
+    return `https://${this.#clientAddr}:${this.ports.https}`;
   }
 
   async #makeCertificates(): Promise<void> {
@@ -185,7 +187,7 @@ export class ConsulServer {
       node_name: this.opts.nodeName ?? 'consul-peer',
       datacenter: 'dc1',
       bind_addr: '127.0.0.1',
-      client_addr: '127.0.0.1',
+      client_addr: this.#clientAddr,
       advertise_addr: '127.0.0.1',
       log_level: process.env.CONSUL_PEER_LOG_LEVEL ?? 'info',
       // No calls home: this machine talks to nothing but loopback.
@@ -260,6 +262,17 @@ export class ConsulServer {
   /** Starts it again on the same ports (after {@link stop}). */
   async restart(): Promise<void> {
     await this.stop();
+    await this.#spawn();
+  }
+
+  /**
+   * Starts it again with its client ports on another loopback address (after
+   * {@link stop}): a server replaced by one at a new IP. Its state survives with
+   * a data dir.
+   */
+  async moveTo(clientAddr: string): Promise<void> {
+    await this.stop();
+    this.#clientAddr = clientAddr;
     await this.#spawn();
   }
 

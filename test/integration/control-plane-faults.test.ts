@@ -2,7 +2,7 @@
 // Consul unreachable when mesh-init starts; and a config using every
 // registration field, read back from Consul.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -61,6 +61,35 @@ describe('control plane faults', () => {
       hs.proc.kill('SIGKILL');
       await hs.result;
     }
+  });
+
+  it('health-sync finds the Consul servers again when the known one is gone: a server replaced at a new address', async () => {
+    // consulServers.hosts runs a command that prints the servers' addresses, as
+    // `exec=discover …` does with cloud auto-join; a file stands in for the cloud.
+    const servers = join(dir, 'servers');
+    await writeFile(servers, '127.0.0.1\n');
+    const config = meshConfig(stack, dir);
+    (config.consulServers as Record<string, unknown>).hosts = `exec=/bin/cat ${servers}`;
+    assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, config))).exitCode, 0);
+    await stack.readToken(join(dir, 'service-token'));
+    const hs = stack.spawn(['health-sync'], meshEnv(sim, config), { timeoutMs: 120_000 });
+    await eventually('passing', 5000, () => allStatus('passing'));
+
+    // The server is replaced by one at 127.0.0.2 (same data): 127.0.0.1 refuses connections.
+    await writeFile(servers, '127.0.0.2\n');
+    await stack.consul.moveTo('127.0.0.2');
+    sim.setHealth('app', 'UNHEALTHY');
+    await eventually('the change reaches the server at its new address', 15_000, () => allStatus('critical'));
+    assert.match(hs.output(), /found the Consul servers at new addresses: addresses=http:\/\/127\.0\.0\.2:\d+/);
+
+    process.kill(hs.proc.pid!, 'SIGTERM');
+    await eventually('critical at shutdown', 3000, () => allStatus('critical'));
+    sim.stopContainer('consul-dataplane');
+    const res = await hs.result;
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.deepEqual(await checks(), [], 'deregistered through the new address');
+    assert.deepEqual(await stack.loginTokens(), [], 'logged out through the new address');
+    stack.assertNoSecretsPrinted();
   });
 
   it('mesh-init retries while Consul is unreachable, then initialises the task', async () => {

@@ -1,6 +1,6 @@
 import { runHealthSync, type MeshInitResult } from '@consul-ecs-ts/core';
 import { runGuarded, type Command } from '../command.js';
-import { consulClients, runMeshInit, setUpMeshCommand } from './mesh-common.js';
+import { consulClients, rediscoverServers, runMeshInit, setUpMeshCommand } from './mesh-common.js';
 
 export const controlPlaneCommand: Command = {
   name: 'control-plane',
@@ -27,6 +27,7 @@ export const controlPlaneCommand: Command = {
           config: setup.config,
           env: ctx.env,
           clients,
+          rediscover: rediscoverServers(ctx, setup.config),
           token: init.token,
           logoutOnShutdown: init.loggedIn,
           tokenFile: init.tokenFile,

@@ -1,6 +1,6 @@
 import { runController } from '@consul-ecs-ts/core';
 import { runGuarded, type Command } from '../command.js';
-import { consulClients, setUpMeshCommand } from './mesh-common.js';
+import { consulClients, rediscoverServers, setUpMeshCommand } from './mesh-common.js';
 
 export const controllerCommand: Command = {
   name: 'controller',
@@ -14,7 +14,17 @@ export const controllerCommand: Command = {
       logger.addSecret(token);
       const clients = consulClients(ctx, config, addresses);
       try {
-        await runController({ settings: config.controller, env: ctx.env, clients, token, signal: ctx.signal, dispatcher: ctx.dispatcher, clock: ctx.clock, logger });
+        await runController({
+          settings: config.controller,
+          env: ctx.env,
+          clients,
+          rediscover: rediscoverServers(ctx, config),
+          token,
+          signal: ctx.signal,
+          dispatcher: ctx.dispatcher,
+          clock: ctx.clock,
+          logger,
+        });
       } finally {
         await Promise.all(clients.map((c) => c.close()));
       }

@@ -14,7 +14,7 @@ import {
   type TaskInfo,
 } from '@consul-ecs-ts/core';
 import { runGuarded, type Command, type CommandContext } from '../command.js';
-import { consulClients, setUpMeshCommand } from './mesh-common.js';
+import { consulClients, rediscoverServers, setUpMeshCommand } from './mesh-common.js';
 
 export const healthSyncCommand: Command = {
   name: 'health-sync',
@@ -52,6 +52,7 @@ export const healthSyncCommand: Command = {
           config,
           env: ctx.env,
           clients,
+          rediscover: rediscoverServers(ctx, config),
           token,
           logoutOnShutdown: fromLogin,
           tokenFile,

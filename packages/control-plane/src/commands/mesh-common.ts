@@ -50,6 +50,15 @@ export function consulClients(ctx: CommandContext, config: ResolvedConfig, addre
   return addresses.map((a) => consulClientFor(a, config, ctx.env, { dispatcher: ctx.dispatcher, clock: ctx.clock }));
 }
 
+/**
+ * For the long-running commands: finds the Consul servers again
+ * (`consulServers.hosts`) and makes clients for them, once none of the known
+ * ones answers.
+ */
+export function rediscoverServers(ctx: CommandContext, config: ResolvedConfig): () => Promise<ConsulHttpClient[]> {
+  return async () => consulClients(ctx, config, await serverAddresses(config));
+}
+
 /** Loads and validates CONSUL_ECS_CONFIG_JSON and makes the logger its logLevel asks for. */
 export async function loadCommandConfig(ctx: CommandContext): Promise<{ config: ResolvedConfig; logger: Logger }> {
   const config = await loadConfig({ env: ctx.env });

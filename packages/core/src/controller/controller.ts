@@ -3,7 +3,7 @@ import { defaultCredentialProvider, type CredentialProvider } from '../aws/crede
 import { CatalogClient } from '../catalog/client.js';
 import { AclAdmin, isAclNotFound } from '../consul/acl-admin.js';
 import { ConsulApiError, type ConsulHttpClient } from '../consul/http-client.js';
-import { serverFailover } from '../consul/server-failover.js';
+import { ServerFailover } from '../consul/server-failover.js';
 import { EcsApiClient, ecsEndpoint } from '../ecs/ecs-api.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -23,6 +23,8 @@ export interface ControllerRunOptions {
   env: Env;
   /** Clients for the Consul servers, in order of preference; the next is used when one stops answering. */
   clients: ConsulHttpClient[];
+  /** Clients for the Consul servers found again, once none of the known ones answers (see {@link ServerFailover}). */
+  rediscover?: () => Promise<ConsulHttpClient[]>;
   /** A token with `acl:write` (the bootstrap token, `CONSUL_HTTP_TOKEN`). */
   token?: string;
   /** Aborted on SIGTERM: the controller stops after the current step. */
@@ -59,58 +61,62 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
   const token = () => opts.token;
   const admin = new AclAdmin(opts.clients[0]!, token);
   const catalog = new CatalogClient(opts.clients[0]!, token);
-  const failover = serverFailover(opts.clients, [admin, catalog], log);
-
-  await retry(
-    async () => {
-      // One quick try first, so that a server not up yet is reported (and the
-      // next one tried) at once rather than after the client's own retries.
-      const leader = await admin.http.call<string>({ path: '/v1/status/leader', retryDeadlineMs: 0, signal: opts.signal });
-      if (!leader) throw new ConsulEcsError('consul-no-leader', `Consul at ${admin.http.baseUrl.origin} has no cluster leader yet`);
-      await upsertControllerResources({
-        admin,
-        settings: opts.settings,
-        account: task.account,
-        clusterArn: task.clusterArn,
-        nodeIp: task.nodeIp,
-        logger: log,
-      }).catch((err: unknown) => {
-        throw explainSetupError(err, !!opts.token);
-      });
-    },
-    {
-      deadlineMs: 120_000,
-      clock,
-      signal: opts.signal,
-      retryable: (err) => SETUP_RETRYABLE.has((err as { code?: string }).code ?? ''),
-      onRetry: (err) => {
-        failover(err);
-        log.warn('unable to set up Consul for the cluster; retrying', { error: describeError(err) });
+  const servers = new ServerFailover(opts.clients, [admin, catalog], log, { rediscover: opts.rediscover, clock });
+  const failover = servers.onError;
+  try {
+    await retry(
+      async () => {
+        // One quick try first, so that a server not up yet is reported (and the
+        // next one tried) at once rather than after the client's own retries.
+        const leader = await admin.http.call<string>({ path: '/v1/status/leader', retryDeadlineMs: 0, signal: opts.signal });
+        if (!leader) throw new ConsulEcsError('consul-no-leader', `Consul at ${admin.http.baseUrl.origin} has no cluster leader yet`);
+        await upsertControllerResources({
+          admin,
+          settings: opts.settings,
+          account: task.account,
+          clusterArn: task.clusterArn,
+          nodeIp: task.nodeIp,
+          logger: log,
+        }).catch((err: unknown) => {
+          throw explainSetupError(err, !!opts.token);
+        });
       },
-    },
-  ).catch((err: unknown) => {
-    if (!opts.signal.aborted) throw err;
-  });
-  if (opts.signal.aborted) return;
+      {
+        deadlineMs: 120_000,
+        clock,
+        signal: opts.signal,
+        retryable: (err) => SETUP_RETRYABLE.has((err as { code?: string }).code ?? ''),
+        onRetry: (err) => {
+          failover(err);
+          log.warn('unable to set up Consul for the cluster; retrying', { error: describeError(err) });
+        },
+      },
+    ).catch((err: unknown) => {
+      if (!opts.signal.aborted) throw err;
+    });
+    if (opts.signal.aborted) return;
 
-  const ecs = new EcsApiClient({ region: task.region, endpoint: ecsEndpoint(opts.env, task.region), credentials, dispatcher: opts.dispatcher });
-  const interval = opts.intervalMs ?? CONTROLLER_POLLING_INTERVAL_MS;
-  log.info('watching the cluster for tasks that stopped', { 'cluster-arn': task.clusterArn, 'interval-ms': interval });
+    const ecs = new EcsApiClient({ region: task.region, endpoint: ecsEndpoint(opts.env, task.region), credentials, dispatcher: opts.dispatcher });
+    const interval = opts.intervalMs ?? CONTROLLER_POLLING_INTERVAL_MS;
+    log.info('watching the cluster for tasks that stopped', { 'cluster-arn': task.clusterArn, 'interval-ms': interval });
 
-  while (!opts.signal.aborted) {
-    try {
-      const res = await reapStoppedTasks({ ecs, admin, catalog, clusterArn: task.clusterArn, partition, ownTaskArn: task.taskArn, logger: log, signal: opts.signal });
-      for (const e of res.errors) log.error('error during reconcile', { error: e });
-      log.debug('reconcile finished', { running: res.running, 'tokens-deleted': res.tokensDeleted.length, deregistered: res.servicesDeregistered.length });
-      opts.onPass?.(res);
-    } catch (err) {
-      if (opts.signal.aborted) break;
-      failover(err);
-      log.error('error during reconcile', { error: describeError(err) });
+    while (!opts.signal.aborted) {
+      try {
+        const res = await reapStoppedTasks({ ecs, admin, catalog, clusterArn: task.clusterArn, partition, ownTaskArn: task.taskArn, logger: log, signal: opts.signal });
+        for (const e of res.errors) log.error('error during reconcile', { error: e });
+        log.debug('reconcile finished', { running: res.running, 'tokens-deleted': res.tokensDeleted.length, deregistered: res.servicesDeregistered.length });
+        opts.onPass?.(res);
+      } catch (err) {
+        if (opts.signal.aborted) break;
+        failover(err);
+        log.error('error during reconcile', { error: describeError(err) });
+      }
+      await clock.sleep(interval, opts.signal).catch(() => {});
     }
-    await clock.sleep(interval, opts.signal).catch(() => {});
+    log.info('received SIGTERM: the controller stops');
+  } finally {
+    await servers.close();
   }
-  log.info('received SIGTERM: the controller stops');
 }
 
 /**

@@ -6,7 +6,7 @@ import type { ResolvedConfig } from '../config/types.js';
 import { aclLogout } from '../consul/acl.js';
 import { isAclNotFound } from '../consul/acl-admin.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
-import { serverFailover } from '../consul/server-failover.js';
+import { ServerFailover } from '../consul/server-failover.js';
 import { containerStopped, TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { HealthSync } from '../health/sync.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -22,6 +22,8 @@ export interface HealthSyncRunOptions {
   env: Env;
   /** Clients for the Consul servers, in order of preference; the next is used when one stops answering. */
   clients: ConsulHttpClient[];
+  /** Clients for the Consul servers found again, once none of the known ones answers (see {@link ServerFailover}). */
+  rediscover?: () => Promise<ConsulHttpClient[]>;
   token?: string;
   /** Log the token out at shutdown (it came from login). */
   logoutOnShutdown: boolean;
@@ -44,20 +46,33 @@ export interface HealthSyncRunOptions {
 
 /**
  * health-sync: syncs ECS container health into Consul every period, following
- * the next Consul server when one stops answering. On SIGTERM it marks every
+ * the next Consul server when one stops answering (and the servers found again
+ * with `rediscover` when none does). On SIGTERM it marks every
  * check critical at once, waits for the dataplane container to stop, then
  * deregisters the service and proxy (or gateway) and logs the token out.
  */
 export async function runHealthSync(opts: HealthSyncRunOptions): Promise<void> {
-  const { config, env } = opts;
+  const { env } = opts;
   const log = opts.logger ?? silentLogger;
   const clock = opts.clock ?? systemClock;
   const metadata = new TaskMetadataClient({ baseUrl: env.ECS_CONTAINER_METADATA_URI_V4 ?? '', dispatcher: opts.dispatcher, clock });
   const task = opts.task ?? taskInfo(await metadata.task());
-  const { gateway, name, id, scope } = taskServiceIdentity(config, task);
-
   const catalog = new CatalogClient(opts.clients[0]!, () => opts.token);
-  const failover = serverFailover(opts.clients, [catalog], log);
+  const servers = new ServerFailover(opts.clients, [catalog], log, { rediscover: opts.rediscover, clock });
+  try {
+    await syncUntilStopped(opts, { log, clock, metadata, task, catalog, failover: servers.onError });
+  } finally {
+    await servers.close();
+  }
+}
+
+async function syncUntilStopped(
+  opts: HealthSyncRunOptions,
+  ctx: { log: Logger; clock: Clock; metadata: TaskMetadataClient; task: TaskInfo; catalog: CatalogClient; failover: (err: unknown) => void },
+): Promise<void> {
+  const { config } = opts;
+  const { log, clock, metadata, task, catalog, failover } = ctx;
+  const { gateway, name, id, scope } = taskServiceIdentity(config, task);
 
   const sync = new HealthSync({
     catalog,
