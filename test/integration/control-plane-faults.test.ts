@@ -92,6 +92,24 @@ describe('control plane faults', () => {
     stack.assertNoSecretsPrinted();
   });
 
+  it('health-sync waits at start until the Consul servers can be found', async () => {
+    assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
+    await stack.readToken(join(dir, 'service-token'));
+    const servers = join(dir, 'servers');
+    const config = meshConfig(stack, dir);
+    (config.consulServers as Record<string, unknown>).hosts = `exec=/bin/cat ${servers}`;
+    const hs = stack.spawn(['health-sync'], meshEnv(sim, config), { timeoutMs: 120_000 });
+    try {
+      await eventually('retrying', 10_000, async () => (/cannot find the Consul servers yet; retrying.*\/bin\/cat/.test(hs.output()) ? true : undefined));
+      await writeFile(servers, '127.0.0.1\n');
+      await eventually('syncing once the servers are found', 15_000, () => allStatus('passing'));
+      assert.equal(hs.proc.exitCode, null, 'health-sync kept running');
+    } finally {
+      hs.proc.kill('SIGKILL');
+      await hs.result;
+    }
+  });
+
   it('mesh-init retries while Consul is unreachable, then initialises the task', async () => {
     await stack.consul.stop();
     const mi = stack.spawn(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 120_000 });

@@ -23,7 +23,9 @@ export const healthSyncCommand: Command = {
   flags: {},
   run: (ctx) =>
     runGuarded(healthSyncCommand, ctx, async (log) => {
-      const { config, logger, addresses } = await setUpMeshCommand(healthSyncCommand, ctx, log);
+      // Started beside the app, and not essential to the task: it waits for the Consul
+      // servers (DNS, reachability) for as long as it takes, as consul-ecs's does.
+      const { config, logger, addresses } = await setUpMeshCommand(healthSyncCommand, ctx, log, { waitForServers: true });
       const clients = consulClients(ctx, config, addresses);
       try {
         let token = ctx.env.CONSUL_HTTP_TOKEN || undefined;
@@ -57,6 +59,7 @@ export const healthSyncCommand: Command = {
           logoutOnShutdown: fromLogin,
           tokenFile,
           task,
+          startDeadlineMs: Number.POSITIVE_INFINITY,
           signal: ctx.signal,
           dispatcher: ctx.dispatcher,
           clock: ctx.clock,
@@ -81,6 +84,16 @@ export const healthSyncCommand: Command = {
 async function ownLogin(ctx: CommandContext, config: ResolvedConfig, client: ConsulHttpClient, logger: Logger): Promise<{ token: string; task: TaskInfo }> {
   const metadata = new TaskMetadataClient({ baseUrl: ctx.env.ECS_CONTAINER_METADATA_URI_V4 ?? '', dispatcher: ctx.dispatcher, clock: ctx.clock });
   const task = taskInfo(await metadata.task());
-  const acl = await loginAsTask({ config, env: ctx.env, task, client, dispatcher: ctx.dispatcher, clock: ctx.clock, logger, signal: ctx.signal });
+  const acl = await loginAsTask({
+    config,
+    env: ctx.env,
+    task,
+    client,
+    deadlineMs: Number.POSITIVE_INFINITY,
+    dispatcher: ctx.dispatcher,
+    clock: ctx.clock,
+    logger,
+    signal: ctx.signal,
+  });
   return { token: acl.SecretID, task };
 }

@@ -3,9 +3,11 @@ import { dirname, join } from 'node:path';
 import {
   ConsulEcsError,
   consulClientFor,
+  describeError,
   loadConfig,
   meshInit,
   resolveServerAddresses,
+  retry,
   type ConsulHttpClient,
   type Logger,
   type MeshInitResult,
@@ -23,14 +25,25 @@ export interface MeshCommandSetup {
 
 /**
  * What mesh-init, health-sync and control-plane do first: take no arguments,
- * load and validate the config, log at its level, resolve the Consul servers.
+ * load and validate the config, log at its level, resolve the Consul servers
+ * (with `waitForServers`, retrying until they resolve or a signal comes).
  */
-export async function setUpMeshCommand(cmd: Command, ctx: CommandContext, log: LogRef): Promise<MeshCommandSetup> {
+export async function setUpMeshCommand(cmd: Command, ctx: CommandContext, log: LogRef, opts: { waitForServers?: boolean } = {}): Promise<MeshCommandSetup> {
   const { args } = parseFlags(cmd.flags, ctx.argv);
   if (args.length) throw new UsageError(`unexpected argument: ${args[0]}`);
   const { config, logger } = await loadCommandConfig(ctx);
   log.logger = logger;
-  return { config, logger, addresses: await serverAddresses(config) };
+  const addresses = opts.waitForServers
+    ? await retry(() => serverAddresses(config), {
+        signal: ctx.signal,
+        clock: ctx.clock,
+        maxDelayMs: 10_000,
+        // A DNS name without records yet, or a discovery command that failed, may work later.
+        retryable: (err) => (err as { code?: string }).code !== 'consul-servers-hosts-empty',
+        onRetry: (err) => logger.warn('cannot find the Consul servers yet; retrying', { error: describeError(err) }),
+      })
+    : await serverAddresses(config);
+  return { config, logger, addresses };
 }
 
 /** mesh-init as the commands run it: with the self-contained executable to copy. */

@@ -40,6 +40,11 @@ export interface HealthSyncRunOptions {
   clock?: Clock;
   logger?: Logger;
   intervalMs?: number;
+  /**
+   * How long to keep trying, at start, to read the task's checks from Consul
+   * before failing. Default 2 minutes; `Infinity` waits until SIGTERM.
+   */
+  startDeadlineMs?: number;
   /** Longest wait for the dataplane container to stop after SIGTERM. Default: no limit (ECS kills the task). */
   dataplaneStopTimeoutMs?: number;
 }
@@ -90,7 +95,7 @@ async function syncUntilStopped(
   });
 
   await retry(() => sync.init(), {
-    deadlineMs: 120_000,
+    deadlineMs: opts.startDeadlineMs ?? 120_000,
     clock,
     signal: opts.signal,
     onRetry: (err) => {
