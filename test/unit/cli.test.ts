@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -50,6 +52,28 @@ describe('consul-ecs CLI', () => {
     const v = await run('version');
     assert.equal(v.code, 0);
     assert.match(v.out, /^consul-ecs v\d+\.\d+\.\d+/);
+  });
+
+  it('net-dial: 0 when the port takes a connection (an empty host is this machine), 2 when not or the address is not one, 1 on bad usage', async () => {
+    const server = createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    try {
+      assert.equal((await run('net-dial', `127.0.0.1:${port}`)).code, 0);
+      assert.equal((await run('net-dial', `:${port}`)).code, 0);
+      assert.equal((await run('net-dial', `[::ffff:127.0.0.1]:${port}`)).code, 0);
+    } finally {
+      server.close();
+    }
+    assert.equal((await run('net-dial', `127.0.0.1:${port}`)).code, 2);
+    const bad = await run('net-dial', '127.0.0.1');
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /^cannot dial "127\.0\.0\.1": expected <host>:<port>/);
+    assert.equal((await run('net-dial', 'host:70000')).code, 2);
+    const usage = await run('net-dial');
+    assert.equal(usage.code, 1);
+    assert.match(usage.err, /^expected one argument\n\nUsage: consul-ecs net-dial <host>:<port>/);
+    assert.equal((await run('net-dial', 'a:1', 'b:2')).code, 1);
   });
 
   it('mesh-init without CONSUL_ECS_CONFIG_JSON says what to set', async () => {

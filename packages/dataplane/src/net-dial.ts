@@ -19,11 +19,14 @@ export function dial(host: string, port: number, timeoutMs = 2000): Promise<bool
   });
 }
 
-/** Splits `host:port` (or `[v6]:port`); undefined when it is not of that form. */
+/**
+ * Splits `host:port` (or `[v6]:port`); undefined when it is not of that form.
+ * An empty host (`:22000`) is this machine, as in Go's net.Dial.
+ */
 export function parseHostPort(addr: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(addr);
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   if (!m) return undefined;
   const port = Number(m[3]);
   if (port < 1 || port > 65535) return undefined;
-  return { host: (m[1] ?? m[2])!, port };
+  return { host: (m[1] ?? m[2]) || 'localhost', port };
 }

@@ -8,10 +8,15 @@ export const netDialCommand: Command = {
   usage: 'net-dial <host>:<port>',
   flags: {},
   run: async (ctx) => {
-    const target = ctx.argv.length === 1 ? parseHostPort(ctx.argv[0]!) : undefined;
-    if (!target) {
-      ctx.stderr(`${ctx.argv.length === 1 ? `invalid address "${ctx.argv[0]}"` : 'expected one argument'}\n\n${commandHelp(netDialCommand)}`);
+    if (ctx.argv.length !== 1) {
+      ctx.stderr(`expected one argument\n\n${commandHelp(netDialCommand)}`);
       return NET_DIAL_USAGE;
+    }
+    const target = parseHostPort(ctx.argv[0]!);
+    if (!target) {
+      // As consul-ecs's: an address that cannot be dialled is a failed dial.
+      ctx.stderr(`cannot dial "${ctx.argv[0]}": expected <host>:<port> with a port from 1 to 65535\n`);
+      return NET_DIAL_FAILED;
     }
     return (await dial(target.host, target.port)) ? NET_DIAL_OK : NET_DIAL_FAILED;
   },
