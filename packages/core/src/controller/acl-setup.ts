@@ -23,8 +23,9 @@ export const CONTROLLER_ACL_NAMES = {
   meshGatewayPolicy: 'consul-ecs-mesh-gateway-policy',
 } as const;
 
-const DEFAULT_PARTITION = 'default';
-const DEFAULT_NAMESPACE = 'default';
+/** Consul Enterprise's default admin partition and namespace. */
+export const DEFAULT_PARTITION = 'default';
+export const DEFAULT_NAMESPACE = 'default';
 
 export interface ControllerSettings {
   /** IAM roles under this path may log in (`controller.iamRolePath`). */

@@ -6,6 +6,7 @@ import type { AclAdmin, AclTokenListEntry } from '../consul/acl-admin.js';
 import { ecsTagValue, type EcsApiClient, type EcsTask } from '../ecs/ecs-api.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { DEFAULT_NAMESPACE, DEFAULT_PARTITION } from './acl-setup.js';
 
 /** ECS task tags set by terraform's mesh-task module. */
 export const ECS_TAG_MESH = 'consul.hashicorp.com/mesh';
@@ -43,7 +44,7 @@ export function loginTokenTask(description: string | undefined): { taskId: strin
 export function meshTaskScope(task: EcsTask): { partition: string; namespace: string } {
   const partition = ecsTagValue(task, ECS_TAG_PARTITION) ?? '';
   const namespace = ecsTagValue(task, ECS_TAG_NAMESPACE) ?? '';
-  if (!partition && !namespace) return { partition: 'default', namespace: 'default' };
+  if (!partition && !namespace) return { partition: DEFAULT_PARTITION, namespace: DEFAULT_NAMESPACE };
   if (!partition || !namespace) {
     throw new ConsulEcsError(
       'ecs-task-tags-invalid',
@@ -215,21 +216,21 @@ async function createNamespaces(
   }
   const http = admin.http;
   const token = admin.token();
-  if (!(await admin.readPolicyByName(CROSS_NAMESPACE_POLICY, { partition, namespace: 'default' }))) {
+  if (!(await admin.readPolicyByName(CROSS_NAMESPACE_POLICY, { partition, namespace: DEFAULT_NAMESPACE }))) {
     await admin.createPolicy(
       {
         Name: CROSS_NAMESPACE_POLICY,
         Description: 'Allow service and node reads across namespaces within the partition',
         Partition: partition,
-        Namespace: 'default',
+        Namespace: DEFAULT_NAMESPACE,
         Rules: `partition "${partition}" {\n  namespace_prefix "" {\n    service_prefix "" {\n      policy = "read"\n    }\n    node_prefix "" {\n      policy = "read"\n    }\n  }\n}`,
       },
-      { partition, namespace: 'default' },
+      { partition, namespace: DEFAULT_NAMESPACE },
     );
     log.info('created the cross-namespace policy', { name: CROSS_NAMESPACE_POLICY, partition });
   }
   const byName = new Map(existing.map((n) => [n.Name, n]));
-  const def = byName.get('default');
+  const def = byName.get(DEFAULT_NAMESPACE);
   if (def && !def.ACLs?.PolicyDefaults?.some((p) => p.Name === CROSS_NAMESPACE_POLICY)) {
     const acls = { ...def.ACLs, PolicyDefaults: [...(def.ACLs?.PolicyDefaults ?? []), { Name: CROSS_NAMESPACE_POLICY }] };
     await http.call({ method: 'PUT', path: '/v1/namespace/default', query: { partition }, body: { ...def, ACLs: acls }, token });
