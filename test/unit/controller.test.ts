@@ -229,12 +229,18 @@ describe('task reaper', () => {
     return seen;
   };
 
-  it('Enterprise: lists tokens in every namespace of its partition, creates the tagged namespaces, removes what stopped tasks left', async () => {
+  /** One reaper pass over {@link enterpriseCluster} in partition part1; the cross-namespace policy read answers `policyStatus`. */
+  const reapEnterprise = async (policyStatus: 404 | 500) => {
     const agent = new MockAgent();
     agent.disableNetConnect();
-    const seen = enterpriseCluster(agent, 404);
+    const seen = enterpriseCluster(agent, policyStatus);
     const { admin, catalog } = setUp(agent);
     const res = await reapStoppedTasks({ ecs: ecsClient(agent), admin, catalog, clusterArn: CLUSTER, partition: 'part1', ownTaskArn: taskArn('self') });
+    return { agent, seen, res };
+  };
+
+  it('Enterprise: lists tokens in every namespace of its partition, creates the tagged namespaces, removes what stopped tasks left', async () => {
+    const { agent, seen, res } = await reapEnterprise(404);
     assert.deepEqual(res, { running: 3, tokensDeleted: ['drop'], servicesDeregistered: ['api-gone'], namespacesCreated: ['team-b'], errors: [] });
     const writes = seen.filter((s) => !s.startsWith('GET'));
     assert.match(writes[0]!, /^PUT \/v1\/acl\/policy\?partition=part1&ns=default .*"Name":"cross-namespace-read".*partition \\"part1\\"/);
@@ -247,11 +253,7 @@ describe('task reaper', () => {
   });
 
   it('Enterprise: a failure while reconciling namespaces is reported, and what stopped tasks left is still removed', async () => {
-    const agent = new MockAgent();
-    agent.disableNetConnect();
-    const seen = enterpriseCluster(agent, 500);
-    const { admin, catalog } = setUp(agent);
-    const res = await reapStoppedTasks({ ecs: ecsClient(agent), admin, catalog, clusterArn: CLUSTER, partition: 'part1', ownTaskArn: taskArn('self') });
+    const { agent, seen, res } = await reapEnterprise(500);
     assert.deepEqual(res.tokensDeleted, ['drop']);
     assert.deepEqual(res.servicesDeregistered, ['api-gone']);
     assert.deepEqual(res.namespacesCreated, []);
