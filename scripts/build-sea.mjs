@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUNDLE_ASSET, CACHE_CHECK_ENV, cacheAsset, loaderSource } from './lib/sea-code-cache.mjs';
+import { asciiSource, BUNDLE_ASSET, CACHE_CHECK_ENV, cacheAsset, loaderSource } from './lib/sea-code-cache.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bundle = join(root, 'packages/control-plane/dist/consul-ecs.cjs');
@@ -48,6 +48,8 @@ try {
   const blob = join(work, 'sea.blob');
   const config = join(work, 'sea-config.json');
   const loader = join(work, 'sea-main.cjs');
+  const asset = join(work, BUNDLE_ASSET);
+  writeFileSync(asset, asciiSource(readFileSync(bundle, 'utf8')));
   // V8 bytecode of what each command runs (see scripts/lib/sea-code-cache.mjs), made
   // by the same runtime under the same V8 flags, or V8 rejects it at run time.
   const trained = JSON.parse(execFileSync(node, [...EXEC_ARGV, codeCacheScript, 'train', bundle, work], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
@@ -60,7 +62,7 @@ try {
       output: blob,
       disableExperimentalSEAWarning: true,
       execArgv: EXEC_ARGV,
-      assets: { [BUNDLE_ASSET]: bundle, ...caches },
+      assets: { [BUNDLE_ASSET]: asset, ...caches },
     }),
   );
   execFileSync(node, [...EXEC_ARGV, '--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
