@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { MockAgent } from 'undici';
-import { ConsulHttpClient, createLogger, resolveConfig, runHealthSync, type EcsTaskMetadata, type HealthCheck } from '@consul-ecs-ts/core';
+import { ConsulHttpClient, createLogger, resolveConfig, runHealthSync, stopReason, type EcsTaskMetadata, type HealthCheck } from '@consul-ecs-ts/core';
 import { fakeClock } from '../helpers/fake-clock.ts';
 
 const CONSUL = 'http://127.0.0.1:8500';
@@ -59,7 +59,7 @@ describe('health-sync start', () => {
         level: 'info',
         write: (line) => {
           log += line;
-          if (line.includes('syncing ECS health into Consul')) stop.abort();
+          if (line.includes('syncing ECS health into Consul')) stop.abort(new Error('received SIGINT'));
         },
       }),
     });
@@ -78,5 +78,20 @@ describe('health-sync start', () => {
     assert.match(log, /unable to read the checks from Consul; retrying/);
     assert.match(log, /syncing ECS health into Consul/);
     assert.match(log, /deregistered: id=web-0123/);
+    // The shutdown says which signal started it.
+    assert.match(log, /received SIGINT: marking all checks critical/);
+  });
+});
+
+describe('stopReason', () => {
+  const aborted = (reason?: unknown) => {
+    const c = new AbortController();
+    c.abort(reason);
+    return c.signal;
+  };
+  it('gives the abort reason, or "stop requested" for a plain abort', () => {
+    assert.equal(stopReason(aborted(new Error('received SIGTERM'))), 'received SIGTERM');
+    assert.equal(stopReason(aborted('received SIGINT')), 'received SIGINT');
+    assert.equal(stopReason(aborted()), 'stop requested');
   });
 });

@@ -7,7 +7,7 @@ import { ServerFailover } from '../consul/server-failover.js';
 import { EcsApiClient, ecsEndpoint } from '../ecs/ecs-api.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { ConsulEcsError, describeError } from '../util/errors.js';
+import { ConsulEcsError, describeError, stopReason } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
 import { controllerPartition, upsertControllerResources, type ControllerSettings } from './acl-setup.js';
@@ -113,7 +113,7 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
       }
       await clock.sleep(interval, opts.signal).catch(() => {});
     }
-    log.info('received SIGTERM: the controller stops');
+    log.info(`${stopReason(opts.signal)}: the controller stops`);
   } finally {
     await servers.close();
   }

@@ -10,7 +10,7 @@ import { ServerFailover } from '../consul/server-failover.js';
 import { containerStopped, TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { HealthSync } from '../health/sync.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { describeError } from '../util/errors.js';
+import { describeError, stopReason } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
 import { taskServiceIdentity } from './consul-connection.js';
@@ -111,7 +111,7 @@ async function syncUntilStopped(
   }
 
   // Graceful shutdown.
-  log.info('received SIGTERM: marking all checks critical, then waiting for the dataplane container to stop');
+  log.info(`${stopReason(opts.signal)}: marking all checks critical, then waiting for the dataplane container to stop`);
   await retry(() => sync.markAllCritical(), { maxAttempts: 5, clock, onRetry: failover }).catch((err) =>
     log.error('could not mark the checks critical', { error: describeError(err) }),
   );

@@ -32,3 +32,15 @@ export function describeError(err: unknown): string {
   }
   return String(err);
 }
+
+/**
+ * Why a long-running loop was stopped, for its log line: the abort reason's own
+ * words (the CLI aborts with "received SIGTERM" or "received SIGINT"), else
+ * "stop requested" (a plain `abort()`).
+ */
+export function stopReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  if (typeof reason === 'string' && reason) return reason;
+  if (reason instanceof Error && reason.name !== 'AbortError' && reason.message) return reason.message;
+  return 'stop requested';
+}
