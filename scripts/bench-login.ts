@@ -4,6 +4,7 @@
 // time and peak RSS of each and the ratios. Not a test: it only prints figures.
 //   node --import tsx scripts/bench-login.ts [--runs=N]
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,8 @@ import { GNU_TIME, median, peakRssKb, requireGnuTime } from './lib/bench.ts';
 import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
 const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
+const sea = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
+if (!existsSync(sea)) throw new Error(`${sea} is missing: run npm run build (npm run bench:login does)`);
 const runs = Number(process.argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? 15);
 requireGnuTime();
 const ltsNode = execFileSync('bash', [fileURLToPath(new URL('./runtime.sh', import.meta.url))], { encoding: 'utf8' }).trim();
@@ -34,7 +37,6 @@ try {
   const sink = join(dir, 'token');
   const common = ['-http-addr', consul.httpAddr, '-aws-sts-endpoint', moto.url, '-aws-iam-endpoint', moto.url, '-aws-server-id-header-value', SERVER_ID, '-token-sink-file', sink];
   const meta = ['-meta', `consul.hashicorp.com/task-id=${sim.taskId}`, '-meta', `consul.hashicorp.com/cluster=${sim.clusterArn}`];
-  const sea = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
   // Ours gets the same inputs as the Go CLI (region and task meta as flags); the
   // last row of ours reads them from the task's metadata, as a task would by default.
   const same = [...common, '-aws-region', sim.region, ...meta];
