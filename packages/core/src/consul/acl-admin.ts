@@ -80,6 +80,15 @@ export function isAclNotFound(err: unknown): boolean {
 }
 
 /**
+ * Whether Consul refused a request because it does not know the request's token
+ * (403 "ACL not found"): a token it never issued, or one a server has not
+ * replicated yet.
+ */
+export function isUnknownToken(err: unknown): err is ConsulApiError {
+  return err instanceof ConsulApiError && err.status === 403 && isAclNotFound(err);
+}
+
+/**
  * Administration of Consul's ACL system with a privileged token (the
  * controller's bootstrap token): auth methods, binding rules, policies, roles
  * and tokens. Reads of a missing object return null.

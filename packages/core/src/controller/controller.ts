@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
 import { CatalogClient } from '../catalog/client.js';
-import { AclAdmin, isAclNotFound } from '../consul/acl-admin.js';
+import { AclAdmin, isUnknownToken } from '../consul/acl-admin.js';
 import { ConsulApiError, type ConsulHttpClient } from '../consul/http-client.js';
 import { ServerFailover } from '../consul/server-failover.js';
 import { EcsApiClient, ecsEndpoint } from '../ecs/ecs-api.js';
@@ -131,7 +131,7 @@ const SETUP_RETRYABLE = new Set(['consul-unreachable', 'consul-no-leader', 'cons
 /** Adds what to do to a refusal by Consul while setting up. */
 function explainSetupError(err: unknown, hasToken: boolean): unknown {
   // "ACL not found" as a 403: the token is unknown (a 404 is an object, and AclAdmin reads those as null).
-  if (hasToken && err instanceof ConsulApiError && err.status === 403 && isAclNotFound(err)) {
+  if (hasToken && isUnknownToken(err)) {
     return new ConsulEcsError(
       'consul-token-unknown',
       `${err.message}; Consul does not know the token in CONSUL_HTTP_TOKEN (yet): check that it is the cluster's bootstrap token`,

@@ -7,7 +7,8 @@ import { CatalogClient } from '../catalog/client.js';
 import { gatewayRegistration, serviceRegistrations, type TaskRegistrations } from '../catalog/registration.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { consulDnsEnabled, transparentProxyEnabled } from '../config/resolve.js';
-import { aclLogout } from '../consul/acl.js';
+import { aclLogout, waitForTokenReplication } from '../consul/acl.js';
+import { isUnknownToken } from '../consul/acl-admin.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { DATAPLANE_DNS_BIND, dataplaneConfig, type DataplaneConfig } from '../dataplane/config.js';
 import { applyTransparentProxy, type IptablesRunner } from '../tproxy/apply.js';
@@ -129,6 +130,10 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     opened = client;
 
     let dataplaneBearerToken: string | undefined;
+    // Settles once the login token reads back with stale consistency (it has
+    // replicated). The registrations do not wait for it: one that a server refuses
+    // because it does not know the token yet is sent again once it does.
+    let replicated: Promise<void> = Promise.resolve();
     const loginMeta = taskLoginMeta(config, task);
     if (credentials) {
       const acl = await loginAsTask({
@@ -145,9 +150,12 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
         // consul-dataplane logs in with the bearer token this login used, as the
         // anchor's dataplane config does: signing another costs the critical path.
         onBearerToken: (t) => (dataplaneBearerToken = t),
+        waitForReplication: false,
       });
       token = acl.SecretID;
       undo.push(() => aclLogout(client, acl.SecretID, { retryDeadlineMs: 5000 }));
+      replicated = waitForTokenReplication(client, token, { clock, signal }).then(() => log.debug('the token reads back with stale consistency'));
+      replicated.catch(() => {});
       write('serviceToken', token);
       const previous = await previousToken;
       if (previous && previous !== token) {
@@ -195,16 +203,23 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
 
     // The service and its proxy are registered at once (neither needs the other
     // in the catalog first); whichever succeeded is undone if the other failed.
+    const registerOnceKnown = (reg: Parameters<CatalogClient['register']>[0]) =>
+      catalog.register(reg, { signal, retryDeadlineMs: 0 }).catch(async (err: unknown) => {
+        if (!isUnknownToken(err)) throw err;
+        await replicated;
+        return catalog.register(reg, { signal, retryDeadlineMs: 0 });
+      });
     const regs = [registrations.service, registrations.proxy].flatMap((r) => (r?.Service ? [{ ...r, Service: r.Service }] : []));
     const registered = await Promise.allSettled(
       regs.map((reg) =>
-        retry(() => catalog.register(reg, { signal, retryDeadlineMs: 0 }), {
+        retry(() => registerOnceKnown(reg), {
           deadlineMs: opts.deadlineMs ?? 120_000,
           clock,
           signal,
           initialDelayMs: 250,
           maxDelayMs: 2000,
-          retryable: (err) => !(err instanceof ConsulEcsError && err.code === 'consul-permission-denied'),
+          // A refusal, or a token that never replicated, stays so.
+          retryable: (err) => !(err instanceof ConsulEcsError && (err.code === 'consul-permission-denied' || err.code === 'consul-token-not-replicated')),
           onRetry: (err) => log.warn('registration failed; retrying', { id: reg.Service.ID, error: describeError(err) }),
         }),
       ),
@@ -217,6 +232,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     });
     const refused = registered.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (refused) throw refused.reason;
+    await replicated;
 
     if (!gateway && config.service.networkResilienceConfig?.enabled) {
       await upsertPassiveHealthCheck(client, token, name, scope, config.service.networkResilienceConfig.outlierDetection, log);

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
 import type { ResolvedConfig } from '../config/types.js';
-import { TOKEN_META_CLUSTER, TOKEN_META_TASK_ID, type AclToken } from '../consul/acl.js';
+import { TOKEN_META_CLUSTER, TOKEN_META_TASK_ID, type AclToken, type WaitForTokenOptions } from '../consul/acl.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { loginWithAwsIam } from '../consul/login.js';
 import type { TaskInfo } from '../ecs/task-metadata.js';
@@ -24,6 +24,8 @@ export interface TaskLoginOptions {
   deadlineMs?: number;
   /** Given the bearer token of the login that succeeded (consul-dataplane logs in with it too). */
   onBearerToken?: (bearerToken: string) => void;
+  /** Options for the stale read-back of the new token; `false` leaves it to the caller. */
+  waitForReplication?: WaitForTokenOptions | false;
 }
 
 /** The token meta every login of the task carries: task id and cluster, then `consulLogin.meta`. */
@@ -60,5 +62,6 @@ export function loginAsTask(opts: TaskLoginOptions): Promise<AclToken> {
     logger: opts.logger,
     signal: opts.signal,
     onBearerToken: opts.onBearerToken,
+    waitForReplication: opts.waitForReplication,
   });
 }
