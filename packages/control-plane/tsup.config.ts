@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Options } from 'tsup';
 
@@ -11,6 +12,30 @@ const LAZY_BUILTINS: Array<[string, string]> = [
   ['node:assert', fileURLToPath(new URL('./src/assert-lazy.cjs', import.meta.url))],
 ];
 
+const HTTP_STAND_IN = fileURLToPath(new URL('./src/http-lazy.cjs', import.meta.url));
+
+/**
+ * Edits of undici's own files, by file: each text must be found, so that an undici
+ * that changed fails the build rather than the CLI. node:http is loaded for two
+ * values (see src/http-lazy.cjs).
+ */
+const UNDICI_EDITS: Record<string, Array<[string, string]>> = {
+  'lib/core/util.js': [
+    ["const { IncomingMessage } = require('node:http')", `const { isIncomingMessageClass } = require(${JSON.stringify(HTTP_STAND_IN)})`],
+    ['Object.getPrototypeOf(stream).constructor === IncomingMessage', 'isIncomingMessageClass(Object.getPrototypeOf(stream).constructor)'],
+  ],
+  'lib/dispatcher/client.js': [["const http = require('node:http')", `const http = require(${JSON.stringify(HTTP_STAND_IN)})`]],
+};
+
+/**
+ * llhttp's constants (enums and character tables), as data: the module computes
+ * them when it loads, ~1 ms of every command's start; the bundle parses them as JSON.
+ */
+function precomputedLlhttpConstants(path: string): string {
+  const value: unknown = createRequire(import.meta.url)(path);
+  return `'use strict';\n// llhttp's constants, computed at build time from ${path.replace(/^.*node_modules[\\/]/, '')}.\nmodule.exports = JSON.parse(${JSON.stringify(JSON.stringify(value))});\n`;
+}
+
 const slimUndici: NonNullable<Options['esbuildPlugins']>[number] = {
   name: 'slim-undici',
   setup(build) {
@@ -21,9 +46,14 @@ const slimUndici: NonNullable<Options['esbuildPlugins']>[number] = {
     // module when one fails, so both get lazy stand-ins. (tsup marks built-ins
     // external before any plugin of ours resolves, so undici's files are edited.)
     build.onLoad({ filter: /[\\/]undici[\\/]lib[\\/].*\.js$/ }, async (args) => {
-      const source = await readFile(args.path, 'utf8');
-      let contents = source;
+      const file = args.path.replace(/\\/g, '/').replace(/^.*[/]undici[/]/, '');
+      if (file === 'lib/llhttp/constants.js') return { contents: precomputedLlhttpConstants(args.path), loader: 'js' };
+      let contents = await readFile(args.path, 'utf8');
       for (const [builtin, standIn] of LAZY_BUILTINS) contents = contents.replaceAll(`require('${builtin}')`, `require(${JSON.stringify(standIn)})`);
+      for (const [from, to] of UNDICI_EDITS[file] ?? []) {
+        if (!contents.includes(from)) throw new Error(`slim-undici: ${args.path} no longer contains ${JSON.stringify(from)}; update UNDICI_EDITS`);
+        contents = contents.replaceAll(from, to);
+      }
       return { contents, loader: 'js' };
     });
   },

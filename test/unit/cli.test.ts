@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -90,12 +91,13 @@ describe('consul-ecs CLI bundle: what each command loads', () => {
     assert.ok(existsSync(CLI), `${CLI} is missing: run npm run build`);
     const dir = mkdtempSync(join(tmpdir(), 'consul-ecs-cli-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    // Preloaded into the CLI's process: prints the HTTP built-ins it loaded (from
-    // Node.js's list of loaded built-ins), at exit.
+    // Preloaded into the CLI's process: prints, at exit, the HTTP built-ins it
+    // loaded (from Node.js's list of loaded built-ins) and "undici" if undici
+    // loaded (it sets its global dispatcher when it loads).
     const probe = join(dir, 'probe.cjs');
     writeFileSync(
       probe,
-      `process.on('exit', () => process.stderr.write('loaded: ' + process.moduleLoadList.filter((m) => /^NativeModule (https?|_http_client|tls)$/.test(m)).join(',') + '\\n'));`,
+      `process.on('exit', () => process.stderr.write('loaded: ' + [...process.moduleLoadList.filter((m) => /^NativeModule (https?|_http_client|tls)$/.test(m)), ...(globalThis[Symbol.for('undici.globalDispatcher.1')] ? ['undici'] : [])].join(',') + '\\n'));`,
     );
     const loaded = (...args: string[]) => {
       const r = spawnSync(process.execPath, ['--require', probe, CLI, ...args], { encoding: 'utf8', env: { PATH: '/nonexistent' }, timeout: 10_000 });
@@ -111,6 +113,20 @@ describe('consul-ecs CLI bundle: what each command loads', () => {
     assert.equal(loaded('app-entrypoint', '-shutdown-delay', '0s', '/bin/true'), '');
     assert.equal(loaded('envoy-entrypoint', '/bin/true'), '');
     // The probe does see the HTTP client where a command uses it.
-    assert.match(loaded('login', '-help'), /NativeModule http\b/);
+    assert.equal(loaded('login', '-help'), 'undici');
+  });
+
+  it("gives undici node:http's values without loading node:http", () => {
+    const standIn = createRequire(import.meta.url)('../../packages/control-plane/src/http-lazy.cjs') as {
+      maxHeaderSize: number;
+      isIncomingMessageClass: (ctor: unknown) => boolean;
+    };
+    // Read before node:http is loaded here; a process started with --max-http-header-size reads node:http's.
+    const size = standIn.maxHeaderSize;
+    const http = process.getBuiltinModule('node:http');
+    assert.equal(size, http.maxHeaderSize);
+    assert.equal(standIn.isIncomingMessageClass(http.IncomingMessage), true);
+    assert.equal(standIn.isIncomingMessageClass(class IncomingMessage {}), false);
+    assert.equal(standIn.isIncomingMessageClass(http.ServerResponse), false);
   });
 });
