@@ -13,6 +13,7 @@ export * from './ecs/ecs-api.js';
 export * from './ecs/task-metadata.js';
 export * from './http/request.js';
 export * from './io/atomic-file.js';
+export * from './io/token-file.js';
 export * from './util/clock.js';
 export * from './util/errors.js';
 export * from './util/logger.js';

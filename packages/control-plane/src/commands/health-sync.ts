@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   aclLogout,
   BOOTSTRAP_FILES,
   describeError,
   loginAsTask,
+  readTokenFile,
   runHealthSync,
   TaskMetadataClient,
   taskInfo,
@@ -34,13 +34,10 @@ export const healthSyncCommand: Command = {
         let task: TaskInfo | undefined;
         if (fromLogin) {
           const file = join(config.bootstrapDir, BOOTSTRAP_FILES.serviceToken.name);
-          const written = await readFile(file, 'utf8').then(
-            (t) => t.trim(),
-            (err: unknown) => {
-              logger.info('cannot read the service token mesh-init wrote; logging in with the task role instead', { file, reason: describeError(err) });
-              return '';
-            },
-          );
+          const written = await readTokenFile(file).catch((err: unknown) => {
+            logger.info('cannot read the service token mesh-init wrote; logging in with the task role instead', { file, reason: describeError(err) });
+            return '';
+          });
           if (written) {
             token = written;
             tokenFile = file;

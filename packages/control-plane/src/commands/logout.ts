@@ -1,5 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import { aclLogout, ConsulEcsError, describeError } from '@consul-ecs-ts/core';
+import { aclLogout, ConsulEcsError, describeError, readTokenFile } from '@consul-ecs-ts/core';
 import { commandLogger, runGuarded, type Command } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
 import { consulClientFromFlags, consulConnectionFlags } from './consul-flags.js';
@@ -24,7 +23,7 @@ export const logoutCommand: Command = {
       let token: string;
       if (file) {
         try {
-          token = (await readFile(file, 'utf8')).trim();
+          token = await readTokenFile(file);
         } catch (err) {
           throw new ConsulEcsError('token-file-unreadable', `cannot read the token file ${file}: ${describeError(err)}`);
         }

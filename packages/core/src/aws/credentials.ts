@@ -1,7 +1,7 @@
-import { readFile as fsReadFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { httpRequest } from '../http/request.js';
+import { readFile as fsReadFile } from '../io/fs.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { retry } from '../util/retry.js';

@@ -1,4 +1,4 @@
-import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
+import { chmod, close, fsync, mkdir, open, removeFile, rename, writeFile } from './fs.js';
 import { basename, dirname, join } from 'node:path';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 
@@ -37,18 +37,18 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   const tmp = temporaryName(path);
   try {
     if (opts.mkdirs) await mkdir(dir, { recursive: true });
-    const fh = await open(tmp, 'wx', opts.mode);
+    const fd = await open(tmp, 'wx', opts.mode);
     try {
-      await fh.writeFile(data);
-      if (opts.fsync) await fh.sync();
+      await writeFile(fd, data);
+      if (opts.fsync) await fsync(fd);
     } finally {
-      await fh.close();
+      await close(fd);
     }
     // The umask may have narrowed the mode given to open().
     await chmod(tmp, opts.mode);
     await rename(tmp, path);
   } catch (err) {
-    await rm(tmp, { force: true }).catch(() => {});
+    await removeFile(tmp).catch(() => {});
     throw new ConsulEcsError('file-write-failed', `cannot write ${path}: ${describeError(err)}; check that the directory exists and is writable`, {
       cause: err,
     });

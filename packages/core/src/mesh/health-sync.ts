@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { removeFile } from '../io/fs.js';
 import type { Dispatcher } from 'undici';
 import { CatalogClient } from '../catalog/client.js';
 import { DATAPLANE_CONTAINER, sidecarId, sidecarName } from '../catalog/registration.js';
@@ -155,7 +155,7 @@ async function syncUntilStopped(
     );
     if (done && !tokenGone) log.info('logged out of Consul');
     if (done && opts.tokenFile) {
-      await rm(opts.tokenFile, { force: true }).catch((err: unknown) =>
+      await removeFile(opts.tokenFile).catch((err: unknown) =>
         log.debug('left the logged-out token file in place', { file: opts.tokenFile, error: describeError(err) }),
       );
     }

@@ -1,5 +1,4 @@
 import { constants as fsConstants } from 'node:fs';
-import { chmod, copyFile, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
@@ -16,6 +15,8 @@ import { transparentProxyRules } from '../tproxy/iptables.js';
 import { generateEnvoyBootstrap, renderEnvoyBootstrap } from '../envoy/bootstrap.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { writeFileAtomic } from '../io/atomic-file.js';
+import { chmod, copyFile, removeFile, rename } from '../io/fs.js';
+import { readTokenFile } from '../io/token-file.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -91,7 +92,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     const done = (async () => {
       signal?.throwIfAborted();
       await writeFileAtomic(file(f), data, { mode: BOOTSTRAP_FILES[f].mode });
-      undo.push(() => rm(file(f), { force: true }));
+      undo.push(() => removeFile(file(f)));
       written?.();
     })();
     done.catch(() => {});
@@ -105,12 +106,12 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
   // then skips its ftruncate(0), which on ext4 makes close() start writing the
   // whole file back (auto_da_alloc), 5-40 ms on mesh-init's critical path.
   const copying = opts.executable
-    ? rm(copyTmp, { force: true })
+    ? removeFile(copyTmp)
         .then(() => copyFile(opts.executable!, copyTmp, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL))
         .then(() => chmod(copyTmp, BOOTSTRAP_FILES.executable.mode))
     : undefined;
   copying?.catch(() => {});
-  undo.push(() => rm(copyTmp, { force: true }));
+  undo.push(() => removeFile(copyTmp));
 
   let opened: ConsulHttpClient | undefined;
   try {
@@ -122,7 +123,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     const credentials = loggingIn ? (opts.credentials ?? defaultCredentialProvider({ env, dispatcher: opts.dispatcher, clock })) : undefined;
     credentials?.().catch(() => {});
     // A re-run replaces the token of the run before (read now, logged out after the login).
-    const previousToken = credentials ? readFile(file('serviceToken'), 'utf8').then((t) => t.trim(), () => '') : undefined;
+    const previousToken = credentials ? readTokenFile(file('serviceToken')).catch(() => '') : undefined;
     const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task());
     const { gateway, name, scope } = taskServiceIdentity(config, task);
     if (!opts.addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
@@ -313,7 +314,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
         );
       });
       await rename(copyTmp, file('executable'));
-      undo.push(() => rm(file('executable'), { force: true }));
+      undo.push(() => removeFile(file('executable')));
       log.info('copied binary', { source: opts.executable, destination: file('executable') });
     }
 
