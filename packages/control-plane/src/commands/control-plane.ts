@@ -1,6 +1,7 @@
 import { runHealthSync, type MeshInitResult } from '@consul-ecs-ts/core';
 import { runGuarded, type Command } from '../command.js';
-import { consulClients, rediscoverServers, runMeshInit, setUpMeshCommand } from './mesh-common.js';
+import { consulClients, rediscoverServers } from './consul-servers.js';
+import { runMeshInit, setUpMeshCommand } from './mesh-common.js';
 
 export const controlPlaneCommand: Command = {
   name: 'control-plane',
@@ -9,7 +10,7 @@ export const controlPlaneCommand: Command = {
   flags: {},
   run: (ctx) =>
     runGuarded(controlPlaneCommand, ctx, async (log) => {
-      const setup = await setUpMeshCommand(controlPlaneCommand, ctx, log);
+      const setup = await setUpMeshCommand(controlPlaneCommand, ctx, log, { copyExecutable: true });
       let init: MeshInitResult;
       try {
         init = await runMeshInit(ctx, setup);

@@ -1,6 +1,7 @@
 import { runController } from '@consul-ecs-ts/core';
 import { runGuarded, type Command } from '../command.js';
-import { consulClients, rediscoverServers, setUpMeshCommand } from './mesh-common.js';
+import { consulClients, rediscoverServers } from './consul-servers.js';
+import { setUpMeshCommand } from './mesh-common.js';
 
 export const controllerCommand: Command = {
   name: 'controller',

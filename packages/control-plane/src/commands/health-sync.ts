@@ -14,7 +14,8 @@ import {
   type TaskInfo,
 } from '@consul-ecs-ts/core';
 import { runGuarded, type Command, type CommandContext } from '../command.js';
-import { consulClients, rediscoverServers, setUpMeshCommand } from './mesh-common.js';
+import { consulClients, rediscoverServers } from './consul-servers.js';
+import { setUpMeshCommand } from './mesh-common.js';
 
 export const healthSyncCommand: Command = {
   name: 'health-sync',

@@ -1,75 +1,71 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import {
-  ConsulEcsError,
-  consulClientFor,
-  describeError,
-  loadConfig,
-  meshInit,
-  resolveServerAddresses,
-  retry,
-  type ConsulHttpClient,
-  type Logger,
-  type MeshInitResult,
-  type ResolvedConfig,
-} from '@consul-ecs-ts/core';
+import type { Logger, MeshInitResult } from '@consul-ecs-ts/core';
+import { loadConfig, resolveServerAddresses, type ResolvedConfig } from '@consul-ecs-ts/core/config';
+import { ConsulEcsError, describeError } from '@consul-ecs-ts/core/errors';
+import { ExecutableCopy } from '@consul-ecs-ts/core/executable-copy';
+import { retry } from '@consul-ecs-ts/core/retry';
 import { commandLogger, type Command, type CommandContext, type LogRef } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
+
+// This module loads no HTTP client (it imports core's light entries only): mesh-init
+// starts copying the executable as soon as the config is valid, before the rest of
+// core (undici, the signer) loads.
 
 export interface MeshCommandSetup {
   config: ResolvedConfig;
   logger: Logger;
   /** Consul server addresses, in order of preference. */
   addresses: string[];
+  /** With `copyExecutable`: the executable's copy into the bootstrap dir, under way (for runMeshInit). */
+  executable?: ExecutableCopy;
 }
 
 /**
  * What mesh-init, health-sync and control-plane do first: take no arguments,
- * load and validate the config, log at its level, resolve the Consul servers
+ * load and validate the config, log at its level, start copying the executable
+ * into the bootstrap dir (with `copyExecutable`), and resolve the Consul servers
  * (with `waitForServers`, retrying until they resolve or a signal comes).
  */
-export async function setUpMeshCommand(cmd: Command, ctx: CommandContext, log: LogRef, opts: { waitForServers?: boolean } = {}): Promise<MeshCommandSetup> {
+export async function setUpMeshCommand(
+  cmd: Command,
+  ctx: CommandContext,
+  log: LogRef,
+  opts: { waitForServers?: boolean; copyExecutable?: boolean } = {},
+): Promise<MeshCommandSetup> {
   const { args } = parseFlags(cmd.flags, ctx.argv);
   if (args.length) throw new UsageError(`unexpected argument: ${args[0]}`);
   const { config, logger } = await loadCommandConfig(ctx);
   log.logger = logger;
-  const addresses = opts.waitForServers
-    ? await retry(() => serverAddresses(config), {
-        signal: ctx.signal,
-        clock: ctx.clock,
-        maxDelayMs: 10_000,
-        // A DNS name without records yet, or a discovery command that failed, may work later.
-        retryable: (err) => (err as { code?: string }).code !== 'consul-servers-hosts-empty',
-        onRetry: (err) => logger.warn('cannot find the Consul servers yet; retrying', { error: describeError(err) }),
-      })
-    : await serverAddresses(config);
-  return { config, logger, addresses };
+  const executable = opts.copyExecutable ? ExecutableCopy.start(await selfContainedExecutable(ctx.env), config.bootstrapDir) : undefined;
+  try {
+    const addresses = opts.waitForServers
+      ? await retry(() => serverAddresses(config), {
+          signal: ctx.signal,
+          clock: ctx.clock,
+          maxDelayMs: 10_000,
+          // A DNS name without records yet, or a discovery command that failed, may work later.
+          retryable: (err) => (err as { code?: string }).code !== 'consul-servers-hosts-empty',
+          onRetry: (err) => logger.warn('cannot find the Consul servers yet; retrying', { error: describeError(err) }),
+        })
+      : await serverAddresses(config);
+    return { config, logger, addresses, executable };
+  } catch (err) {
+    await executable?.discard();
+    throw err;
+  }
 }
 
-/** mesh-init as the commands run it: with the self-contained executable to copy. */
+/** mesh-init as the commands run it, with the executable's copy that setUpMeshCommand started. */
 export async function runMeshInit(ctx: CommandContext, setup: MeshCommandSetup): Promise<MeshInitResult> {
+  const { meshInit } = await import('@consul-ecs-ts/core');
   return meshInit({
     ...setup,
     env: ctx.env,
-    executable: await selfContainedExecutable(ctx.env),
     dispatcher: ctx.dispatcher,
     clock: ctx.clock,
     signal: ctx.signal,
   });
-}
-
-/** HTTP clients for the given Consul server addresses. */
-export function consulClients(ctx: CommandContext, config: ResolvedConfig, addresses: string[]): ConsulHttpClient[] {
-  return addresses.map((a) => consulClientFor(a, config, ctx.env, { dispatcher: ctx.dispatcher, clock: ctx.clock }));
-}
-
-/**
- * For the long-running commands: finds the Consul servers again
- * (`consulServers.hosts`) and makes clients for them, once none of the known
- * ones answers.
- */
-export function rediscoverServers(ctx: CommandContext, config: ResolvedConfig): () => Promise<ConsulHttpClient[]> {
-  return async () => consulClients(ctx, config, await serverAddresses(config));
 }
 
 /** Loads and validates CONSUL_ECS_CONFIG_JSON and makes the logger its logLevel asks for. */

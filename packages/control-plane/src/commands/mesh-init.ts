@@ -8,7 +8,7 @@ export const meshInitCommand: Command = {
   flags: {},
   run: (ctx) =>
     runGuarded(meshInitCommand, ctx, async (log) => {
-      const result = await runMeshInit(ctx, await setUpMeshCommand(meshInitCommand, ctx, log));
+      const result = await runMeshInit(ctx, await setUpMeshCommand(meshInitCommand, ctx, log, { copyExecutable: true }));
       await result.client.close();
       return 0;
     }),

@@ -1,4 +1,3 @@
-import { constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
@@ -15,26 +14,18 @@ import { transparentProxyRules } from '../tproxy/iptables.js';
 import { generateEnvoyBootstrap, renderEnvoyBootstrap } from '../envoy/bootstrap.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { writeFileAtomic } from '../io/atomic-file.js';
-import { chmod, copyFile, removeFile, rename } from '../io/fs.js';
+import { removeFile } from '../io/fs.js';
 import { readTokenFile } from '../io/token-file.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
+import { BOOTSTRAP_FILES } from './bootstrap-files.js';
 import { consulClientFor, taskServiceIdentity } from './consul-connection.js';
+import { ExecutableCopy } from './executable-copy.js';
 import { loginAsTask, taskLoginMeta } from './task-login.js';
 
 type Env = Record<string, string | undefined>;
-
-/** Files mesh-init writes into the bootstrap dir, with their modes. */
-export const BOOTSTRAP_FILES = {
-  serviceToken: { name: 'service-token', mode: 0o600 },
-  dataplaneConfig: { name: 'consul-dataplane.json', mode: 0o444 },
-  grpcCaCert: { name: 'consul-grpc-ca-cert.pem', mode: 0o444 },
-  /** Holds the ACL token: readable by mesh-init's user only (run Envoy as the same user). */
-  envoyBootstrap: { name: 'envoy-bootstrap.json', mode: 0o600 },
-  executable: { name: 'consul-ecs', mode: 0o755 },
-} as const;
 
 export interface MeshInitOptions {
   config: ResolvedConfig;
@@ -46,8 +37,12 @@ export interface MeshInitOptions {
   logger?: Logger;
   signal?: AbortSignal;
   credentials?: CredentialProvider;
-  /** Path of the self-contained consul-ecs executable to copy into the bootstrap dir; none to skip. */
-  executable?: string;
+  /**
+   * The self-contained consul-ecs executable to copy into the bootstrap dir: its
+   * path, or a copy already under way (meshInit then owns it: it installs it, or
+   * removes it if it fails). None to skip.
+   */
+  executable?: string | ExecutableCopy;
   /** Write envoy-bootstrap.json, for running Envoy without consul-dataplane. Default true. */
   envoyBootstrap?: boolean;
   /**
@@ -99,19 +94,10 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     writing.push(done);
   };
 
-  // The executable is large: copy it while the network work goes on, and put it
-  // in place (rename) only once everything before it has succeeded.
-  const copyTmp = `${file('executable')}.tmp-${process.pid}`;
-  // A new file (EXCL, after removing one a crashed run left under this pid): libuv
-  // then skips its ftruncate(0), which on ext4 makes close() start writing the
-  // whole file back (auto_da_alloc), 5-40 ms on mesh-init's critical path.
-  const copying = opts.executable
-    ? removeFile(copyTmp)
-        .then(() => copyFile(opts.executable!, copyTmp, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL))
-        .then(() => chmod(copyTmp, BOOTSTRAP_FILES.executable.mode))
-    : undefined;
-  copying?.catch(() => {});
-  undo.push(() => removeFile(copyTmp));
+  // The executable is large: it is copied while the network work goes on, and
+  // put in place only once everything before it has succeeded.
+  const executable = typeof opts.executable === 'string' ? ExecutableCopy.start(opts.executable, dir) : opts.executable;
+  if (executable) undo.push(() => executable.discard());
 
   let opened: ConsulHttpClient | undefined;
   try {
@@ -304,18 +290,10 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     await Promise.all(writing);
 
     // The copy has had the network work and the files above to finish in.
-    if (copying) {
+    if (executable) {
       signal?.throwIfAborted();
-      await copying.catch((err: unknown) => {
-        throw new ConsulEcsError(
-          'file-write-failed',
-          `cannot copy the consul-ecs executable ${opts.executable} to ${file('executable')}: ${describeError(err)}; check that bootstrapDir exists and is writable`,
-          { cause: err },
-        );
-      });
-      await rename(copyTmp, file('executable'));
-      undo.push(() => removeFile(file('executable')));
-      log.info('copied binary', { source: opts.executable, destination: file('executable') });
+      await executable.install();
+      log.info('copied binary', { source: executable.source, destination: executable.path });
     }
 
     if (transparentProxyEnabled(config)) {
@@ -345,7 +323,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     return { task, client, token, loggedIn: credentials !== undefined, tokenFile: credentials && file('serviceToken'), registrations, serviceName: name };
   } catch (err) {
     log.warn(signal?.aborted ? 'interrupted; undoing the partial initialisation' : 'mesh-init failed; undoing the partial initialisation');
-    await Promise.allSettled([...writing, copying]);
+    await Promise.allSettled(writing);
     for (const step of undo.reverse()) await step().catch((e) => log.warn('cleanup step failed', { error: describeError(e) }));
     await opened?.close();
     throw err;
