@@ -25,12 +25,20 @@ export class ExecutableCopy {
     this.source = source;
     this.path = join(bootstrapDir, BOOTSTRAP_FILES.executable.name);
     this.#tmp = `${this.path}.tmp-${process.pid}`;
-    // A new file (EXCL, after removing one a crashed run left under this pid): libuv
-    // then skips its ftruncate(0), which on ext4 makes close() start writing the
-    // whole file back (auto_da_alloc), 5-40 ms on mesh-init's critical path.
+    // Into a new file (EXCL): libuv then skips its ftruncate(0), which on ext4 makes
+    // close() start writing the whole file back (auto_da_alloc), 5-40 ms on
+    // mesh-init's critical path. The copy is handed to libuv's thread pool here and
+    // now, not after a first step: a callback would wait until the caller next
+    // yields to the event loop, and mesh-init loads the rest of core before it does.
+    // One that a crashed run left under this pid is removed and the copy tried again.
     // FICLONE shares the data where the file system can (XFS, btrfs).
-    this.#copying = removeFile(this.#tmp)
-      .then(() => copyFile(source, this.#tmp, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL))
+    const copy = () => copyFile(source, this.#tmp, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
+    this.#copying = copy()
+      .catch(async (err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        await removeFile(this.#tmp);
+        await copy();
+      })
       .then(() => chmod(this.#tmp, BOOTSTRAP_FILES.executable.mode));
     this.#copying.catch(() => {});
   }
