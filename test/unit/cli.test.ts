@@ -112,6 +112,9 @@ describe('consul-ecs CLI bundle: what each command loads', () => {
     assert.equal(loaded('net-dial', '127.0.0.1:1'), '');
     assert.equal(loaded('app-entrypoint', '-shutdown-delay', '0s', '/bin/true'), '');
     assert.equal(loaded('envoy-entrypoint', '/bin/true'), '');
+    // mesh-init validates its config (and starts copying the executable) before it loads
+    // the HTTP client: here it has none to validate.
+    assert.equal(loaded('mesh-init'), '');
     // The probe does see the HTTP client where a command uses it.
     assert.equal(loaded('login', '-help'), 'undici');
   });
