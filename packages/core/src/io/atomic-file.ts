@@ -1,6 +1,6 @@
-import { chmod, close, fsync, mkdir, open, removeFile, rename, writeFile } from './fs.js';
 import { basename, dirname, join } from 'node:path';
 import { ConsulEcsError, describeError } from '../util/errors.js';
+import { chmod, close, fsync, mkdir, open, removeFile, rename, writeFile } from './fs.js';
 
 export interface AtomicWriteOptions {
   /** File mode, e.g. 0o600 for tokens other containers must not read. */

@@ -1,4 +1,3 @@
-import { removeFile } from '../io/fs.js';
 import type { Dispatcher } from 'undici';
 import { CatalogClient } from '../catalog/client.js';
 import { DATAPLANE_CONTAINER, sidecarId, sidecarName } from '../catalog/registration.js';
@@ -9,6 +8,7 @@ import type { ConsulHttpClient } from '../consul/http-client.js';
 import { ServerFailover } from '../consul/server-failover.js';
 import { containerStopped, TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { HealthSync } from '../health/sync.js';
+import { removeFile } from '../io/fs.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { describeError, stopReason } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
