@@ -1,5 +1,6 @@
-import { consulClientFor, resolveServerAddresses, type ConsulHttpClient, type ResolvedConfig } from '@consul-ecs-ts/core';
+import { consulClientFor, type ConsulHttpClient, type ResolvedConfig } from '@consul-ecs-ts/core';
 import type { CommandContext } from '../command.js';
+import { serverAddresses } from './mesh-common.js';
 
 /** HTTP clients for the given Consul server addresses. */
 export function consulClients(ctx: CommandContext, config: ResolvedConfig, addresses: string[]): ConsulHttpClient[] {
@@ -12,5 +13,5 @@ export function consulClients(ctx: CommandContext, config: ResolvedConfig, addre
  * ones answers.
  */
 export function rediscoverServers(ctx: CommandContext, config: ResolvedConfig): () => Promise<ConsulHttpClient[]> {
-  return async () => consulClients(ctx, config, await resolveServerAddresses(config.consulServers.hosts));
+  return async () => consulClients(ctx, config, await serverAddresses(config));
 }
