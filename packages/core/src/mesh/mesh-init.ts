@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
 import { CatalogClient } from '../catalog/client.js';
 import { gatewayRegistration, serviceRegistrations, type TaskRegistrations } from '../catalog/registration.js';
+import type { CatalogRegistration } from '../catalog/types.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { consulDnsEnabled, transparentProxyEnabled } from '../config/resolve.js';
 import { aclLogout, waitForTokenReplication } from '../consul/acl.js';
@@ -190,7 +191,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
 
     // The service and its proxy are registered at once (neither needs the other
     // in the catalog first); whichever succeeded is undone if the other failed.
-    const registerOnceKnown = (reg: Parameters<CatalogClient['register']>[0]) =>
+    const registerOnceKnown = (reg: CatalogRegistration) =>
       catalog.register(reg, { signal, retryDeadlineMs: 0 }).catch(async (err: unknown) => {
         if (!isUnknownToken(err)) throw err;
         await replicated;
