@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { asciiSource, BUNDLE_ASSET, CACHE_CHECK_ENV, cacheAsset, loaderSource } from './lib/sea-code-cache.mjs';
+import { asciiSource, BUNDLE_ASSET, CACHE_CHECK_ENV, cacheAsset, LLHTTP_ASSET, LLHTTP_MODULE_KEY, loaderSource, PARSER_COMMANDS } from './lib/sea-code-cache.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bundle = join(root, 'packages/control-plane/dist/consul-ecs.cjs');
@@ -53,7 +53,15 @@ try {
   const config = join(work, 'sea-config.json');
   const loader = join(work, 'sea-main.cjs');
   const asset = join(work, BUNDLE_ASSET);
-  writeFileSync(asset, asciiSource(readFileSync(bundle, 'utf8')));
+  const bundleText = readFileSync(bundle, 'utf8');
+  writeFileSync(asset, asciiSource(bundleText));
+  // The parser the loader compiles ahead must be the bundle's own, and the bundle must look for it.
+  const llhttp = join(work, LLHTTP_ASSET);
+  const llhttpBytes = createRequire(join(root, 'packages/control-plane/package.json'))('undici/lib/llhttp/llhttp_simd-wasm.js');
+  if (!bundleText.includes(llhttpBytes.toString('base64')) || !bundleText.includes(LLHTTP_MODULE_KEY)) {
+    throw new Error(`sea: ${bundle} does not carry undici's llhttp_simd-wasm.js, or does not take the parser the loader compiles (packages/control-plane/src/llhttp-precompiled.ts)`);
+  }
+  writeFileSync(llhttp, llhttpBytes);
   // V8 bytecode of what each command runs (see scripts/lib/sea-code-cache.mjs), made
   // by the same runtime under the same V8 flags, or V8 rejects it at run time.
   const trained = JSON.parse(execFileSync(node, [...EXEC_ARGV, codeCacheScript, 'train', bundle, work], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
@@ -66,7 +74,7 @@ try {
       output: blob,
       disableExperimentalSEAWarning: true,
       execArgv: EXEC_ARGV,
-      assets: { [BUNDLE_ASSET]: asset, ...caches },
+      assets: { [BUNDLE_ASSET]: asset, [LLHTTP_ASSET]: llhttp, ...caches },
     }),
   );
   execFileSync(node, [...EXEC_ARGV, '--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -88,8 +96,12 @@ try {
   let version = '';
   for (const command of trained) {
     const check = spawnSync(tmp, command === 'version' ? [command] : [command, '-help'], { encoding: 'utf8', env: { ...process.env, [CACHE_CHECK_ENV]: '1' } });
-    if (check.status !== 0 || !check.stderr.includes(`code cache ${command}: accepted`)) {
+    const ran = command === 'version' ? check.stdout.includes('consul-ecs') : `${check.stdout}${check.stderr}`.includes(`Usage: consul-ecs ${command}`);
+    if (check.status !== 0 || !ran || !check.stderr.includes(`code cache ${command}: accepted`)) {
       throw new Error(`sea: the executable does not run ${command}, or V8 rejects its code cache: exit ${check.status}, ${check.stderr.trim()}`);
+    }
+    if (PARSER_COMMANDS.includes(command) && !check.stderr.includes('parser: compiled')) {
+      throw new Error(`sea: the executable does not compile undici's parser ahead for ${command}: ${check.stderr.trim()}`);
     }
     if (command === 'version') version = check.stdout.trim();
   }

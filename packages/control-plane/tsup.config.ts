@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Options } from 'tsup';
 
@@ -13,6 +14,7 @@ const LAZY_BUILTINS: Array<[string, string]> = [
 ];
 
 const HTTP_STAND_IN = fileURLToPath(new URL('./src/http-lazy.cjs', import.meta.url));
+const PRECOMPILED_LLHTTP = fileURLToPath(new URL('./src/llhttp-precompiled.ts', import.meta.url));
 
 /**
  * Edits of undici's own files, by file: each text must be found, so that an undici
@@ -25,16 +27,37 @@ const UNDICI_EDITS: Record<string, Array<[string, string]>> = {
     ['Object.getPrototypeOf(stream).constructor === IncomingMessage', 'isIncomingMessageClass(Object.getPrototypeOf(stream).constructor)'],
   ],
   'lib/dispatcher/client.js': [["const http = require('node:http')", `const http = require(${JSON.stringify(HTTP_STAND_IN)})`]],
+  // The executable compiles the SIMD parser ahead (see src/llhttp-precompiled.ts).
+  'lib/dispatcher/client-h1.js': [
+    [
+      "mod = new WebAssembly.Module(require('../llhttp/llhttp_simd-wasm.js'))",
+      `mod = require(${JSON.stringify(PRECOMPILED_LLHTTP)}).precompiledLlhttp() ?? new WebAssembly.Module(require('../llhttp/llhttp_simd-wasm.js'))`,
+    ],
+  ],
 };
 
 /**
- * llhttp's constants (enums and character tables), as data: the module computes
- * them when it loads, ~1 ms of every command's start; the bundle parses them as JSON.
+ * llhttp's constants as data, and only those undici reads: the module computes ~23 KB
+ * of enums and character tables when it loads (~1 ms of every command's start), of
+ * which undici's HTTP/1 client, its one user, reads two enums. The client is checked
+ * to read nothing else of them, so that an undici that does fails the build.
  */
 function precomputedLlhttpConstants(path: string): string {
-  const value: unknown = createRequire(import.meta.url)(path);
-  return `'use strict';\n// llhttp's constants, computed at build time from ${path.replace(/^.*node_modules[\\/]/, '')}.\nmodule.exports = JSON.parse(${JSON.stringify(JSON.stringify(value))});\n`;
+  const user = readFileSync(join(dirname(path), '../dispatcher/client-h1.js'), 'utf8');
+  const uses = user
+    .replace(/^\s*(\/\/|\*).*$/gm, '')
+    .replace("require('../llhttp/constants.js')", '')
+    .match(/\bconstants\b(\.[A-Za-z_$]+)?/g) ?? [];
+  const read = uses.filter((u) => u !== 'constants').map((u) => u.slice('constants.'.length));
+  if (uses.filter((u) => u === 'constants').length !== 1 || read.some((k) => !LLHTTP_CONSTANTS_READ.includes(k))) {
+    throw new Error(`slim-undici: undici's client-h1.js reads llhttp's constants other than as constants.{${LLHTTP_CONSTANTS_READ.join(',')}}; update LLHTTP_CONSTANTS_READ`);
+  }
+  const all = createRequire(import.meta.url)(path) as Record<string, unknown>;
+  const value = Object.fromEntries(LLHTTP_CONSTANTS_READ.map((k) => [k, all[k]]));
+  return `'use strict';\n// What undici reads of llhttp's constants, computed at build time from ${path.replace(/^.*node_modules[\\/]/, '')}.\nmodule.exports = JSON.parse(${JSON.stringify(JSON.stringify(value))});\n`;
 }
+/** The llhttp constants undici's client-h1.js reads. */
+const LLHTTP_CONSTANTS_READ = ['ERROR', 'TYPE'];
 
 const slimUndici: NonNullable<Options['esbuildPlugins']>[number] = {
   name: 'slim-undici',

@@ -44,6 +44,21 @@ const DEFAULT_CACHE_COMMAND = 'version';
 export const CACHE_CHECK_ENV = 'CONSUL_ECS_CODE_CACHE_CHECK';
 /** The V8 flags the CLI sets for every command at run time (packages/control-plane/src/v8-flags.ts), at their defaults. */
 const RUNTIME_FLAG_DEFAULTS = ['--wasm-tier-up', '--wasm-dynamic-tiering'];
+/** undici's SIMD HTTP parser, as the executable carries it: the WebAssembly bytes of the bundle's copy. */
+export const LLHTTP_ASSET = 'llhttp_simd.wasm';
+/** Where the loader leaves the parser it compiled (packages/control-plane/src/llhttp-precompiled.ts reads it). */
+export const LLHTTP_MODULE_KEY = 'consul-ecs.llhttp-simd-module';
+/** The short commands that make HTTP requests: the loader compiles the parser for them. */
+export const PARSER_COMMANDS = ['login', 'logout'];
+/**
+ * The parser is compiled with these off (all functions at once, with V8's baseline
+ * compiler only: see v8-flags.ts on tiering), and so is the command's code cache
+ * read, which V8 takes only under the flags it was made under (V8's flag hash).
+ * Then they are put back, to their defaults, before the command runs: while a V8
+ * flag differs, Node.js compiles each built-in module it loads from source, as
+ * their code cache no longer matches.
+ */
+const PARSER_COMPILE_FLAGS = ['wasm-lazy-compilation', 'wasm-tier-up', 'wasm-dynamic-tiering'];
 
 /**
  * The executable's entry: compiles the bundle asset with the code cache of the
@@ -57,14 +72,39 @@ export function loaderSource(commands) {
 const { getRawAsset } = require('node:sea');
 const { Script } = require('node:vm');
 const { Buffer } = require('node:buffer');
-const source = ${JSON.stringify(WRAPPER_HEAD)} + Buffer.from(getRawAsset(${JSON.stringify(BUNDLE_ASSET)})).toString('latin1') + ${JSON.stringify(WRAPPER_TAIL)};
 const trained = new Set(${JSON.stringify(commands)});
 const command = trained.has(process.argv[2]) ? process.argv[2] : ${JSON.stringify(DEFAULT_CACHE_COMMAND)};
+// undici's HTTP parser, compiled on V8's background threads while this reads the
+// bundle and its code cache (packages/control-plane/src/llhttp-precompiled.ts); the
+// command runs once the parser is compiled and the flags are back to their defaults.
+let parser;
+if (${JSON.stringify(PARSER_COMMANDS)}.includes(process.argv[2]) && process.env.UNDICI_NO_WASM_SIMD !== '1') {
+  const { setFlagsFromString } = require('node:v8');
+  const flags = ${JSON.stringify(PARSER_COMPILE_FLAGS)};
+  for (const flag of flags) setFlagsFromString('--no-' + flag);
+  // A compile under way does not keep the event loop alive; this timer does.
+  const alive = setInterval(() => {}, 60_000);
+  parser = WebAssembly.compile(new Uint8Array(getRawAsset(${JSON.stringify(LLHTTP_ASSET)}))).then(
+    (module) => {
+      globalThis[Symbol.for(${JSON.stringify(LLHTTP_MODULE_KEY)})] = module;
+      if (process.env.${CACHE_CHECK_ENV}) process.stderr.write('parser: compiled\\n');
+    },
+    () => {}, // undici compiles its own
+  ).finally(() => {
+    clearInterval(alive);
+    for (const flag of flags) setFlagsFromString('--' + flag);
+  });
+}
+const source = ${JSON.stringify(WRAPPER_HEAD)} + Buffer.from(getRawAsset(${JSON.stringify(BUNDLE_ASSET)})).toString('latin1') + ${JSON.stringify(WRAPPER_TAIL)};
 const cachedData = new Uint8Array(getRawAsset('consul-ecs.' + command + '.cache'));
 const script = new Script(source, { filename: ${JSON.stringify(BUNDLE_ASSET)}, cachedData });
 if (process.env.${CACHE_CHECK_ENV}) process.stderr.write('code cache ' + command + ': ' + (script.cachedDataRejected ? 'rejected' : 'accepted') + '\\n');
-const cli = { exports: {} };
-script.runInThisContext()(cli.exports, require, cli, process.execPath, require('node:path').dirname(process.execPath));
+const run = () => {
+  const cli = { exports: {} };
+  script.runInThisContext()(cli.exports, require, cli, process.execPath, require('node:path').dirname(process.execPath));
+};
+if (parser) parser.then(run);
+else run();
 `;
 }
 
@@ -203,9 +243,13 @@ async function train(bundlePath, outDir) {
       }
       const script = compile();
       if ((await run(script, t.argv, t.env ?? {})) !== 0) throw new Error(`a training run failed (see above)`);
-      // The cache carries a hash of V8's flags: put back the ones the CLI changed at run time.
+      // The cache carries a hash of V8's flags, which must be those the loader reads it
+      // under: the defaults (the CLI changed some at run time), or for the commands the
+      // loader compiles the parser for, the parser's flags, which it sets first.
       for (const flag of RUNTIME_FLAG_DEFAULTS) setFlagsFromString(flag);
+      if (PARSER_COMMANDS.includes(name)) for (const flag of PARSER_COMPILE_FLAGS) setFlagsFromString(`--no-${flag}`);
       writeFileSync(join(outDir, cacheAsset(name)), script.createCachedData());
+      for (const flag of PARSER_COMPILE_FLAGS) setFlagsFromString(`--${flag}`);
     }
     return Object.keys(trainings);
   } finally {

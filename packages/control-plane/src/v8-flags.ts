@@ -1,6 +1,7 @@
 // V8 flags the CLI sets for itself, per command. Imported first by main.ts, so
 // that the top level below runs before any other module of the CLI is loaded.
 import { setFlagsFromString } from 'node:v8';
+import { precompiledLlhttp } from './llhttp-precompiled.js';
 
 /**
  * Commands that run for the task's life. They do a few requests a second, so
@@ -23,8 +24,12 @@ if (LONG_RUNNING.has(process.argv[2] ?? '')) {
  * exit, where Node.js waits for the compile to finish. Given on the command line
  * they would change V8's flag hash before Node.js loads its built-in modules, whose
  * code cache then no longer matches (~30 ms more at start-up); set here, they
- * change nothing already loaded.
+ * change nothing already loaded, but every built-in module loaded after them is
+ * compiled from source. So they are not set when the executable compiled the
+ * parser ahead with them (src/llhttp-precompiled.ts): no other WebAssembly is
+ * ever compiled.
  */
 export function setRuntimeV8Flags(): void {
+  if (precompiledLlhttp()) return;
   for (const flag of ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering']) setFlagsFromString(flag);
 }
