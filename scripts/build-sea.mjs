@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { asciiSource, BUNDLE_ASSET, CACHE_CHECK_ENV, cacheAsset, LLHTTP_ASSET, LLHTTP_MODULE_KEY, loaderSource, PARSER_COMMANDS } from './lib/sea-code-cache.mjs';
+import { asciiSource, BUNDLE_ASSET, CACHE_CHECK_ENV, cacheAsset, LLHTTP_ASSET, LLHTTP_MODULE_KEY, loaderSource, PARSER_COMMANDS, STARTED_COPY_KEY } from './lib/sea-code-cache.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bundle = join(root, 'packages/control-plane/dist/consul-ecs.cjs');
@@ -55,11 +55,15 @@ try {
   const asset = join(work, BUNDLE_ASSET);
   const bundleText = readFileSync(bundle, 'utf8');
   writeFileSync(asset, asciiSource(bundleText));
-  // The parser the loader compiles ahead must be the bundle's own, and the bundle must look for it.
+  // The parser the loader compiles ahead must be the bundle's own, and the bundle must
+  // look for it, and for the executable's copy the loader starts.
   const llhttp = join(work, LLHTTP_ASSET);
   const llhttpBytes = createRequire(join(root, 'packages/control-plane/package.json'))('undici/lib/llhttp/llhttp_simd-wasm.js');
   if (!bundleText.includes(llhttpBytes.toString('base64')) || !bundleText.includes(LLHTTP_MODULE_KEY)) {
     throw new Error(`sea: ${bundle} does not carry undici's llhttp_simd-wasm.js, or does not take the parser the loader compiles (packages/control-plane/src/llhttp-precompiled.ts)`);
+  }
+  if (!bundleText.includes(STARTED_COPY_KEY)) {
+    throw new Error(`sea: ${bundle} does not take the executable's copy the loader starts (packages/control-plane/src/started-copy.ts)`);
   }
   writeFileSync(llhttp, llhttpBytes);
   // V8 bytecode of what each command runs (see scripts/lib/sea-code-cache.mjs), made

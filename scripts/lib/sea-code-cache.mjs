@@ -48,6 +48,10 @@ const RUNTIME_FLAG_DEFAULTS = ['--wasm-tier-up', '--wasm-dynamic-tiering'];
 export const LLHTTP_ASSET = 'llhttp_simd.wasm';
 /** Where the loader leaves the parser it compiled (packages/control-plane/src/llhttp-precompiled.ts reads it). */
 export const LLHTTP_MODULE_KEY = 'consul-ecs.llhttp-simd-module';
+/** Where the loader leaves the executable's copy it started (packages/control-plane/src/started-copy.ts takes it). */
+export const STARTED_COPY_KEY = 'consul-ecs.started-executable-copy';
+/** The commands that copy the executable into the bootstrap dir: the loader starts the copy for them. */
+const COPY_COMMANDS = ['mesh-init', 'control-plane'];
 /** The short commands that make HTTP requests: the loader compiles the parser for them. */
 export const PARSER_COMMANDS = ['login', 'logout'];
 /**
@@ -69,6 +73,45 @@ export function loaderSource(commands) {
 // consul-ecs single executable application: runs the CLI bundle, compiled with
 // the V8 code cache of its command made at build time (scripts/lib/sea-code-cache.mjs).
 // The assets are read in place (getRawAsset: no copy); the bundle is ASCII (asciiSource).
+
+// mesh-init and control-plane copy this executable into the bootstrap dir
+// (packages/control-plane/src/started-copy.ts): the copy starts first, from the
+// config's bootstrapDir alone; the command validates the config and takes the copy,
+// or the copy is removed when the process exits, or when a signal stops it before
+// the command handles signals itself.
+if (${JSON.stringify(COPY_COMMANDS)}.includes(process.argv[2])) {
+  let dir;
+  try {
+    dir = JSON.parse(process.env.CONSUL_ECS_CONFIG_JSON ?? '').bootstrapDir;
+  } catch {}
+  if (typeof dir === 'string' && dir !== '') {
+    const fs = require('node:fs');
+    // As core names it (packages/core/src/mesh/executable-copy.ts).
+    const started = { source: process.execPath, bootstrapDir: dir, tmp: require('node:path').join(dir, 'consul-ecs') + '.tmp-' + process.pid, taken: false };
+    const remove = () => {
+      if (started.taken) return;
+      try {
+        fs.unlinkSync(started.tmp);
+      } catch {}
+    };
+    // Handlers first: the copy creates its file on a thread of its own, and a signal
+    // that came before them would stop the process at once and leave the file.
+    process.on('exit', remove);
+    const onSignal = (signal) => {
+      if (process.listenerCount(signal) > 1) return; // the command's own handler stops it
+      for (const s of ['SIGTERM', 'SIGINT']) process.removeListener(s, onSignal);
+      started.copied.then(() => {
+        remove();
+        process.kill(process.pid, signal);
+      });
+    };
+    for (const s of ['SIGTERM', 'SIGINT']) process.on(s, onSignal);
+    started.copied = new Promise((resolve) => {
+      fs.copyFile(started.source, started.tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL, (err) => resolve(!err));
+    });
+    globalThis[Symbol.for(${JSON.stringify(STARTED_COPY_KEY)})] = started;
+  }
+}
 const { getRawAsset } = require('node:sea');
 const { Script } = require('node:vm');
 const { Buffer } = require('node:buffer');

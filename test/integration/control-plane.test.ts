@@ -157,8 +157,36 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal(res.exitCode, 0, String(res.stderr));
     assert.equal((await stat(join(dir, 'consul-ecs'))).size, (await stat(SEA)).size);
     assert.match(String(res.stderr), new RegExp(`copied binary: source=${SEA.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.deepEqual((await readdir(dir)).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
     await stack.readToken(join(dir, 'service-token'));
     stack.assertNoSecretsPrinted();
+  });
+
+  // The executable starts copying itself into the bootstrap dir before the command
+  // has read the config (scripts/lib/sea-code-cache.mjs); whatever stops it, nothing
+  // of the copy may stay.
+  it('the self-contained executable with an invalid config: exit 1, nothing written', async () => {
+    const bad = meshConfig(stack, dir, { service: { name: 'web', port: 'eighty' } });
+    const res = await execa(SEA, ['mesh-init'], { env: { ...meshEnv(sim, bad), PATH: '/nonexistent' }, extendEnv: false, reject: false });
+    assert.equal(res.exitCode, 1, String(res.stderr));
+    assert.match(String(res.stderr), /service\.port|service\/port/);
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  it('the self-contained executable stopped by SIGTERM at any moment of its start leaves nothing in the bootstrap dir', async () => {
+    // Consul is down, so mesh-init never gets past its login: each SIGTERM lands in start-up.
+    await stack.consul.stop();
+    const env = { ...meshEnv(sim, meshConfig(stack, dir)), PATH: '/nonexistent' };
+    // Every 3 ms through the executable's start (a signal in the wrong ~1 ms once left the copy's file), then later.
+    for (const delayMs of [...Array.from({ length: 21 }, (_, i) => i * 3), 100, 150]) {
+      const proc = execa(SEA, ['mesh-init'], { env, extendEnv: false, reject: false, timeout: 30_000 });
+      await new Promise((r) => setTimeout(r, delayMs));
+      proc.kill('SIGTERM');
+      const res = await proc;
+      // Killed by the signal before the command handles signals, or stopped by it after.
+      assert.ok(res.signal === 'SIGTERM' || res.exitCode === 0 || res.exitCode === 1, `after ${delayMs} ms: ${res.signal ?? res.exitCode} ${String(res.stderr)}`);
+      assert.deepEqual(await readdir(dir), [], `after ${delayMs} ms (${res.signal ?? `exit ${res.exitCode}`})`);
+    }
   });
 
   it('health-sync: ECS health changes reach Consul within two periods; the dataplane check follows the aggregate', async () => {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ExecutableCopy } from '@consul-ecs-ts/core/executable-copy';
+import { STARTED_COPY_KEY, takeStartedCopy } from '../../packages/control-plane/src/started-copy.ts';
 
 describe('ExecutableCopy', () => {
   let dir: string;
@@ -54,6 +55,45 @@ describe('ExecutableCopy', () => {
     assert.deepEqual(await listing(), []);
   });
 
+  it('carries on with a copy already started (as the executable starts one): no second copy', async () => {
+    await mkdir(bootstrapDir());
+    const tmp = join(bootstrapDir(), 'consul-ecs.tmp-started');
+    await writeFile(tmp, content);
+    const copy = ExecutableCopy.start(source, bootstrapDir(), { source, tmp, copied: Promise.resolve(true) });
+    await copy.install();
+    assert.deepEqual(await listing(), ['consul-ecs']);
+    assert.deepEqual(await readFile(copy.path), content);
+    assert.equal((await stat(copy.path)).mode & 0o777, 0o755);
+
+    // The copy is the one started: a file that is not the source's shows it was not copied again.
+    await rm(copy.path);
+    await writeFile(tmp, 'started');
+    const again = ExecutableCopy.start(source, bootstrapDir(), { source, tmp, copied: Promise.resolve(true) });
+    await again.install();
+    assert.equal(await readFile(again.path, 'utf8'), 'started');
+  });
+
+  it('copies anew when the copy started failed, over what it left; discard removes it', async () => {
+    await mkdir(bootstrapDir());
+    const tmp = join(bootstrapDir(), 'consul-ecs.tmp-started');
+    await writeFile(tmp, 'partial');
+    const copy = ExecutableCopy.start(source, bootstrapDir(), { source, tmp, copied: Promise.resolve(false) });
+    await copy.install();
+    assert.deepEqual(await listing(), ['consul-ecs']);
+    assert.deepEqual(await readFile(copy.path), content);
+
+    const discarded = ExecutableCopy.start(source, bootstrapDir(), { source, tmp, copied: Promise.resolve(false) });
+    await discarded.discard();
+    assert.deepEqual(await listing(), ['consul-ecs']);
+  });
+
+  it('refuses a copy started of another file', () => {
+    assert.throws(
+      () => ExecutableCopy.start(source, bootstrapDir(), { source: '/elsewhere', tmp: join(bootstrapDir(), 'x'), copied: Promise.resolve(true) }),
+      /the copy started is of \/elsewhere, not /,
+    );
+  });
+
   it('install fails naming the source, the destination and what to check; discard then succeeds', async () => {
     const copy = ExecutableCopy.start(source, bootstrapDir()); // the directory does not exist
     await assert.rejects(copy.install(), (err: Error & { code?: string }) => {
@@ -63,5 +103,28 @@ describe('ExecutableCopy', () => {
       return true;
     });
     await copy.discard();
+  });
+});
+
+describe('takeStartedCopy (the copy the executable\'s loader starts)', () => {
+  const key = Symbol.for(STARTED_COPY_KEY);
+  const globals = globalThis as Record<symbol, unknown>;
+  afterEach(() => delete globals[key]);
+  const loaderCopy = () => ({ source: '/exe', bootstrapDir: '/boot', tmp: '/boot/consul-ecs.tmp-1', copied: Promise.resolve(true), taken: false });
+
+  it('gives the copy once, for the same source and bootstrap dir, and marks it taken', () => {
+    const started = loaderCopy();
+    globals[key] = started;
+    assert.equal(takeStartedCopy('/exe', '/elsewhere'), undefined);
+    assert.equal(takeStartedCopy('/other', '/boot'), undefined);
+    assert.equal(started.taken, false, 'left to the loader, which removes it at exit');
+    const taken = takeStartedCopy('/exe', '/boot');
+    assert.deepEqual(taken && { source: taken.source, tmp: taken.tmp }, { source: '/exe', tmp: '/boot/consul-ecs.tmp-1' });
+    assert.equal(started.taken, true);
+    assert.equal(takeStartedCopy('/exe', '/boot'), undefined);
+  });
+
+  it('is undefined outside the executable', () => {
+    assert.equal(takeStartedCopy('/exe', '/boot'), undefined);
   });
 });

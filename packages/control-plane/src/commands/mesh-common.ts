@@ -7,6 +7,7 @@ import { ExecutableCopy } from '@consul-ecs-ts/core/executable-copy';
 import { retry } from '@consul-ecs-ts/core/retry';
 import { commandLogger, type Command, type CommandContext, type LogRef } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
+import { takeStartedCopy } from '../started-copy.js';
 
 // This module loads no HTTP client (it imports core's light entries only): mesh-init
 // starts copying the executable as soon as the config is valid, before the rest of
@@ -37,7 +38,7 @@ export async function setUpMeshCommand(
   if (args.length) throw new UsageError(`unexpected argument: ${args[0]}`);
   const { config, logger } = await loadCommandConfig(ctx);
   log.logger = logger;
-  const executable = opts.copyExecutable ? ExecutableCopy.start(await selfContainedExecutable(ctx.env), config.bootstrapDir) : undefined;
+  const executable = opts.copyExecutable ? await startExecutableCopy(ctx, config.bootstrapDir) : undefined;
   try {
     const addresses = opts.waitForServers
       ? await retry(() => serverAddresses(config), {
@@ -54,6 +55,12 @@ export async function setUpMeshCommand(
     await executable?.discard();
     throw err;
   }
+}
+
+/** Starts copying the executable into the bootstrap dir, or carries on with the copy the executable's loader started. */
+async function startExecutableCopy(ctx: CommandContext, bootstrapDir: string): Promise<ExecutableCopy> {
+  const source = await selfContainedExecutable(ctx.env);
+  return ExecutableCopy.start(source, bootstrapDir, takeStartedCopy(source, bootstrapDir));
 }
 
 /** mesh-init as the commands run it, with the executable's copy that setUpMeshCommand started. */
