@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { CredentialProvider } from '../aws/credentials.js';
 import { createLoginBearerToken } from '../aws/sigv4-login.js';
-import { writeFileAtomic } from '../io/atomic-file.js';
+import { prepareFileAtomic } from '../io/atomic-file.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -125,6 +125,10 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
   logger.info('logged in to Consul', { method: authMethod, 'accessor-id': token.AccessorID });
   opts.onBearerToken?.(used);
 
+  // The sink's file is written while the token is read back, and put in place once
+  // it reads back: whoever reads the file gets a token the servers know.
+  const sink = opts.tokenSinkFile ? prepareFileAtomic(opts.tokenSinkFile, token.SecretID, { mode: opts.tokenSinkMode ?? 0o600 }) : undefined;
+  sink?.catch(() => {}); // awaited below, or abandoned
   try {
     if (opts.waitForReplication !== false) {
       await waitForTokenReplication(opts.client, token.SecretID, {
@@ -134,11 +138,12 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
       });
       logger.debug('the token reads back with stale consistency');
     }
-    if (opts.tokenSinkFile) {
-      await writeFileAtomic(opts.tokenSinkFile, token.SecretID, { mode: opts.tokenSinkMode ?? 0o600 });
+    if (sink) {
+      await (await sink).commit();
       logger.info('wrote ACL token', { file: opts.tokenSinkFile });
     }
   } catch (err) {
+    await sink?.then((file) => file.abandon(), () => {});
     await aclLogout(opts.client, token.SecretID, { retryDeadlineMs: 5000 }).catch((e) =>
       logger.warn('could not log out the unused token', { 'accessor-id': token.AccessorID, error: describeError(e) }),
     );

@@ -27,12 +27,34 @@ function temporaryName(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}-${random}.tmp`);
 }
 
+/** A file written under a temporary name beside its target, not yet in place. */
+export interface PreparedFile {
+  /** Renames it over the target. */
+  commit(): Promise<void>;
+  /** Removes it; the target is left as it was. */
+  abandon(): Promise<void>;
+}
+
+const writeFailed = (path: string, err: unknown) =>
+  new ConsulEcsError('file-write-failed', `cannot write ${path}: ${describeError(err)}; check that the directory exists and is writable`, {
+    cause: err,
+  });
+
 /**
  * Writes a file for another container to read: to a temporary file in the same
  * directory, given its mode, then renamed over the target, so readers see the
  * old file or the whole new one and never a partial write.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions): Promise<void> {
+  await (await prepareFileAtomic(path, data, opts)).commit();
+}
+
+/**
+ * The first half of writeFileAtomic: writes the temporary file, and leaves
+ * putting it in place (or not) to the caller, e.g. once what it holds is known
+ * to be good.
+ */
+export async function prepareFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions): Promise<PreparedFile> {
   const dir = dirname(path);
   const tmp = temporaryName(path);
   try {
@@ -46,11 +68,19 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     }
     // The umask may have narrowed the mode given to open().
     await chmod(tmp, opts.mode);
-    await rename(tmp, path);
   } catch (err) {
     await removeFile(tmp).catch(() => {});
-    throw new ConsulEcsError('file-write-failed', `cannot write ${path}: ${describeError(err)}; check that the directory exists and is writable`, {
-      cause: err,
-    });
+    throw writeFailed(path, err);
   }
+  return {
+    commit: async () => {
+      try {
+        await rename(tmp, path);
+      } catch (err) {
+        await removeFile(tmp).catch(() => {});
+        throw writeFailed(path, err);
+      }
+    },
+    abandon: () => removeFile(tmp).catch(() => {}),
+  };
 }
