@@ -25,6 +25,11 @@ const UNDICI_EDITS: Record<string, Array<[string, string]>> = {
   'lib/core/util.js': [
     ["const { IncomingMessage } = require('node:http')", `const { isIncomingMessageClass } = require(${JSON.stringify(HTTP_STAND_IN)})`],
     ['Object.getPrototypeOf(stream).constructor === IncomingMessage', 'isIncomingMessageClass(Object.getPrototypeOf(stream).constructor)'],
+    // undici builds a search tree of ~100 well-known header names when it loads
+    // (~0.8 ms of every HTTP command's start), to lower-case a response's header
+    // names without a string for each; without it, util.js lower-cases each name,
+    // the same strings for the CLI's few responses.
+    ["const { tree } = require('./tree')", 'const tree = { lookup: () => null }'],
   ],
   'lib/dispatcher/client.js': [["const http = require('node:http')", `const http = require(${JSON.stringify(HTTP_STAND_IN)})`]],
   // The executable compiles the SIMD parser ahead (see src/llhttp-precompiled.ts).
