@@ -31,7 +31,11 @@ const UNDICI_EDITS: Record<string, Array<[string, string]>> = {
     // the same strings for the CLI's few responses.
     ["const { tree } = require('./tree')", 'const tree = { lookup: () => null }'],
   ],
-  'lib/dispatcher/client.js': [["const http = require('node:http')", `const http = require(${JSON.stringify(HTTP_STAND_IN)})`]],
+  'lib/dispatcher/client.js': [
+    ["const http = require('node:http')", `const http = require(${JSON.stringify(HTTP_STAND_IN)})`],
+    // A new connection waits for the parser the executable compiles (see src/llhttp-precompiled.ts).
+    ['client[kConnector]({', `require(${JSON.stringify(PRECOMPILED_LLHTTP)}).afterPrecompiledLlhttp(client[kConnector])({`],
+  ],
   // The executable compiles the SIMD parser ahead (see src/llhttp-precompiled.ts).
   'lib/dispatcher/client-h1.js': [
     [

@@ -53,14 +53,19 @@ export const STARTED_COPY_KEY = 'consul-ecs.started-executable-copy';
 /** The commands that copy the executable into the bootstrap dir: the loader starts the copy for them. */
 const COPY_COMMANDS = ['mesh-init', 'control-plane'];
 /** The short commands that make HTTP requests: the loader compiles the parser for them. */
-export const PARSER_COMMANDS = ['login', 'logout'];
+export const PARSER_COMMANDS = ['login', 'logout', 'mesh-init'];
+/**
+ * The built-in modules those commands load (with what they load) before the parser
+ * is compiled: the loader loads them while V8's flags are the defaults.
+ */
+const PARSER_COMMAND_BUILTINS = ['node:v8', 'node:net', 'node:stream'];
 /**
  * The parser is compiled with these off (all functions at once, with V8's baseline
  * compiler only: see v8-flags.ts on tiering), and so is the command's code cache
  * read, which V8 takes only under the flags it was made under (V8's flag hash).
- * Then they are put back, to their defaults, before the command runs: while a V8
+ * They are put back, to their defaults, once the parser is compiled: while a V8
  * flag differs, Node.js compiles each built-in module it loads from source, as
- * their code cache no longer matches.
+ * their code cache no longer matches (hence PARSER_COMMAND_BUILTINS).
  */
 const PARSER_COMPILE_FLAGS = ['wasm-lazy-compilation', 'wasm-tier-up', 'wasm-dynamic-tiering'];
 
@@ -117,26 +122,27 @@ const { Script } = require('node:vm');
 const { Buffer } = require('node:buffer');
 const trained = new Set(${JSON.stringify(commands)});
 const command = trained.has(process.argv[2]) ? process.argv[2] : ${JSON.stringify(DEFAULT_CACHE_COMMAND)};
-// undici's HTTP parser, compiled on V8's background threads while this reads the
-// bundle and its code cache (packages/control-plane/src/llhttp-precompiled.ts); the
-// command runs once the parser is compiled and the flags are back to their defaults.
+// undici's HTTP parser, compiled on V8's background threads while the command
+// starts (packages/control-plane/src/llhttp-precompiled.ts). V8's flags are the
+// parser's until it is compiled: the built-in modules the command loads before
+// then are loaded first, under the defaults, which keep their code cache valid.
 let parser;
 if (${JSON.stringify(PARSER_COMMANDS)}.includes(process.argv[2]) && process.env.UNDICI_NO_WASM_SIMD !== '1') {
+  for (const builtin of ${JSON.stringify(PARSER_COMMAND_BUILTINS)}) require(builtin);
   const { setFlagsFromString } = require('node:v8');
   const flags = ${JSON.stringify(PARSER_COMPILE_FLAGS)};
   for (const flag of flags) setFlagsFromString('--no-' + flag);
-  // A compile under way does not keep the event loop alive; this timer does.
-  const alive = setInterval(() => {}, 60_000);
   parser = WebAssembly.compile(new Uint8Array(getRawAsset(${JSON.stringify(LLHTTP_ASSET)}))).then(
     (module) => {
       globalThis[Symbol.for(${JSON.stringify(LLHTTP_MODULE_KEY)})] = module;
+      for (const flag of flags) setFlagsFromString('--' + flag);
       if (process.env.${CACHE_CHECK_ENV}) process.stderr.write('parser: compiled\\n');
     },
-    () => {}, // undici compiles its own
-  ).finally(() => {
-    clearInterval(alive);
-    for (const flag of flags) setFlagsFromString('--' + flag);
-  });
+    // undici compiles its own, as the command's flags have it (tiering off).
+    () => setFlagsFromString('--wasm-lazy-compilation'),
+  );
+  // undici hands its first connection over once this settles (the bundle's client.js).
+  globalThis[Symbol.for(${JSON.stringify(LLHTTP_MODULE_KEY + '.compiling')})] = parser;
 }
 const source = ${JSON.stringify(WRAPPER_HEAD)} + Buffer.from(getRawAsset(${JSON.stringify(BUNDLE_ASSET)})).toString('latin1') + ${JSON.stringify(WRAPPER_TAIL)};
 const cachedData = new Uint8Array(getRawAsset('consul-ecs.' + command + '.cache'));
@@ -146,8 +152,15 @@ const run = () => {
   const cli = { exports: {} };
   script.runInThisContext()(cli.exports, require, cli, process.execPath, require('node:path').dirname(process.execPath));
 };
-if (parser) parser.then(run);
-else run();
+// The build's check waits for the parser, to see that it compiles (a compile under
+// way does not keep the event loop alive; the timer does).
+if (parser && process.env.${CACHE_CHECK_ENV}) {
+  const alive = setInterval(() => {}, 60_000);
+  parser.then(() => {
+    clearInterval(alive);
+    run();
+  });
+} else run();
 `;
 }
 

@@ -1,7 +1,7 @@
 // V8 flags the CLI sets for itself, per command. Imported first by main.ts, so
 // that the top level below runs before any other module of the CLI is loaded.
 import { setFlagsFromString } from 'node:v8';
-import { precompiledLlhttp } from './llhttp-precompiled.js';
+import { llhttpPrecompiling } from './llhttp-precompiled.js';
 
 /**
  * Commands that run for the task's life. They do a few requests a second, so
@@ -30,6 +30,6 @@ if (LONG_RUNNING.has(process.argv[2] ?? '')) {
  * ever compiled.
  */
 export function setRuntimeV8Flags(): void {
-  if (precompiledLlhttp()) return;
+  if (llhttpPrecompiling()) return;
   for (const flag of ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering']) setFlagsFromString(flag);
 }
