@@ -42,8 +42,6 @@ export function asciiSource(text) {
 const DEFAULT_CACHE_COMMAND = 'version';
 /** Set in the environment, the executable says on stderr whether V8 took its code cache. */
 export const CACHE_CHECK_ENV = 'CONSUL_ECS_CODE_CACHE_CHECK';
-/** The V8 flags the CLI sets for every command at run time (packages/control-plane/src/v8-flags.ts), at their defaults. */
-const RUNTIME_FLAG_DEFAULTS = ['--wasm-tier-up', '--wasm-dynamic-tiering'];
 /** undici's SIMD HTTP parser, as the executable carries it: the WebAssembly bytes of the bundle's copy. */
 export const LLHTTP_ASSET = 'llhttp_simd.wasm';
 /** Where the loader leaves the parser it compiled (packages/control-plane/src/llhttp-precompiled.ts reads it). */
@@ -65,7 +63,8 @@ const PARSER_COMMAND_BUILTINS = ['node:v8', 'node:net', 'node:stream'];
  * read, which V8 takes only under the flags it was made under (V8's flag hash).
  * They are put back, to their defaults, once the parser is compiled: while a V8
  * flag differs, Node.js compiles each built-in module it loads from source, as
- * their code cache no longer matches (hence PARSER_COMMAND_BUILTINS).
+ * their code cache no longer matches (hence PARSER_COMMAND_BUILTINS). They include
+ * the flags the CLI sets at run time (packages/control-plane/src/v8-flags.ts).
  */
 const PARSER_COMPILE_FLAGS = ['wasm-lazy-compilation', 'wasm-tier-up', 'wasm-dynamic-tiering'];
 
@@ -300,10 +299,11 @@ async function train(bundlePath, outDir) {
       const script = compile();
       if ((await run(script, t.argv, t.env ?? {})) !== 0) throw new Error(`a training run failed (see above)`);
       // The cache carries a hash of V8's flags, which must be those the loader reads it
-      // under: the defaults (the CLI changed some at run time), or for the commands the
-      // loader compiles the parser for, the parser's flags, which it sets first.
-      for (const flag of RUNTIME_FLAG_DEFAULTS) setFlagsFromString(flag);
-      if (PARSER_COMMANDS.includes(name)) for (const flag of PARSER_COMPILE_FLAGS) setFlagsFromString(`--no-${flag}`);
+      // under: the parser's, for the commands the loader compiles the parser for (it
+      // sets them first), else the defaults (the CLI changed some at run time). Then
+      // the defaults again, for the next command.
+      const under = PARSER_COMMANDS.includes(name) ? '--no-' : '--';
+      for (const flag of PARSER_COMPILE_FLAGS) setFlagsFromString(under + flag);
       writeFileSync(join(outDir, cacheAsset(name)), script.createCachedData());
       for (const flag of PARSER_COMPILE_FLAGS) setFlagsFromString(`--${flag}`);
     }
