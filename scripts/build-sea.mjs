@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { asciiSource, BUNDLE_ASSET, CACHE_CHECK_ENV, cacheAsset, LLHTTP_ASSET, LLHTTP_MODULE_KEY, loaderSource, PARSER_COMMANDS, STARTED_COPY_KEY } from './lib/sea-code-cache.mjs';
+import { BUNDLE_ASSET, bundleSource, CACHE_CHECK_ENV, cacheAsset, LLHTTP_ASSET, LLHTTP_MODULE_KEY, loaderSource, PARSER_COMMANDS, STARTED_COPY_KEY } from './lib/sea-code-cache.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bundle = join(root, 'packages/control-plane/dist/consul-ecs.cjs');
@@ -54,7 +54,7 @@ try {
   const loader = join(work, 'sea-main.cjs');
   const asset = join(work, BUNDLE_ASSET);
   const bundleText = readFileSync(bundle, 'utf8');
-  writeFileSync(asset, asciiSource(bundleText));
+  writeFileSync(asset, bundleSource(bundleText));
   // The parser the loader compiles ahead must be the bundle's own, and the bundle must
   // look for it, and for the executable's copy the loader starts.
   const llhttp = join(work, LLHTTP_ASSET);

@@ -23,20 +23,22 @@ import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
 
 /** The bundle is compiled as the body of this function, as Node.js compiles a CommonJS module. */
-export const WRAPPER_HEAD = '(function (exports, require, module, __filename, __dirname) {';
-export const WRAPPER_TAIL = '\n})';
+const WRAPPER_HEAD = '(function (exports, require, module, __filename, __dirname) {';
+const WRAPPER_TAIL = '\n})';
 export const BUNDLE_ASSET = 'consul-ecs.cjs';
 /** The name of the code cache asset made by running `consul-ecs <command>`. */
 export const cacheAsset = (command) => `consul-ecs.${command}.cache`;
 /**
- * The bundle as the executable carries it: ASCII only, so that the loader can make
- * the source string from the asset's bytes as Latin-1 (a copy) rather than decode
+ * The bundle's source as the executable carries it and compiles it, whole: in
+ * the function wrapper already (no string to join at run time, which V8 would
+ * copy again to compile it), and ASCII only, so that the loader can make the
+ * source string from the asset's bytes as Latin-1 (a copy) rather than decode
  * UTF-8 (~1 ms for the ~1 MB bundle). esbuild already escapes non-ASCII characters
  * in code; what is left is in comments (a license notice), where an escape changes
  * nothing. The same string is compiled at training, or V8 rejects the caches.
  */
-export function asciiSource(text) {
-  return text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+export function bundleSource(text) {
+  return WRAPPER_HEAD + text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + WRAPPER_TAIL;
 }
 /** The cache for commands trained on none of their own: what every command runs first. */
 const DEFAULT_CACHE_COMMAND = 'version';
@@ -76,7 +78,7 @@ export function loaderSource(commands) {
   return `'use strict';
 // consul-ecs single executable application: runs the CLI bundle, compiled with
 // the V8 code cache of its command made at build time (scripts/lib/sea-code-cache.mjs).
-// The assets are read in place (getRawAsset: no copy); the bundle is ASCII (asciiSource).
+// The assets are read in place (getRawAsset: no copy); the bundle is ASCII (bundleSource).
 
 // mesh-init and control-plane copy this executable into the bootstrap dir
 // (packages/control-plane/src/started-copy.ts): the copy starts first, from the
@@ -143,7 +145,7 @@ if (${JSON.stringify(PARSER_COMMANDS)}.includes(process.argv[2]) && process.env.
   // undici hands its first connection over once this settles (the bundle's client.js).
   globalThis[Symbol.for(${JSON.stringify(LLHTTP_MODULE_KEY + '.compiling')})] = parser;
 }
-const source = ${JSON.stringify(WRAPPER_HEAD)} + Buffer.from(getRawAsset(${JSON.stringify(BUNDLE_ASSET)})).toString('latin1') + ${JSON.stringify(WRAPPER_TAIL)};
+const source = Buffer.from(getRawAsset(${JSON.stringify(BUNDLE_ASSET)})).toString('latin1');
 const cachedData = new Uint8Array(getRawAsset('consul-ecs.' + command + '.cache'));
 const script = new Script(source, { filename: ${JSON.stringify(BUNDLE_ASSET)}, cachedData });
 if (process.env.${CACHE_CHECK_ENV}) process.stderr.write('code cache ' + command + ': ' + (script.cachedDataRejected ? 'rejected' : 'accepted') + '\\n');
@@ -222,7 +224,7 @@ function startConsulStandIn() {
 
 async function train(bundlePath, outDir) {
   const { EcsAgentSimulator } = await import('@consul-ecs-ts/core/testkit');
-  const source = WRAPPER_HEAD + asciiSource(readFileSync(bundlePath, 'utf8')) + WRAPPER_TAIL;
+  const source = bundleSource(readFileSync(bundlePath, 'utf8'));
   const work = mkdtempSync(join(tmpdir(), 'consul-ecs-train-'));
   const consul = await startConsulStandIn();
   const consulAddr = `http://127.0.0.1:${consul.address().port}`;
