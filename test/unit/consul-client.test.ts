@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { MockAgent } from 'undici';
+import { Agent, MockAgent } from 'undici';
 import { aclLogin, ConsulHttpClient, isLoginSetUpPending, waitForTokenReplication } from '@consul-ecs-ts/core';
 import { fakeClock } from '../helpers/fake-clock.ts';
 
@@ -106,5 +108,29 @@ describe('Consul HTTP client', () => {
 
     pool.intercept({ path: '/v1/acl/token/self?stale=', method: 'GET' }).reply(403, 'ACL not found').times(3);
     await assert.rejects(waitForTokenReplication(client(), TOKEN, { attempts: 3 }), /could not be read back with stale consistency after 3 attempts/);
+  });
+
+  it('sends a call made as soon as another returns over the same connection', async (t) => {
+    // undici frees a connection one turn of the event loop after its response; a
+    // call made before then would open another (with HTTPS, another TLS handshake).
+    let connections = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end(JSON.stringify(req.url)));
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const dispatcher = new Agent();
+    t.after(async () => {
+      await dispatcher.close();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    const consul = new ConsulHttpClient({ address: `127.0.0.1:${(server.address() as AddressInfo).port}`, dispatcher });
+
+    assert.equal(await consul.call({ path: '/v1/acl/login', method: 'POST', body: {} }), '/v1/acl/login');
+    assert.equal(await consul.call({ path: '/v1/acl/token/self' }), '/v1/acl/token/self');
+    const parallel = await Promise.all(['/v1/catalog/register', '/v1/catalog/register'].map((path) => consul.call({ path, method: 'PUT', body: {} })));
+    assert.deepEqual(parallel, ['/v1/catalog/register', '/v1/catalog/register']);
+    assert.equal(connections, 2, 'the first connection is reused, and one more is opened for the call made alongside');
   });
 });
