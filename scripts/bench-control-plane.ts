@@ -6,9 +6,12 @@
 //  - net-dial's (the dataplane container's health check) wall time and peak RSS;
 //  - the controller's steady-state RSS and CPU over a window, watching a cluster
 //    of ten running mesh tasks in moto's ECS.
-// Runs the self-contained executable (what the images run) and the bundle on this
-// machine's Node.js, and the anchor (hashicorp/consul-ecs) when its binary is given
-// with --anchor=PATH, alternating, and prints ratios to the anchor. Not a test.
+// Runs the self-contained executable (what the images run), the bundle on this
+// machine's Node.js and the anchor (hashicorp/consul-ecs), alternating, and prints
+// ratios to the anchor. Not a test. The anchor is built into the peers cache
+// (scripts/peers.sh anchor: from its Go module, or from the checkout of its release
+// in CONSUL_ECS_ANCHOR_SRC), unless --anchor=PATH names a binary of it;
+// --no-anchor measures ours alone.
 //
 // Resident file-backed pages depend on the page cache: a binary that was just
 // written is mapped in large folios, and counts ~20 MB more than one read from
@@ -16,7 +19,7 @@
 // health-sync and controller run so that every contender starts as a container's first run does
 // (--no-drop-caches to skip); the anonymous part is printed as well, which the
 // page cache does not affect.
-//   node --import tsx scripts/bench-control-plane.ts [--runs=N] [--seconds=S] [--anchor=PATH] [--no-drop-caches]
+//   node --import tsx scripts/bench-control-plane.ts [--runs=N] [--seconds=S] [--anchor=PATH | --no-anchor] [--no-drop-caches]
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -32,13 +35,23 @@ import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 const arg = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
 const runs = Number(arg('runs', '9'));
 const seconds = Number(arg('seconds', '60'));
-const anchor = arg('anchor', '');
+const anchor = process.argv.includes('--no-anchor') ? '' : arg('anchor', '') || (await buildAnchor());
 const dropCaches = !process.argv.includes('--no-drop-caches') && canDropPageCache();
 const INITIALISED = 'successfully initialized the task';
 const SEA = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
 const BUNDLE = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
 if (!existsSync(SEA)) throw new Error(`${SEA} is missing: run npm run build`);
 requireGnuTime();
+
+/** The anchor's binary in the peers cache, built there first if need be. */
+async function buildAnchor(): Promise<string> {
+  const peers = fileURLToPath(new URL('./peers.sh', import.meta.url));
+  const r = await execa('bash', [peers, 'anchor'], { reject: false, stderr: 'inherit' });
+  if (r.exitCode !== 0) {
+    throw new Error('cannot build the anchor (scripts/peers.sh anchor, above); give its binary with --anchor=PATH, or pass --no-anchor to measure ours alone');
+  }
+  return r.stdout.trim();
+}
 
 const contenders: Record<string, string[]> = {
   'consul-ecs-ts (executable)': [SEA],
@@ -202,7 +215,7 @@ try {
     const ratios = ref ? `  ${[c.rssMb / controller[ref]!.rssMb, c.cpuPct / controller[ref]!.cpuPct].map((x) => x.toFixed(2).padStart(7)).join(' ')}` : '';
     console.log(`${name.padEnd(36)} ${values.map((v) => v.padStart(10)).join(' ')}${ratios}`);
   }
-  if (!ref) console.log('anchor: not measured (pass --anchor=PATH to a hashicorp/consul-ecs binary)');
+  if (!ref) console.log('anchor: not measured (--no-anchor)');
 } finally {
   for (const s of sims) await s.stop();
   await Promise.all([consul.dispose(), moto.dispose()]);

