@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../http/request.js';
+import { httpRequest, type HttpResponse } from '../http/request.js';
 import { readFile as fsReadFile } from '../io/fs.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
@@ -105,7 +105,7 @@ export function fromContainerCredentials(opts: ContainerCredentialsOptions): Cre
 
     const body = await retry(
       async () => {
-        let res: Dispatcher.ResponseData;
+        let res: HttpResponse;
         try {
           res = await httpRequest(url, { headers, dispatcher: opts.dispatcher, timeoutMs: opts.timeoutMs ?? 5000 });
         } catch (err) {
@@ -115,7 +115,6 @@ export function fromContainerCredentials(opts: ContainerCredentialsOptions): Cre
             { cause: err },
           );
         }
-        const text = await res.body.text();
         if (res.statusCode !== 200) {
           const err = new ConsulEcsError(
             'aws-credentials-unavailable',
@@ -125,7 +124,7 @@ export function fromContainerCredentials(opts: ContainerCredentialsOptions): Cre
           (err as { status?: number }).status = res.statusCode;
           throw err;
         }
-        return text;
+        return res.text;
       },
       {
         maxAttempts: opts.maxAttempts ?? 3,

@@ -44,7 +44,7 @@ export async function callJsonApi<T = Record<string, unknown>>(input: JsonCallIn
     signal: input.signal,
     timeoutMs: input.timeoutMs,
   });
-  const text = await res.body.text();
+  const { text } = res;
   if (res.statusCode !== 200) {
     const error = jsonApiError(text, res.headers['x-amzn-errortype']);
     throw new AwsApiError(operation, where, res.statusCode, error.code, error.message);

@@ -69,7 +69,8 @@ export async function callQueryApi(input: QueryCallInput): Promise<Record<string
     dispatcher: input.dispatcher,
     timeoutMs: input.timeoutMs,
   });
-  const [text, xml] = await Promise.all([res.body.text(), xmlParser()]);
+  const { text } = res;
+  const xml = await xmlParser();
   let doc: Record<string, unknown>;
   try {
     doc = xml.parse(text) as Record<string, unknown>;

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../http/request.js';
+import { httpRequest, type HttpResponse } from '../http/request.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import type { SignedRequest } from './sigv4.js';
 
@@ -18,7 +18,7 @@ export interface SignedPostOptions {
  * `aws-unreachable` error naming the service, endpoint and operation (never the
  * signature); an abort by `signal` is passed through as it is.
  */
-export async function postSignedRequest(signed: SignedRequest, opts: SignedPostOptions): Promise<Dispatcher.ResponseData> {
+export async function postSignedRequest(signed: SignedRequest, opts: SignedPostOptions): Promise<HttpResponse> {
   try {
     return await httpRequest(signed.url, {
       method: 'POST',

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Agent, type Dispatcher } from 'undici';
-import { httpRequest } from '../http/request.js';
+import { httpRequest, type HttpResponse } from '../http/request.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { retry, type BackoffOptions } from '../util/retry.js';
@@ -180,7 +180,7 @@ export class ConsulHttpClient {
     const deadline = req.retryDeadlineMs ?? this.#opts.retryDeadlineMs ?? 30_000;
     return retry(
       async () => {
-        let res: Dispatcher.ResponseData;
+        let res: HttpResponse;
         try {
           res = await httpRequest(href, {
             method,
@@ -207,13 +207,12 @@ export class ConsulHttpClient {
             cause: err,
           });
         }
-        const text = await res.body.text();
         // undici puts the connection back in its pool one turn of the event loop
         // after the response; a call made before then opens another connection
         // (with HTTPS, another TLS handshake). The caller's next call waits for it.
         await new Promise((resolve) => setImmediate(resolve));
-        if (res.statusCode < 200 || res.statusCode >= 300) throw new ConsulApiError(what, res.statusCode, scrub(text));
-        return { status: res.statusCode, text };
+        if (res.statusCode < 200 || res.statusCode >= 300) throw new ConsulApiError(what, res.statusCode, scrub(res.text));
+        return { status: res.statusCode, text: res.text };
       },
       {
         ...this.#opts.backoff,

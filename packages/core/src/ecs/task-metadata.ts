@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../http/request.js';
+import { httpRequest, type HttpResponse } from '../http/request.js';
 import { parseTaskArn } from '../aws/arn.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { retry } from '../util/retry.js';
@@ -80,7 +80,7 @@ export class TaskMetadataClient {
     const url = `${this.#opts.baseUrl.replace(/\/+$/, '')}/task`;
     const text = await retry(
       async () => {
-        let res: Dispatcher.ResponseData;
+        let res: HttpResponse;
         try {
           res = await httpRequest(url, { dispatcher: this.#opts.dispatcher, timeoutMs: this.#opts.timeoutMs ?? 5000 });
         } catch (err) {
@@ -88,13 +88,12 @@ export class TaskMetadataClient {
             cause: err,
           });
         }
-        const body = await res.body.text();
         if (res.statusCode !== 200) {
           const err = new ConsulEcsError('ecs-metadata-error', `ECS task metadata at ${url} answered HTTP ${res.statusCode}`);
           (err as { status?: number }).status = res.statusCode;
           throw err;
         }
-        return body;
+        return res.text;
       },
       {
         maxAttempts: this.#opts.maxAttempts ?? 3,
