@@ -77,6 +77,7 @@ try {
       main: loader,
       output: blob,
       disableExperimentalSEAWarning: true,
+      useCodeCache: true,
       execArgv: EXEC_ARGV,
       assets: { [BUNDLE_ASSET]: asset, [LLHTTP_ASSET]: llhttp, ...caches },
     }),
