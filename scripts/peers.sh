@@ -156,6 +156,24 @@ write_stamp() {
   mv -f "$STAMP_DIR/$1.tmp" "$STAMP_DIR/$1"
 }
 
+# go_build <log dir> <output> <package> <ldflags>: a Go build in the current
+# directory, with the tail of its log on failure.
+go_build() {
+  "$GO" build -trimpath -ldflags "$4" -o "$2" "$3" 2>"$1/build.log" || { tail -n 40 "$1/build.log" >&2; return 1; }
+}
+
+# install_built <stamp> <executable> <label> <first line of its `version`>: puts
+# $BIN_DIR/<executable>.tmp in place once it reports that version, and stamps it.
+install_built() {
+  local exe="$BIN_DIR/$2"
+  mv -f "$exe.tmp" "$exe"
+  local got
+  got="$(first_line "$("$exe" version)")"
+  [[ "$got" == "$4" ]] || die "built $3 reports '$got', want '$4'"
+  write_stamp "$1"
+  log "$3: installed ($exe)"
+}
+
 install_consul() {
   if is_current consul "$BIN_DIR/consul"; then
     log "consul $CONSUL_VERSION: up to date"
@@ -190,15 +208,9 @@ EOF
     if [[ -n "$build_date" ]]; then
       ldflags+=" -X github.com/hashicorp/consul/version.BuildDate=$build_date"
     fi
-    "$GO" build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/consul.tmp" github.com/hashicorp/consul \
-      2>"$src/build.log" || { tail -n 40 "$src/build.log" >&2; exit 1; }
+    go_build "$src" "$BIN_DIR/consul.tmp" github.com/hashicorp/consul "$ldflags"
   )
-  mv -f "$BIN_DIR/consul.tmp" "$BIN_DIR/consul"
-  local got
-  got="$(first_line "$("$BIN_DIR/consul" version)")"
-  [[ "$got" == "Consul v$CONSUL_VERSION" ]] || die "built consul reports '$got', want 'Consul v$CONSUL_VERSION'"
-  write_stamp consul
-  log "consul $CONSUL_VERSION: installed ($BIN_DIR/consul)"
+  install_built consul consul "consul $CONSUL_VERSION" "Consul v$CONSUL_VERSION"
 }
 
 # The anchor, from the github.com/hashicorp/consul-ecs Go module (its main package,
@@ -227,8 +239,7 @@ install_anchor() {
     (
       cd "$checkout"
       export GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-      "$GO" build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/consul-ecs-anchor.tmp" . \
-        2>"$src/build.log" || { tail -n 40 "$src/build.log" >&2; exit 1; }
+      go_build "$src" "$BIN_DIR/consul-ecs-anchor.tmp" . "$ldflags"
     )
   else
     log "anchor (hashicorp/consul-ecs $ANCHOR_VERSION): building from its Go module"
@@ -244,16 +255,10 @@ EOF
         tail -n 5 "$src/get.log" >&2
         die "cannot download github.com/hashicorp/consul-ecs@v$ANCHOR_VERSION (above); set CONSUL_ECS_ANCHOR_SRC to a checkout of that release (git clone -b v$ANCHOR_VERSION https://github.com/hashicorp/consul-ecs) and run this again"
       }
-      "$GO" build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/consul-ecs-anchor.tmp" github.com/hashicorp/consul-ecs \
-        2>"$src/build.log" || { tail -n 40 "$src/build.log" >&2; exit 1; }
+      go_build "$src" "$BIN_DIR/consul-ecs-anchor.tmp" github.com/hashicorp/consul-ecs "$ldflags"
     )
   fi
-  mv -f "$BIN_DIR/consul-ecs-anchor.tmp" "$BIN_DIR/consul-ecs-anchor"
-  local got
-  got="$(first_line "$("$BIN_DIR/consul-ecs-anchor" version)")"
-  [[ "$got" == "consul-ecs v$ANCHOR_VERSION" ]] || die "built anchor reports '$got', want 'consul-ecs v$ANCHOR_VERSION'"
-  write_stamp anchor
-  log "anchor (hashicorp/consul-ecs $ANCHOR_VERSION): installed ($BIN_DIR/consul-ecs-anchor)"
+  install_built anchor consul-ecs-anchor "anchor (hashicorp/consul-ecs $ANCHOR_VERSION)" "consul-ecs v$ANCHOR_VERSION"
 }
 
 install_venv() {
