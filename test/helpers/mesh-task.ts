@@ -1,6 +1,7 @@
 // A simulated mesh task for control-plane tests: the CONSUL_ECS_CONFIG_JSON a
 // terraform mesh-task would give, pointed at the test stack, and the container
 // environment (ECS agent simulator, config, the built self-contained executable).
+import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import type { LoginStack } from './login-stack.ts';
@@ -53,4 +54,15 @@ export async function eventually<T>(what: string, timeoutMs: number, probe: () =
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+/**
+ * Waits until a running process's captured output matches `pattern`, then asserts
+ * it (showing the output if it never did). The output reaches the test on its own
+ * pipe: what a test sees in Consul may come before the lines the process logged
+ * before it made that change.
+ */
+export async function outputMatches(output: () => string, pattern: RegExp, timeoutMs = 5000): Promise<void> {
+  await eventually(`output matching ${pattern}`, timeoutMs, async () => (pattern.test(output()) ? true : undefined)).catch(() => {});
+  assert.match(output(), pattern);
 }

@@ -10,7 +10,7 @@ import type { HealthCheck } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { createIamAuthMethod, createServiceBindingRule } from '../../scripts/lib/local-stack.ts';
 import { LoginStack, SERVER_ID } from '../helpers/login-stack.ts';
-import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+import { eventually, outputMatches, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
 
 describe('control plane faults', () => {
   let stack: LoginStack;
@@ -80,7 +80,7 @@ describe('control plane faults', () => {
     await stack.consul.moveTo('127.0.0.2');
     sim.setHealth('app', 'UNHEALTHY');
     await eventually('the change reaches the server at its new address', 15_000, () => allStatus('critical'));
-    assert.match(hs.output(), /found the Consul servers at new addresses: addresses=http:\/\/127\.0\.0\.2:\d+/);
+    await outputMatches(hs.output, /found the Consul servers at new addresses: addresses=http:\/\/127\.0\.0\.2:\d+/);
 
     process.kill(hs.proc.pid!, 'SIGTERM');
     await eventually('critical at shutdown', 3000, () => allStatus('critical'));

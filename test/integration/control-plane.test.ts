@@ -11,7 +11,7 @@ import type { EcsAgentSimulator as Sim } from '@consul-ecs-ts/core/testkit';
 import { startEnvoyFromBootstrap } from '../../scripts/lib/envoy.ts';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack } from '../helpers/login-stack.ts';
-import { eventually, meshConfig, meshEnv, registerClusterNode, SEA } from '../helpers/mesh-task.ts';
+import { eventually, outputMatches, meshConfig, meshEnv, registerClusterNode, SEA } from '../helpers/mesh-task.ts';
 
 
 describe('control plane against Consul, moto and the simulated task', () => {
@@ -291,7 +291,7 @@ describe('control plane against Consul, moto and the simulated task', () => {
     const meshInitToken = await stack.readToken(join(dir, 'service-token'));
     const hs = terraformHealthSync(true);
     await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
-    assert.match(hs.output(), /cannot read the service token mesh-init wrote; logging in with the task role instead.*EACCES/);
+    await outputMatches(hs.output, /cannot read the service token mesh-init wrote; logging in with the task role instead.*EACCES/);
     const tokens = await loginTokens();
     assert.equal(tokens.length, 2, "mesh-init's token and health-sync's");
     assert.ok(tokens.every((t) => t.Description?.includes(sim.taskId)), 'both carry the task meta');

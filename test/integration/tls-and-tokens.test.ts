@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { startEnvoyFromBootstrap } from '../../scripts/lib/envoy.ts';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack, SERVER_ID } from '../helpers/login-stack.ts';
-import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+import { eventually, outputMatches, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
 
 describe('TLS, static tokens and server discovery', () => {
   let stack: LoginStack;
@@ -154,7 +154,7 @@ describe('TLS, static tokens and server discovery', () => {
         const mine = checks.filter((c) => c.ServiceID.startsWith('multi-'));
         return mine.length === 3 && mine.every((c) => c.Status === 'passing') ? true : undefined;
       });
-      assert.match(hs.output(), /switching to Consul server: address=http:\/\/127\.0\.0\.1:/);
+      await outputMatches(hs.output, /switching to Consul server: address=http:\/\/127\.0\.0\.1:/);
     } finally {
       hs.proc.kill('SIGKILL');
       await hs.result;
