@@ -35,6 +35,14 @@ describe('httpRequest', () => {
     assert.deepEqual(JSON.parse(res.text), { method: 'POST', got: 'a=b', snow: '❄' });
   });
 
+  it('sends a request made as soon as another returns over the same connection', async (t) => {
+    const { url, dispatcher } = await serve(t, (req, res) => res.end(req.url));
+    let connections = 0;
+    dispatcher.on('connect', () => connections++);
+    for (const path of ['/a', '/b', '/c']) assert.equal((await httpRequest(`${url}${path}`, { dispatcher })).text, path);
+    assert.equal(connections, 1);
+  });
+
   it('rejects a response cut off in its body', async (t) => {
     const { url, dispatcher } = await serve(t, (_req, res) => {
       res.writeHead(200, { 'content-length': '100' });

@@ -207,10 +207,6 @@ export class ConsulHttpClient {
             cause: err,
           });
         }
-        // undici puts the connection back in its pool one turn of the event loop
-        // after the response; a call made before then opens another connection
-        // (with HTTPS, another TLS handshake). The caller's next call waits for it.
-        await new Promise((resolve) => setImmediate(resolve));
         if (res.statusCode < 200 || res.statusCode >= 300) throw new ConsulApiError(what, res.statusCode, scrub(res.text));
         return { status: res.statusCode, text: res.text };
       },

@@ -31,6 +31,11 @@ export interface HttpResponse {
  * start-up per request. A connection or body failure, a timeout, or an abort by
  * `signal` (with its reason, at once, even while the request waits for a
  * connection) rejects.
+ *
+ * It resolves in the event loop's turn after the one the response ended in: undici
+ * puts the connection back in its pool from a setImmediate of its own, queued
+ * after this handler's callback returns, and a request made before that would
+ * open another connection (with HTTPS, another TLS handshake).
  */
 export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
   const u = typeof url === 'string' ? new URL(url) : url;
@@ -72,7 +77,10 @@ export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): P
         chunks.push(chunk);
       },
       onResponseEnd() {
-        settle(undefined, { statusCode, headers, text: Buffer.concat(chunks).toString('utf8') });
+        const res = { statusCode, headers, text: Buffer.concat(chunks).toString('utf8') };
+        // The response is whole: an abort from now on changes nothing.
+        signal?.removeEventListener('abort', onAbort);
+        setImmediate(() => setImmediate(() => settle(undefined, res)));
       },
       onResponseError(_c, err) {
         settle(err);
