@@ -13,7 +13,7 @@
 // when it does not match; build-sea checks that the executable takes every cache.
 //
 //   node <V8 flags> scripts/lib/sea-code-cache.mjs train <bundle.cjs> <out dir>
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import fs, { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -243,6 +243,8 @@ async function train(bundlePath, outDir) {
   const exit = process.exit;
   const write = process.stderr.write.bind(process.stderr);
   const writeOut = process.stdout.write.bind(process.stdout);
+  // The CLI writes its output to file descriptors 1 and 2 itself (packages/control-plane/src/stdio.ts).
+  const fdWrite = fs.writeSync;
   /**
    * Runs `consul-ecs <argv>` in this process as the executable would (the bundle
    * compiled as `script`) and resolves with its exit code.
@@ -254,6 +256,12 @@ async function train(bundlePath, outDir) {
       // No PATH: nothing a command might run (iptables) can be found.
       process.env = { PATH: '/nonexistent', ...sim.containerEnv(), ...env };
       process.stderr.write = process.stdout.write = (chunk) => ((output += chunk), true);
+      fs.writeSync = (fd, data, offset = 0, ...rest) => {
+        if (fd !== 1 && fd !== 2) return fdWrite(fd, data, offset, ...rest);
+        const bytes = Buffer.from(data).subarray(offset);
+        output += bytes.toString();
+        return bytes.length;
+      };
       // undici keeps its global dispatcher on globalThis, for every copy of undici in the
       // process: without this, a run would send its requests through an earlier run's
       // undici (or this script's), and its own request code would never be compiled.
@@ -261,6 +269,7 @@ async function train(bundlePath, outDir) {
       process.exit = (code) => {
         process.stderr.write = write;
         process.stdout.write = writeOut;
+        fs.writeSync = fdWrite;
         process.exit = exit;
         if (code !== 0) write(`sea-code-cache: training run "consul-ecs ${argv.join(' ')}" exited ${code}:\n${output}\n`);
         resolve(code);

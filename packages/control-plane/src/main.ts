@@ -1,6 +1,7 @@
 // First: sets the V8 flags that must be set before anything else loads.
 import { setRuntimeV8Flags } from './v8-flags.js';
 import { findCommand, ownsSignals, runCli } from './cli.js';
+import { stdioWriter } from './stdio.js';
 
 /** The process entry point: wires argv, env, stdio and signals into the CLI. */
 async function main(): Promise<void> {
@@ -22,8 +23,8 @@ async function main(): Promise<void> {
   setRuntimeV8Flags();
   const code = await runCli(argv, {
     env: process.env,
-    stdout: (t) => process.stdout.write(t),
-    stderr: (t) => process.stderr.write(t),
+    stdout: stdioWriter(1, () => process.stdout),
+    stderr: stdioWriter(2, () => process.stderr),
     signal: controller.signal,
   });
   // Exit now rather than when idle keep-alive sockets and timers wind down:
