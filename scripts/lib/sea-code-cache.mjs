@@ -256,9 +256,10 @@ async function train(bundlePath, outDir) {
       // No PATH: nothing a command might run (iptables) can be found.
       process.env = { PATH: '/nonexistent', ...sim.containerEnv(), ...env };
       process.stderr.write = process.stdout.write = (chunk) => ((output += chunk), true);
-      fs.writeSync = (fd, data, offset = 0, ...rest) => {
-        if (fd !== 1 && fd !== 2) return fdWrite(fd, data, offset, ...rest);
-        const bytes = Buffer.from(data).subarray(offset);
+      fs.writeSync = (fd, data, ...rest) => {
+        if (fd !== 1 && fd !== 2) return fdWrite(fd, data, ...rest);
+        // The CLI writes a buffer from an offset (writeSync(fd, buffer, offset)).
+        const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength).subarray(rest[0] ?? 0);
         output += bytes.toString();
         return bytes.length;
       };
