@@ -29,7 +29,7 @@ import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { configureIamAuthMethod, startConsulAndMoto } from './lib/local-stack.ts';
-import { GNU_TIME, median, peakRssKb, requireGnuTime } from './lib/bench.ts';
+import { commandLine, median, peakRssKb, requireGnuTime } from './lib/bench.ts';
 import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
 const arg = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
@@ -99,7 +99,7 @@ try {
     const dir = await mkdtemp(join(tmpdir(), 'bench-cp-'));
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
-    const [file, args] = underGnuTime ? [GNU_TIME, ['-f', '%M', ...argv, 'mesh-init']] : [argv[0]!, [...argv.slice(1), 'mesh-init']];
+    const [file, args] = commandLine([...argv, 'mesh-init'], { peakRss: underGnuTime });
     const child = execa(file, args, { env: env(dir), extendEnv: false, reject: false });
     let ms = Number.NaN;
     let seen = '';
@@ -149,11 +149,11 @@ try {
   for (let i = 0; i <= runs * 3; i++) {
     for (const [name, argv] of Object.entries(contenders)) {
       // Timed on its own, then its RSS under GNU time (as mesh-init above).
-      const target = [...argv.slice(1), 'net-dial', `127.0.0.1:${consul.ports.http}`];
+      const dialArgv = [...argv, 'net-dial', `127.0.0.1:${consul.ports.http}`];
       const started = process.hrtime.bigint();
-      const timed = await execa(argv[0]!, target, { reject: false });
+      const timed = await execa(...commandLine(dialArgv, { peakRss: false }), { reject: false });
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const r = await execa(GNU_TIME, ['-f', '%M', argv[0]!, ...target], { reject: false });
+      const r = await execa(...commandLine(dialArgv, { peakRss: true }), { reject: false });
       if (timed.exitCode !== 0 || r.exitCode !== 0) throw new Error(`${name} net-dial failed: ${timed.stderr}${r.stderr}`);
       if (i > 0) dial[name]!.push({ ms, rssKb: peakRssKb(r.stderr) });
     }

@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { configureIamAuthMethod, peerBinary, startConsulAndMoto } from './lib/local-stack.ts';
-import { GNU_TIME, median, peakRssKb, requireGnuTime } from './lib/bench.ts';
+import { commandLine, median, peakRssKb, requireGnuTime } from './lib/bench.ts';
 import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
 const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
@@ -59,7 +59,7 @@ try {
       // a few ms, and not the same for every contender.
       const runOnce = async (underGnuTime: boolean) => {
         const started = process.hrtime.bigint();
-        const [file, args] = underGnuTime ? [GNU_TIME, ['-f', '%M', ...argv]] : [argv[0]!, argv.slice(1)];
+        const [file, args] = commandLine(argv, { peakRss: underGnuTime });
         const r = await execa(file, args, { env: { ...sim!.containerEnv(), PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
         const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
         if (r.exitCode !== 0) throw new Error(`${name} failed: ${r.stderr}`);

@@ -295,24 +295,25 @@ install_venv() {
   log "moto $MOTO_VERSION, envoy $ENVOY_VERSION: installed"
 }
 
-cmd_install() {
+# Makes the cache's dirs and holds its lock for the rest of the script, so that
+# concurrent installs (e.g. parallel test runs) take turns, when flock is available.
+lock_peers_dir() {
   mkdir -p "$BIN_DIR" "$STAMP_DIR"
-  # Serialize concurrent installs (e.g. parallel test runs) when flock is available.
   if command -v flock >/dev/null 2>&1; then
     exec 9>"$PEERS_DIR/.install.lock"
     flock 9
   fi
+}
+
+cmd_install() {
+  lock_peers_dir
   install_venv
   install_consul
   log "all peers ready in $BIN_DIR"
 }
 
 cmd_anchor() {
-  mkdir -p "$BIN_DIR" "$STAMP_DIR"
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$PEERS_DIR/.install.lock"
-    flock 9
-  fi
+  lock_peers_dir
   install_anchor
   # Its path, for the benchmarks.
   printf '%s\n' "$BIN_DIR/consul-ecs-anchor"

@@ -9,6 +9,16 @@ export function requireGnuTime(): void {
   if (!existsSync(GNU_TIME)) throw new Error('GNU time is needed for peak RSS: apt-get install time');
 }
 
+/**
+ * The file and arguments that run `argv`: as they are, or under GNU time (`peakRss`),
+ * whose stderr then ends with the peak RSS ({@link peakRssKb}). GNU time delays what it
+ * runs by a few ms, and not the same for every contender, so a run that is timed is
+ * not one under it.
+ */
+export function commandLine(argv: readonly string[], opts: { peakRss: boolean }): [string, string[]] {
+  return opts.peakRss ? [GNU_TIME, ['-f', '%M', ...argv]] : [argv[0]!, argv.slice(1)];
+}
+
 /** The peak RSS in kB that `GNU_TIME -f %M` printed last on the stderr of its run. */
 export function peakRssKb(stderr: unknown): number {
   return Number(/(\d+)\s*$/.exec(String(stderr))?.[1]);
