@@ -1,9 +1,9 @@
-import { isIP } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { httpRequest, type HttpResponse } from '../http/request.js';
 import { readFile as fsReadFile } from '../io/fs.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
+import { isIPv4 } from '../util/ip-address.js';
 import { retry } from '../util/retry.js';
 
 /** AWS credentials. Temporary ones carry a session token and an expiry. */
@@ -203,7 +203,7 @@ function containerCredentialsUrl(env: Env): URL | undefined {
 
 function isLoopback(host: string): boolean {
   if (host === '::1') return true;
-  return isIP(host) === 4 && host.startsWith('127.');
+  return isIPv4(host) && host.startsWith('127.');
 }
 
 /** First provider that is configured, in the order given. */

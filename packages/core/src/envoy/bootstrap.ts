@@ -9,8 +9,8 @@
 // server needs node.metadata.node_name (the catalog node the proxy is on; it
 // looks on its own node otherwise) and a token with service:write on the
 // proxy's service (the destination service for a sidecar).
-import { isIP } from 'node:net';
 import { ConsulEcsError } from '../util/errors.js';
+import { ipVersion } from '../util/ip-address.js';
 import { consulResourceTagSpecifiers } from './stats-tags.js';
 import type {
   EnvoyAccessLog,
@@ -506,7 +506,7 @@ function bindIp(v: unknown, what: string): string {
   const s = requireString(v, what);
   if (s === 'localhost') return '127.0.0.1';
   const ip = s.replace(/^\[(.*)\]$/, '$1');
-  if (isIP(ip) === 0) throw new ConsulEcsError(INVALID, `envoy bootstrap: ${what} must be an IP address (Envoy binds it), got ${JSON.stringify(s)}`);
+  if (ipVersion(ip) === 0) throw new ConsulEcsError(INVALID, `envoy bootstrap: ${what} must be an IP address (Envoy binds it), got ${JSON.stringify(s)}`);
   return ip;
 }
 
@@ -543,13 +543,13 @@ function makeAdsCluster(name: string, servers: EnvoyXdsServers | undefined): Env
   for (const raw of servers.addresses) {
     const s = requireString(raw, 'each of servers.addresses');
     const host = s.replace(/^\[(.*)\]$/, '$1');
-    if (isIP(host) === 0 && !HOSTNAME.test(host)) {
+    if (ipVersion(host) === 0 && !HOSTNAME.test(host)) {
       const hint = /:\d+$/.test(s) ? ' (give the port as servers.grpcPort, not in the address)' : '';
       throw new ConsulEcsError(INVALID, `envoy bootstrap: Consul server address ${JSON.stringify(s)} is neither an IP address nor a DNS name${hint}`);
     }
     if (!hosts.includes(host)) hosts.push(host);
   }
-  const allIps = hosts.every((h) => isIP(h) !== 0);
+  const allIps = hosts.every((h) => ipVersion(h) !== 0);
 
   const cluster: EnvoyCluster = {
     name,
@@ -594,10 +594,10 @@ function adsTransportSocket(tls: EnvoyXdsTls, hosts: string[]): EnvoyTransportSo
 
   const serverName = tls.serverName === undefined || tls.serverName === '' ? undefined : requireString(tls.serverName, 'servers.tls.serverName');
   const names = serverName ? [serverName] : hosts;
-  const dnsNames = names.filter((n) => isIP(n) === 0).map((n) => n.replace(/\.$/, ''));
+  const dnsNames = names.filter((n) => ipVersion(n) === 0).map((n) => n.replace(/\.$/, ''));
   const sni = dnsNames.length === 1 ? dnsNames[0] : undefined;
   const matchers: EnvoySubjectAltNameMatcher[] = names.map((n) =>
-    isIP(n) === 0 ? { san_type: 'DNS', matcher: { exact: n.replace(/\.$/, '') } } : { san_type: 'IP_ADDRESS', matcher: { exact: n } },
+    ipVersion(n) === 0 ? { san_type: 'DNS', matcher: { exact: n.replace(/\.$/, '') } } : { san_type: 'IP_ADDRESS', matcher: { exact: n } },
   );
 
   const context: EnvoyTypedConfig = {
@@ -796,7 +796,7 @@ function hostPort(s: string, key: string, what: string): { address: string; port
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(s);
   const host = m?.[1] ?? m?.[2];
   const p = m ? Number(m[3]) : NaN;
-  if (!m || !host || isIP(host) === 0 || !(p >= 1 && p <= 65535)) {
+  if (!m || !host || ipVersion(host) === 0 || !(p >= 1 && p <= 65535)) {
     throw new ConsulEcsError(BAD_PROXY_CONFIG, `${what}: Proxy.Config key ${key} must be <ip>:<port> (e.g. 0.0.0.0:20200), got ${JSON.stringify(s)}`);
   }
   return { address: host, port: p };
@@ -838,7 +838,7 @@ function statsSink(
     const hp = /^(?:\[([^\]]+)\]|([^:/]+)):(\d+)\/?$/.exec(m[2]!);
     const host = hp?.[1] ?? hp?.[2];
     const p = hp ? Number(hp[3]) : NaN;
-    if (!hp || !host || isIP(host) === 0 || !(p >= 1 && p <= 65535)) {
+    if (!hp || !host || ipVersion(host) === 0 || !(p >= 1 && p <= 65535)) {
       return fail(`must be udp://<ip>:<port> with an IP address (Envoy does not resolve names for stats sinks), got ${JSON.stringify(url)}`);
     }
     address = { socket_address: { address: host, port_value: p } };

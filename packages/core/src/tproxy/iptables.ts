@@ -1,5 +1,5 @@
-import { isIPv6 } from 'node:net';
 import { ConsulEcsError } from '../util/errors.js';
+import { ipVersion, isIPv4 } from '../util/ip-address.js';
 
 /**
  * Transparent proxy traffic redirection for ECS tasks on EC2, as data.
@@ -266,18 +266,13 @@ function checkUid(value: unknown, field: string, problems: string[], allowRange:
   return undefined;
 }
 
-function isIPv4(text: string): boolean {
-  const parts = text.split('.');
-  return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
-}
-
 function checkCidr(value: unknown, field: string, problems: string[]): string | undefined {
   if (typeof value === 'string') {
     const [ip, prefix, ...rest] = value.trim().split('/');
     if (ip !== undefined && isIPv4(ip) && rest.length === 0 && (prefix === undefined || (/^\d{1,2}$/.test(prefix) && Number(prefix) <= 32))) {
       return prefix === undefined ? ip : `${ip}/${Number(prefix)}`;
     }
-    if (ip !== undefined && isIPv6(ip)) {
+    if (ip !== undefined && ipVersion(ip) === 6) {
       problems.push(`${field}: ${JSON.stringify(value)} is IPv6; transparent proxy rules are IPv4 (iptables) only`);
       return undefined;
     }
