@@ -2,7 +2,7 @@
 // Consul unreachable when mesh-init starts; and a config using every
 // registration field, read back from Consul.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -147,6 +147,19 @@ describe('control plane faults', () => {
     assert.match(res.stderr, /undoing the partial initialisation/);
     assert.deepEqual(await checks(), [], 'nothing registered');
     assert.deepEqual(await stack.loginTokens(), [], 'the login token was logged out');
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('mesh-init that cannot find the Consul servers exits 1 naming consulServers.hosts, and leaves nothing behind', async () => {
+    // The servers are looked up while the task metadata and credentials are fetched,
+    // after the executable's copy has started: the failure undoes the copy too.
+    const config = meshConfig(stack, dir);
+    const res = await stack.cli(['mesh-init'], meshEnv(sim, { ...config, consulServers: { ...(config.consulServers as object), hosts: 'exec=false' } }));
+    assert.equal(res.exitCode, 1);
+    assert.match(res.stderr, /consulServers\.hosts \\"exec=false\\" failed: it exited with code 1.*\(consul-servers-exec-failed\)/);
+    assert.deepEqual(await readdir(dir), [], 'nothing in the bootstrap dir');
+    assert.deepEqual(await checks(), [], 'nothing registered');
+    assert.deepEqual(await stack.loginTokens(), [], 'no login token');
     stack.assertNoSecretsPrinted();
   });
 

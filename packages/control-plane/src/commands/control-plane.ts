@@ -22,7 +22,7 @@ export const controlPlaneCommand: Command = {
         }
         throw err;
       }
-      const clients = [init.client, ...consulClients(ctx, setup.config, setup.addresses.slice(1))];
+      const clients = [init.client, ...consulClients(ctx, setup.config, init.addresses.slice(1))];
       try {
         await runHealthSync({
           config: setup.config,

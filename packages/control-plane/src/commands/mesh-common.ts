@@ -16,8 +16,11 @@ import { takeStartedCopy } from '../started-copy.js';
 export interface MeshCommandSetup {
   config: ResolvedConfig;
   logger: Logger;
-  /** Consul server addresses, in order of preference. */
-  addresses: string[];
+  /**
+   * Consul server addresses, in order of preference. For mesh-init, a lookup still
+   * under way (meshInit waits for it once the task metadata is in); awaited for the others.
+   */
+  addresses: Promise<string[]>;
   /** With `copyExecutable`: the executable's copy into the bootstrap dir, under way (for runMeshInit). */
   executable?: ExecutableCopy;
 }
@@ -25,8 +28,9 @@ export interface MeshCommandSetup {
 /**
  * What mesh-init, health-sync and control-plane do first: take no arguments,
  * load and validate the config, log at its level, start copying the executable
- * into the bootstrap dir (with `copyExecutable`), and resolve the Consul servers
- * (with `waitForServers`, retrying until they resolve or a signal comes).
+ * into the bootstrap dir (with `copyExecutable`), and start resolving the Consul
+ * servers (with `waitForServers`, retrying until they resolve or a signal comes).
+ * Whoever takes the executable's copy (meshInit) removes it if the lookup fails.
  */
 export async function setUpMeshCommand(
   cmd: Command,
@@ -39,22 +43,19 @@ export async function setUpMeshCommand(
   const { config, logger } = await loadCommandConfig(ctx);
   log.logger = logger;
   const executable = opts.copyExecutable ? await startExecutableCopy(ctx, config.bootstrapDir) : undefined;
-  try {
-    const addresses = opts.waitForServers
-      ? await retry(() => serverAddresses(config), {
-          signal: ctx.signal,
-          clock: ctx.clock,
-          maxDelayMs: 10_000,
-          // A DNS name without records yet, or a discovery command that failed, may work later.
-          retryable: (err) => (err as { code?: string }).code !== 'consul-servers-hosts-empty',
-          onRetry: (err) => logger.warn('cannot find the Consul servers yet; retrying', { error: describeError(err) }),
-        })
-      : await serverAddresses(config);
-    return { config, logger, addresses, executable };
-  } catch (err) {
-    await executable?.discard();
-    throw err;
-  }
+  const addresses = opts.waitForServers
+    ? retry(() => serverAddresses(config), {
+        signal: ctx.signal,
+        clock: ctx.clock,
+        maxDelayMs: 10_000,
+        // A DNS name without records yet, or a discovery command that failed, may work later.
+        retryable: (err) => (err as { code?: string }).code !== 'consul-servers-hosts-empty',
+        onRetry: (err) => logger.warn('cannot find the Consul servers yet; retrying', { error: describeError(err) }),
+      })
+    : serverAddresses(config);
+  // Handled by whoever awaits it; until then a failure is not an unhandled rejection.
+  addresses.catch(() => {});
+  return { config, logger, addresses, executable };
 }
 
 /** Starts copying the executable into the bootstrap dir, or carries on with the copy the executable's loader started. */

@@ -31,8 +31,11 @@ type Env = Record<string, string | undefined>;
 export interface MeshInitOptions {
   config: ResolvedConfig;
   env: Env;
-  /** Consul server addresses (resolved from consulServers.hosts). */
-  addresses: string[];
+  /**
+   * Consul server addresses (resolved from consulServers.hosts), or a promise of
+   * them: a DNS lookup then runs while the task metadata and credentials are fetched.
+   */
+  addresses: string[] | Promise<string[]>;
   dispatcher?: Dispatcher;
   clock?: Clock;
   logger?: Logger;
@@ -66,6 +69,8 @@ export interface MeshInitResult {
   tokenFile?: string;
   registrations: TaskRegistrations;
   serviceName: string;
+  /** The Consul server addresses, in order of preference; `client` talks to one of them. */
+  addresses: string[];
 }
 
 /**
@@ -99,6 +104,9 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
   // put in place only once everything before it has succeeded.
   const executable = typeof opts.executable === 'string' ? ExecutableCopy.start(opts.executable, dir) : opts.executable;
   if (executable) undo.push(() => executable.discard());
+  // Awaited once the task metadata is in; a lookup that fails before then is reported then.
+  const resolving = Promise.resolve(opts.addresses);
+  resolving.catch(() => {});
 
   let opened: ConsulHttpClient | undefined;
   try {
@@ -113,8 +121,9 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     const previousToken = credentials ? readTokenFile(file('serviceToken')).catch(() => '') : undefined;
     const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task());
     const { gateway, name, scope } = taskServiceIdentity(config, task);
-    if (!opts.addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
-    const client = await firstAnsweringServer(opts.addresses, (a) => consulClientFor(a, config, env, { dispatcher: opts.dispatcher, clock }), log);
+    const addresses = await resolving;
+    if (!addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
+    const client = await firstAnsweringServer(addresses, (a) => consulClientFor(a, config, env, { dispatcher: opts.dispatcher, clock }), log);
     opened = client;
 
     let dataplaneBearerToken: string | undefined;
@@ -277,7 +286,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
         proxy: proxyService,
         nodeName: proxyReg.Node,
         servers: {
-          addresses: opts.addresses,
+          addresses,
           grpcPort: grpc.port,
           ...(grpc.tls ? { tls: { caFile: grpcCaFile, serverName: grpc.tlsServerName } } : {}),
         },
@@ -321,7 +330,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     signal?.throwIfAborted();
     log.info('successfully initialized the task to operate as part of the mesh', { service: name, 'task-id': task.taskId });
     // With credentials it logged in: a login that fails throws before this.
-    return { task, client, token, loggedIn: credentials !== undefined, tokenFile: credentials && file('serviceToken'), registrations, serviceName: name };
+    return { task, client, token, loggedIn: credentials !== undefined, tokenFile: credentials && file('serviceToken'), registrations, serviceName: name, addresses };
   } catch (err) {
     log.warn(signal?.aborted ? 'interrupted; undoing the partial initialisation' : 'mesh-init failed; undoing the partial initialisation');
     await Promise.allSettled(writing);
