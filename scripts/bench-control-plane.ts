@@ -29,7 +29,7 @@ import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { configureIamAuthMethod, startConsulAndMoto } from './lib/local-stack.ts';
-import { commandLine, median, peakRssKb, requireGnuTime } from './lib/bench.ts';
+import { commandLine, median, peakRssKb, ratio, requireGnuTime } from './lib/bench.ts';
 import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
 const arg = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
@@ -207,7 +207,7 @@ try {
     let line = `${name.padEnd(36)} ${values.map((v) => v.padStart(10)).join(' ')}`;
     if (ref) {
       const a = figures(ref);
-      line += `  ${[f.ms / a.ms, f.exitMs / a.exitMs, f.rssMb / a.rssMb, f.cpuPct / a.cpuPct].map((x) => x.toFixed(2).padStart(7)).join(' ')}`;
+      line += `  ${[ratio(f.ms, a.ms), ratio(f.exitMs, a.exitMs), ratio(f.rssMb, a.rssMb), ratio(f.cpuPct, a.cpuPct)].map((x) => x.padStart(7)).join(' ')}`;
     }
     console.log(line);
   }
@@ -217,14 +217,14 @@ try {
   const dialMs = (name: string) => median(dial[name]!.map((d) => d.ms));
   for (const name of Object.keys(contenders)) {
     const values = [dialMs(name).toFixed(1), (median(dial[name]!.map((d) => d.rssKb)) / 1024).toFixed(1)];
-    console.log(`${name.padEnd(36)} ${values.map((v) => v.padStart(10)).join(' ')}${ref ? `  ${(dialMs(name) / dialMs(ref)).toFixed(2).padStart(7)}` : ''}`);
+    console.log(`${name.padEnd(36)} ${values.map((v) => v.padStart(10)).join(' ')}${ref ? `  ${ratio(dialMs(name), dialMs(ref)).padStart(7)}` : ''}`);
   }
   console.log(`\ncontroller steady state over ${seconds}s, a cluster of 10 running mesh tasks, one pass every 10 s`);
   console.log(`${'contender'.padEnd(36)} ${['RSS MB', 'anon MB', 'max MB', 'CPU %'].map((c) => c.padStart(10)).join(' ')}${ref ? `  ${['RSS ×', 'CPU ×'].map((c) => c.padStart(7)).join(' ')}` : ''}`);
   for (const name of Object.keys(contenders)) {
     const c = controller[name]!;
     const values = [c.rssMb.toFixed(1), c.anonMb.toFixed(1), c.maxRssMb.toFixed(1), c.cpuPct.toFixed(2)];
-    const ratios = ref ? `  ${[c.rssMb / controller[ref]!.rssMb, c.cpuPct / controller[ref]!.cpuPct].map((x) => x.toFixed(2).padStart(7)).join(' ')}` : '';
+    const ratios = ref ? `  ${[ratio(c.rssMb, controller[ref]!.rssMb), ratio(c.cpuPct, controller[ref]!.cpuPct)].map((x) => x.padStart(7)).join(' ')}` : '';
     console.log(`${name.padEnd(36)} ${values.map((v) => v.padStart(10)).join(' ')}${ratios}`);
   }
   if (!ref) console.log('anchor: not measured (--no-anchor)');

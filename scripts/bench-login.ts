@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { configureIamAuthMethod, peerBinary, startConsulAndMoto } from './lib/local-stack.ts';
-import { commandLine, median, peakRssKb, requireGnuTime } from './lib/bench.ts';
+import { commandLine, median, peakRssKb, ratio, requireGnuTime } from './lib/bench.ts';
 import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
 const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
@@ -84,7 +84,7 @@ try {
     const ms = median(s.map((x) => x.ms));
     const rss = median(s.map((x) => x.rssKb));
     console.log(
-      `${name.padEnd(44)} ${ms.toFixed(0).padStart(10)} ${(rss / 1024).toFixed(1).padStart(12)} ${(ms / goMs).toFixed(2).padStart(11)} ${(rss / goRss).toFixed(2).padStart(10)}`,
+      `${name.padEnd(44)} ${ms.toFixed(0).padStart(10)} ${(rss / 1024).toFixed(1).padStart(12)} ${ratio(ms, goMs).padStart(11)} ${ratio(rss, goRss).padStart(10)}`,
     );
   }
   console.log('(ratios are ours / Go; our login also waits until the token reads back with stale consistency before writing it)');

@@ -29,3 +29,9 @@ export function median(xs: number[]): number {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
+
+/** ours / theirs to two decimals, or "n/a" when there is nothing to divide by (a CPU figure of 0 over a short window). */
+export function ratio(ours: number, theirs: number): string {
+  const r = ours / theirs;
+  return Number.isFinite(r) ? r.toFixed(2) : 'n/a';
+}
