@@ -17,8 +17,8 @@ export interface MeshCommandSetup {
   config: ResolvedConfig;
   logger: Logger;
   /**
-   * Consul server addresses, in order of preference. For mesh-init, a lookup still
-   * under way (meshInit waits for it once the task metadata is in); awaited for the others.
+   * Consul server addresses, in order of preference: a lookup that may still be under
+   * way. runMeshInit hands it to meshInit, which waits for it once the task metadata is in.
    */
   addresses: Promise<string[]>;
   /** With `copyExecutable`: the executable's copy into the bootstrap dir, under way (for runMeshInit). */
