@@ -3,8 +3,8 @@ import { isIP } from 'node:net';
 import { describe, it } from 'node:test';
 import { ipVersion, isIPv4 } from '../../packages/core/src/util/ip-address.ts';
 
-// ipVersion stands in for net.isIP on the start-up path (it leaves V8's IPv6
-// pattern uncompiled for DNS names); it must answer as net.isIP does.
+// ipVersion stands in for net.isIP on the start-up path (it does not run
+// Node.js's IPv6 pattern on DNS names); it must answer as net.isIP does.
 describe('ipVersion', () => {
   const cases = [
     '127.0.0.1', '0.0.0.0', '255.255.255.255', '10.0.0.1', '192.168.1.10', '1.2.3.4',

@@ -3,9 +3,10 @@ import { isIPv6 } from 'node:net';
 /**
  * The version of an IP address literal: 4, 6, or 0 when the text is neither (a DNS
  * name, say), as `net.isIP` answers. Only text with a colon is tried as IPv6:
- * `net.isIP` tries its IPv6 pattern on everything that is not IPv4, and V8 compiles
- * that pattern at its first use, ~3.5 ms of start-up for a DNS name in
- * `consulServers.hosts`.
+ * `net.isIP` runs its IPv6 pattern on everything that is not IPv4, and V8 compiles a
+ * pattern at its first use and again, to machine code, at its second. Node.js's DNS
+ * lookup makes the first use for a DNS name in `consulServers.hosts`; a second one
+ * before it cost ~2 ms more of start-up.
  */
 export function ipVersion(text: string): 0 | 4 | 6 {
   if (text.includes(':')) return isIPv6(text) ? 6 : 0;
