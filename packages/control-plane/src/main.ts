@@ -19,8 +19,9 @@ async function main(): Promise<void> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
-  await findCommand(argv[0])?.load();
-  setRuntimeV8Flags();
+  const command = findCommand(argv[0]);
+  await command?.load();
+  setRuntimeV8Flags(command?.name);
   const code = await runCli(argv, {
     env: process.env,
     stdout: stdioWriter(1, () => process.stdout),

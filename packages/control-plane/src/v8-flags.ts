@@ -1,6 +1,5 @@
 // V8 flags the CLI sets for itself, per command. Imported first by main.ts, so
 // that the top level below runs before any other module of the CLI is loaded.
-import { setFlagsFromString } from 'node:v8';
 import { llhttpPrecompiling } from './llhttp-precompiled.js';
 
 /**
@@ -16,8 +15,15 @@ if (LONG_RUNNING.has(process.argv[2] ?? '')) {
 }
 
 /**
- * Flags for every command, set by main.ts once the command's code is loaded and
- * before its first HTTP request. undici parses HTTP with a WebAssembly module
+ * Commands that make no HTTP request, so compile no WebAssembly: they need none of
+ * the flags below. node:v8 is loaded only when a flag is set: it loads Node.js's
+ * streams (for heap snapshots), ~3 ms of `version`'s start-up.
+ */
+const NO_WEBASSEMBLY = new Set(['version', 'net-dial']);
+
+/**
+ * Flags for every command that makes HTTP requests, set by main.ts once the
+ * command's code is loaded and before its first request. undici parses HTTP with a WebAssembly module
  * that it compiles on its first connection; with tiering on, V8 then recompiles
  * the parser's one huge function with its optimising compiler on a background
  * thread. That costs a long-running process ~12 MB, and a short one ~40 ms at
@@ -29,7 +35,11 @@ if (LONG_RUNNING.has(process.argv[2] ?? '')) {
  * parser ahead with them (src/llhttp-precompiled.ts): no other WebAssembly is
  * ever compiled.
  */
-export function setRuntimeV8Flags(): void {
-  if (llhttpPrecompiling()) return;
+export function setRuntimeV8Flags(command: string | undefined): void {
+  if (llhttpPrecompiling() || NO_WEBASSEMBLY.has(command ?? '')) return;
   for (const flag of ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering']) setFlagsFromString(flag);
+}
+
+function setFlagsFromString(flag: string): void {
+  process.getBuiltinModule('node:v8').setFlagsFromString(flag);
 }
