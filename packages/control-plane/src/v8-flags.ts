@@ -23,8 +23,8 @@ const NO_WEBASSEMBLY = new Set(['version', 'net-dial']);
 
 /**
  * Flags for every command that makes HTTP requests, set by main.ts once the
- * command's code is loaded and before its first request. undici parses HTTP with a WebAssembly module
- * that it compiles on its first connection; with tiering on, V8 then recompiles
+ * command's code is loaded and before its first request. undici parses HTTP with
+ * a WebAssembly module that it compiles on its first connection; with tiering on, V8 then recompiles
  * the parser's one huge function with its optimising compiler on a background
  * thread. That costs a long-running process ~12 MB, and a short one ~40 ms at
  * exit, where Node.js waits for the compile to finish. Given on the command line

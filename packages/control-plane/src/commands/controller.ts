@@ -10,12 +10,10 @@ export const controllerCommand: Command = {
   flags: {},
   run: (ctx) =>
     runGuarded(controllerCommand, ctx, async (log) => {
-      const setup = await setUpMeshCommand(controllerCommand, ctx, log);
-      const { config, logger } = setup;
-      const addresses = await setup.addresses;
+      const { config, logger, addresses } = await setUpMeshCommand(controllerCommand, ctx, log);
       const token = ctx.env.CONSUL_HTTP_TOKEN || undefined;
       logger.addSecret(token);
-      const clients = consulClients(ctx, config, addresses);
+      const clients = consulClients(ctx, config, await addresses);
       try {
         await runController({
           settings: config.controller,

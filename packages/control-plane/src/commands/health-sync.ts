@@ -26,9 +26,8 @@ export const healthSyncCommand: Command = {
     runGuarded(healthSyncCommand, ctx, async (log) => {
       // Started beside the app, and not essential to the task: it waits for the Consul
       // servers (DNS, reachability) for as long as it takes, as consul-ecs's does.
-      const setup = await setUpMeshCommand(healthSyncCommand, ctx, log, { waitForServers: true });
-      const { config, logger } = setup;
-      const clients = consulClients(ctx, config, await setup.addresses);
+      const { config, logger, addresses } = await setUpMeshCommand(healthSyncCommand, ctx, log, { waitForServers: true });
+      const clients = consulClients(ctx, config, await addresses);
       try {
         let token = ctx.env.CONSUL_HTTP_TOKEN || undefined;
         const fromLogin = !token && config.consulLogin.enabled;
