@@ -143,7 +143,7 @@ describe('control plane faults', () => {
     const missing = join(dir, 'missing');
     const res = await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, missing)));
     assert.equal(res.exitCode, 1);
-    assert.match(res.stderr, new RegExp(`cannot write ${join(missing, 'service-token')}: .*check that the directory exists and is writable`));
+    assert.match(res.stderr, new RegExp(`cannot write ${join(missing, 'service-token')}: .*check that ${missing} exists and that uid \\d+ can write to it`));
     assert.match(res.stderr, /undoing the partial initialisation/);
     assert.deepEqual(await checks(), [], 'nothing registered');
     assert.deepEqual(await stack.loginTokens(), [], 'the login token was logged out');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { MockAgent } from 'undici';
 import { ConsulHttpClient, fromStaticCredentials, loginWithAwsIam } from '@consul-ecs-ts/core';
@@ -80,7 +80,7 @@ describe('loginWithAwsIam token sink', () => {
     const sink = join(dir, 'missing', 'token');
     await assert.rejects(login(sink), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'file-write-failed');
-      assert.match(err.message, new RegExp(`cannot write ${sink}: .*ENOENT.*check that the directory exists and is writable`));
+      assert.match(err.message, new RegExp(`cannot write ${sink}: .*ENOENT.*check that ${dirname(sink)} exists and that uid \\d+ can write to it`));
       assert.doesNotMatch(err.message, new RegExp(TOKEN.SecretID));
       return true;
     });

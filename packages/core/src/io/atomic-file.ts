@@ -1,5 +1,5 @@
 import { basename, dirname, join } from 'node:path';
-import { ConsulEcsError, describeError } from '../util/errors.js';
+import { ConsulEcsError, describeError, writableDirHint } from '../util/errors.js';
 import { chmod, close, fsync, mkdir, open, removeFile, rename, writeFile } from './fs.js';
 
 export interface AtomicWriteOptions {
@@ -36,7 +36,7 @@ export interface PreparedFile {
 }
 
 const writeFailed = (path: string, err: unknown) =>
-  new ConsulEcsError('file-write-failed', `cannot write ${path}: ${describeError(err)}; check that the directory exists and is writable`, {
+  new ConsulEcsError('file-write-failed', `cannot write ${path}: ${describeError(err)}; ${writableDirHint(dirname(path))}`, {
     cause: err,
   });
 

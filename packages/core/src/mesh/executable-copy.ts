@@ -1,7 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { chmod, copyFile, removeFile, rename } from '../io/fs.js';
-import { ConsulEcsError, describeError } from '../util/errors.js';
+import { ConsulEcsError, describeError, writableDirHint } from '../util/errors.js';
 import { BOOTSTRAP_FILES } from './bootstrap-files.js';
 
 /**
@@ -77,7 +77,7 @@ export class ExecutableCopy {
     } catch (err) {
       throw new ConsulEcsError(
         'file-write-failed',
-        `cannot copy the consul-ecs executable ${this.source} to ${this.path}: ${describeError(err)}; check that bootstrapDir exists and is writable`,
+        `cannot copy the consul-ecs executable ${this.source} to ${this.path}: ${describeError(err)}; ${writableDirHint(`bootstrapDir ${dirname(this.path)}`)}`,
         { cause: err },
       );
     }

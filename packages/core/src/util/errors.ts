@@ -34,6 +34,15 @@ export function describeError(err: unknown): string {
 }
 
 /**
+ * What to check when a directory refused a write: that it exists and that this
+ * process's user (by uid, as task definitions name users) may write to it.
+ */
+export function writableDirHint(dir: string): string {
+  const user = typeof process.getuid === 'function' ? `uid ${process.getuid()}` : 'this user';
+  return `check that ${dir} exists and that ${user} can write to it`;
+}
+
+/**
  * Why a long-running loop was stopped, for its log line: the abort reason's own
  * words (the CLI aborts with "received SIGTERM" or "received SIGINT"), else
  * "stop requested" (a plain `abort()`).
