@@ -1,7 +1,7 @@
 // mesh-init, health-sync and control-plane against a real Consul (ACLs on, the
 // aws-iam auth method), moto and the ECS agent simulator, as a mesh task runs them.
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -130,7 +130,7 @@ describe('control plane against Consul, moto and the simulated task', () => {
     });
     assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, config))).exitCode, 0);
     await stack.readToken(join(dir, 'service-token'));
-    assert.equal(((await stat(join(dir, 'envoy-bootstrap.json'))).mode & 0o777).toString(8), '600', 'it holds the token');
+    assert.equal(((await stat(join(dir, 'envoy-bootstrap.json'))).mode & 0o777).toString(8), '444', "read by Envoy's user, not mesh-init's");
     const bootstrap = JSON.parse(await readFile(join(dir, 'envoy-bootstrap.json'), 'utf8'));
     assert.equal(bootstrap.node.id, `web-${sim.taskId}-sidecar-proxy`);
     assert.equal(bootstrap.node.cluster, 'web');
@@ -301,6 +301,44 @@ describe('control plane against Consul, moto and the simulated task', () => {
     const left = await loginTokens();
     assert.equal(left.length, 1);
     await stack.consul.client().call({ path: '/v1/acl/token/self', token: meshInitToken });
+    stack.assertNoSecretsPrinted();
+  });
+
+  it("the images' users: mesh-init as 5996 needs /consul to be its own; then Envoy as 5995 reads its bootstrap and health-sync as 5996 takes over mesh-init's token", async () => {
+    // As root, as users are named in a task definition, in the image's order: a new
+    // user's process, and the files it leaves.
+    const meshInitAs5996 = () =>
+      execa('setpriv', ['--reuid=5996', '--regid=5996', '--clear-groups', SEA, 'mesh-init'], { env: meshEnv(sim, meshConfig(stack, dir)), extendEnv: false, reject: false });
+    // ECS makes a task's volume root's, mode 0755, unless the image that mounts it first has the path as a VOLUME.
+    await chmod(dir, 0o755);
+    const refused = await meshInitAs5996();
+    stack.outputs.push(refused.stderr);
+    assert.equal(refused.exitCode, 1);
+    assert.match(refused.stderr, new RegExp(`cannot write ${join(dir, 'service-token')}: EACCES.*check that ${dir} exists and that uid 5996 can write to it`));
+    assert.deepEqual(await services(), [], 'nothing left registered');
+    assert.equal((await loginTokens()).length, 0, 'no token left');
+
+    // images/control-plane/Dockerfile gives /consul to its user 5996.
+    await chown(dir, 5996, 5996);
+    const res = await meshInitAs5996();
+    stack.outputs.push(res.stderr);
+    assert.equal(res.exitCode, 0, res.stderr);
+    for (const f of ['service-token', 'consul-dataplane.json', 'envoy-bootstrap.json', 'consul-ecs']) assert.equal((await stat(join(dir, f))).uid, 5996, f);
+    // The dataplane container runs as 5995 (terraform's mesh-task, images/dataplane/Dockerfile).
+    const asProxy = await execa('setpriv', ['--reuid=5995', '--regid=5995', '--clear-groups', 'cat', join(dir, 'envoy-bootstrap.json')], { reject: false });
+    assert.equal(asProxy.exitCode, 0, asProxy.stderr);
+    assert.equal(JSON.parse(asProxy.stdout).node.id, `web-${sim.taskId}-sidecar-proxy`);
+    const dial = await execa('setpriv', ['--reuid=5995', '--regid=5995', '--clear-groups', join(dir, 'consul-ecs'), 'net-dial', `127.0.0.1:${stack.consul.ports.http}`], { reject: false });
+    assert.equal(dial.exitCode, 0, dial.stderr);
+
+    // health-sync as terraform runs it (5996, /consul read-only) reads mesh-init's token: one login in all, logged out at the end.
+    const hs = terraformHealthSync(true);
+    await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
+    assert.equal((await loginTokens()).length, 1);
+    assert.doesNotMatch(hs.output(), /cannot read the service token/);
+    const stopped = await stopTask(hs);
+    assert.match(stopped.stderr, /logged out of Consul/);
+    assert.equal((await loginTokens()).length, 0, 'the token is gone');
     stack.assertNoSecretsPrinted();
   });
 

@@ -3,7 +3,13 @@ export const BOOTSTRAP_FILES = {
   serviceToken: { name: 'service-token', mode: 0o600 },
   dataplaneConfig: { name: 'consul-dataplane.json', mode: 0o444 },
   grpcCaCert: { name: 'consul-grpc-ca-cert.pem', mode: 0o444 },
-  /** Holds the ACL token: readable by mesh-init's user only (run Envoy as the same user). */
-  envoyBootstrap: { name: 'envoy-bootstrap.json', mode: 0o600 },
+  /**
+   * Holds the ACL token, and is read by Envoy, which runs as another user than
+   * mesh-init (5995 against the image's 5996, or root with transparent proxy):
+   * readable by every container of the task, as consul-dataplane.json is, whose
+   * bearer token logs in as the same service. Each of them can get the task role's
+   * credentials and log in as the service anyway.
+   */
+  envoyBootstrap: { name: 'envoy-bootstrap.json', mode: 0o444 },
   executable: { name: 'consul-ecs', mode: 0o755 },
 } as const;
