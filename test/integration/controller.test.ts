@@ -6,10 +6,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { execa } from 'execa';
 import type { AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken, AclTokenListEntry } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { LoginStack } from '../helpers/login-stack.ts';
-import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+import { eventually, meshConfig, meshEnv, registerClusterNode, SEA } from '../helpers/mesh-task.ts';
 
 const CLUSTER = 'test-cluster';
 const ECS_ACTIONS = ['ecs:ListTasks', 'ecs:DescribeTasks'];
@@ -287,6 +288,32 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
     const done = await stop(run);
     assert.equal(done.exitCode, 0, done.stderr);
     assert.equal((await stack.consul.api<AclAuthMethod>('GET', '/v1/acl/auth-method/iam-ecs-service-token')).Type, 'aws-iam');
+    stack.assertNoSecretsPrinted();
+  });
+
+  it("the executable on a read-only root file system (terraform's controller module sets readonlyRootFilesystem) sets Consul up, and exits 0 on SIGTERM", async () => {
+    // A bind mount of / made read-only in a mount namespace of its own: the host's stays writable.
+    const script = 'mount --bind / / && mount -o remount,bind,ro / && exec "$0" controller';
+    const proc = execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, SEA], {
+      env: { PATH: process.env.PATH ?? '', ...controllerEnv(stack, ctrlSim) },
+      extendEnv: false,
+      reject: false,
+      timeout: 120_000,
+    });
+    let live = '';
+    proc.stderr?.on('data', (d: Buffer) => (live += d.toString()));
+    try {
+      await eventually('the controller to finish a pass', 30_000, async () => (/reconcile finished/.test(live) ? true : undefined));
+      assert.doesNotMatch(live, /read-only file system|EROFS/i);
+      assert.equal((await stack.consul.api<AclAuthMethod>('GET', '/v1/acl/auth-method/iam-ecs-service-token')).Type, 'aws-iam');
+      assert.match(live, /registered the cluster node/);
+      proc.kill('SIGTERM');
+      const done = await proc;
+      stack.outputs.push(String(done.stderr));
+      assert.equal(done.exitCode, 0, String(done.stderr));
+    } finally {
+      proc.kill('SIGKILL');
+    }
     stack.assertNoSecretsPrinted();
   });
 
