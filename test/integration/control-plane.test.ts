@@ -159,6 +159,31 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.match(String(res.stderr), new RegExp(`copied binary: source=${SEA.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     assert.deepEqual((await readdir(dir)).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
     await stack.readToken(join(dir, 'service-token'));
+
+    // The copy runs where there is no C or C++ library (hashicorp/consul-dataplane's
+    // distroless image has no libstdc++; an app's may have musl, or nothing): a root
+    // with only /proc and the bootstrap volume, at the same path as here.
+    const libs = join(dir, '.consul-ecs-lib');
+    assert.deepEqual((await readdir(libs)).filter((f) => f.includes('.tmp')), [], 'no temporary library left');
+    for (const lib of ['ld-linux-x86-64.so.2', 'libc.so.6', 'libstdc++.so.6', 'libgcc_s.so.1']) assert.equal((await stat(join(libs, lib))).mode & 0o777, 0o755, lib);
+    const root = await mkdtemp(join(tmpdir(), 'empty-root-'));
+    try {
+      // In a mount namespace of its own: the mounts go with it.
+      const script = 'root="$0" dir="$1"; shift; mkdir -p "$root/proc" "$root$dir" && mount -t proc proc "$root/proc" && mount --bind "$dir" "$root$dir" && exec chroot "$root" "$dir/consul-ecs" "$@"';
+      const inEmptyRoot = (...args: string[]) =>
+        execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, root, dir, ...args], { extendEnv: false, env: { PATH: process.env.PATH ?? '' }, reject: false });
+      const version = await inEmptyRoot('version');
+      assert.equal(version.exitCode, 0, version.stderr);
+      assert.match(version.stdout, /^consul-ecs v\d+\.\d+\.\d+/);
+      const dial = await inEmptyRoot('net-dial', `127.0.0.1:${stack.consul.ports.http}`);
+      assert.equal(dial.exitCode, 0, dial.stderr);
+      // app-entrypoint starts its command (the copy again) with no shell and no PATH.
+      const app = await inEmptyRoot('app-entrypoint', '-shutdown-delay', '1s', join(dir, 'consul-ecs'), 'version');
+      assert.equal(app.exitCode, 0, app.stderr);
+      assert.match(app.stdout, /^consul-ecs v/);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
     stack.assertNoSecretsPrinted();
   });
 

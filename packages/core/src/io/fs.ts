@@ -12,10 +12,13 @@ import {
   ftruncate as ftruncateCb,
   mkdir as mkdirCb,
   open as openCb,
+  read as readCb,
   readFile as readFileCb,
   rename as renameCb,
   stat as statCb,
+  rmdir as rmdirCb,
   unlink as unlinkCb,
+  write as writeCb,
   writeFile as writeFileCb,
 } from 'node:fs';
 import { promisify } from 'node:util';
@@ -37,6 +40,9 @@ export const open = promisifiedOnUse(() => promisify(openCb));
 export const close = promisifiedOnUse(() => promisify(closeCb));
 export const fsync = promisifiedOnUse(() => promisify(fsyncCb));
 export const ftruncate = promisifiedOnUse(() => promisify(ftruncateCb));
+export const read = promisifiedOnUse(() => promisify(readCb));
+export const write = promisifiedOnUse(() => promisify(writeCb));
+export const rmdir = promisifiedOnUse(() => promisify(rmdirCb));
 const unlink = promisifiedOnUse(() => promisify(unlinkCb));
 
 /** Removes a file; one that is not there is fine (as `rm -f`). */

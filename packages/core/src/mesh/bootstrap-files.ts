@@ -12,4 +12,9 @@ export const BOOTSTRAP_FILES = {
    */
   envoyBootstrap: { name: 'envoy-bootstrap.json', mode: 0o444 },
   executable: { name: 'consul-ecs', mode: 0o755 },
+  /**
+   * The loader and the C and C++ libraries the executable runs with, beside its
+   * copy, which looks for them there: it then runs in images without them.
+   */
+  executableLibraries: { name: '.consul-ecs-lib', mode: 0o755 },
 } as const;

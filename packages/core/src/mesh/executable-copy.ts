@@ -1,6 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { chmod, copyFile, removeFile, rename } from '../io/fs.js';
+import { basename, dirname, join } from 'node:path';
+import { readElfLoading } from '../io/elf.js';
+import { chmod, close, copyFile, mkdir, open, readFile, removeFile, rename, rmdir, stat, write } from '../io/fs.js';
 import { ConsulEcsError, describeError, writableDirHint } from '../util/errors.js';
 import { BOOTSTRAP_FILES } from './bootstrap-files.js';
 
@@ -33,6 +34,9 @@ export class ExecutableCopy {
   /** Where it is installed: `<bootstrapDir>/consul-ecs`. */
   readonly path: string;
   readonly #tmp: string;
+  /** `<bootstrapDir>/.consul-ecs-lib`, where the copy's loader and libraries go. */
+  readonly #libDir: string;
+  readonly #libraries: Promise<CopiedLibraries | undefined>;
   readonly #copying: Promise<void>;
   #installed = false;
 
@@ -40,6 +44,7 @@ export class ExecutableCopy {
     this.source = source;
     this.path = join(bootstrapDir, BOOTSTRAP_FILES.executable.name);
     this.#tmp = started?.tmp ?? `${this.path}.tmp-${process.pid}`;
+    this.#libDir = join(bootstrapDir, BOOTSTRAP_FILES.executableLibraries.name);
     // Into a new file (EXCL): libuv then skips its ftruncate(0), which on ext4 makes
     // close() start writing the whole file back (auto_da_alloc), 5-40 ms on
     // mesh-init's critical path. The copy is handed to libuv's thread pool here and
@@ -47,16 +52,15 @@ export class ExecutableCopy {
     // yields to the event loop, and mesh-init loads the rest of core before it does.
     // One that a crashed run left under this pid is removed and the copy tried again.
     // FICLONE shares the data where the file system can (XFS, btrfs).
-    const copy = () => copyFile(source, this.#tmp, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
-    const copyAnew = () =>
-      copy().catch(async (err: unknown) => {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        await removeFile(this.#tmp);
-        await copy();
-      });
-    this.#copying = (started ? started.copied.then((copied) => (copied ? undefined : copyAnew())) : copyAnew()).then(() =>
-      chmod(this.#tmp, BOOTSTRAP_FILES.executable.mode),
-    );
+    const copyAnew = () => copyAsNew(source, this.#tmp);
+    const copied = started ? started.copied.then((copied) => (copied ? undefined : copyAnew())) : copyAnew();
+    // Beside it, the runtime's loader and libraries, when the executable looks for them there.
+    this.#libraries = copyLibraries(source, this.#libDir);
+    this.#copying = Promise.all([copied, this.#libraries]).then(async ([, libraries]) => {
+      if (libraries) await setInterpreter(this.#tmp, libraries);
+      await chmod(this.#tmp, BOOTSTRAP_FILES.executable.mode);
+    });
+    this.#libraries.catch(() => {});
     this.#copying.catch(() => {});
   }
 
@@ -69,10 +73,12 @@ export class ExecutableCopy {
     return new ExecutableCopy(source, bootstrapDir, started);
   }
 
-  /** Waits for the copy to finish and renames it into place. */
+  /** Waits for the copy to finish and renames it into place, after the libraries beside it. */
   async install(): Promise<void> {
     try {
       await this.#copying;
+      const libraries = await this.#libraries;
+      for (const lib of libraries?.files ?? []) await rename(lib.tmp, lib.path);
       await rename(this.#tmp, this.path);
     } catch (err) {
       throw new ConsulEcsError(
@@ -84,10 +90,121 @@ export class ExecutableCopy {
     this.#installed = true;
   }
 
-  /** Waits for the copy to stop and removes what it wrote: the temporary file, and the installed one. */
+  /** Waits for the copy to stop and removes what it wrote: the temporary files, and the installed ones. */
   async discard(): Promise<void> {
     await this.#copying.catch(() => {});
+    const libraries = await this.#libraries.catch(() => undefined);
     await removeFile(this.#tmp);
-    if (this.#installed) await removeFile(this.path);
+    for (const lib of libraries?.files ?? []) await removeFile(lib.tmp);
+    if (this.#installed) {
+      await removeFile(this.path);
+      for (const lib of libraries?.files ?? []) await removeFile(lib.path);
+    }
+    if (libraries?.createdDir) await rmdir(this.#libDir).catch(() => {});
+  }
+}
+
+/** Copies `source` to `dest`, a new file (one a crashed run left there is replaced). */
+async function copyAsNew(source: string, dest: string): Promise<void> {
+  const copy = () => copyFile(source, dest, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
+  try {
+    await copy();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    await removeFile(dest);
+    await copy();
+  }
+}
+
+/**
+ * The loader and libraries copied beside the executable's copy, under temporary
+ * names until it is installed.
+ */
+interface CopiedLibraries {
+  /** Where the loader's path is in the executable (a NUL-padded field), and the path to write there. */
+  interpreter: { offset: number; size: number; path: string };
+  files: Array<{ tmp: string; path: string }>;
+  /** Whether this copy made the directory. */
+  createdDir: boolean;
+}
+
+/**
+ * Directories the loader searches by default, for a library this process has not
+ * loaded itself (when it runs as another executable than the one it copies).
+ */
+const LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib'];
+
+/**
+ * The copy runs in other containers' images, which may have a C library of
+ * another version, no C++ library (hashicorp/consul-dataplane's distroless base)
+ * or no C library at all (musl, scratch). The executable is built to look for its
+ * libraries beside itself, in `$ORIGIN/.consul-ecs-lib` (scripts/build-sea.mjs),
+ * with room in its loader path. This copies the loader and the libraries it needs,
+ * as this process runs with them (so that they are of one C library build), into
+ * `libDir` under temporary names, and says what the copy's loader path becomes:
+ * `<libDir>/<loader>`, which must be the same path in every container that runs
+ * it (ECS mounts the bootstrap volume at the same path in each). Undefined for an
+ * executable built without that search path: it is copied as it is.
+ */
+async function copyLibraries(source: string, libDir: string): Promise<CopiedLibraries | undefined> {
+  const elf = await readElfLoading(source);
+  if (!elf?.interpreter || !elf.searchPath.includes(`$ORIGIN/${basename(libDir)}`)) return undefined;
+  const loaderName = basename(elf.interpreter.path);
+  const interpreterPath = join(libDir, loaderName);
+  if (Buffer.byteLength(interpreterPath) >= elf.interpreter.size) {
+    throw new Error(`the path ${interpreterPath} is too long for the executable's loader path (at most ${elf.interpreter.size - 1} bytes); choose a shorter bootstrapDir`);
+  }
+  // What this process has mapped (/proc/self/maps): the libraries it runs with.
+  const mapped = (await readFile('/proc/self/maps', 'utf8').catch(() => ''))
+    .split('\n')
+    .map((line) => line.slice(line.indexOf('/')))
+    .filter((path) => path.startsWith('/') && !path.endsWith(' (deleted)'));
+  const find = async (name: string, fallback: string[]): Promise<string> => {
+    const loaded = mapped.find((path) => basename(path) === name || basename(path).startsWith(`${name}.`));
+    if (loaded) return loaded;
+    for (const candidate of fallback) {
+      if (await stat(candidate).then((s) => s.isFile(), () => false)) return candidate;
+    }
+    throw new Error(`${name}, which ${source} needs, is neither loaded by this process nor in ${LIBRARY_DIRS.join(', ')}`);
+  };
+  const wanted = [
+    { name: loaderName, from: await find(loaderName, [elf.interpreter.path]) },
+    ...(await Promise.all(
+      elf.needed.filter((name) => name !== loaderName).map(async (name) => ({ name, from: await find(name, LIBRARY_DIRS.map((dir) => join(dir, name))) })),
+    )),
+  ];
+  // In the bootstrap dir, which must exist (it is not made here).
+  const createdDir = await mkdir(libDir, { mode: BOOTSTRAP_FILES.executableLibraries.mode }).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EEXIST') return false;
+      throw err;
+    },
+  );
+  const files = wanted.map(({ name }) => ({ tmp: join(libDir, `.${name}.tmp-${process.pid}`), path: join(libDir, name) }));
+  const copies = await Promise.allSettled(
+    wanted.map(async ({ from }, i) => {
+      await copyAsNew(from, files[i]!.tmp);
+      await chmod(files[i]!.tmp, BOOTSTRAP_FILES.executableLibraries.mode);
+    }),
+  );
+  const failed = copies.find((c) => c.status === 'rejected');
+  if (failed) {
+    for (const file of files) await removeFile(file.tmp).catch(() => {});
+    if (createdDir) await rmdir(libDir).catch(() => {});
+    throw failed.reason;
+  }
+  return { interpreter: { ...elf.interpreter, path: interpreterPath }, files, createdDir };
+}
+
+/** Writes the copy's loader path into its NUL-padded field. */
+async function setInterpreter(file: string, { interpreter }: CopiedLibraries): Promise<void> {
+  const field = Buffer.alloc(interpreter.size);
+  field.write(interpreter.path, 'utf8');
+  const fd = await open(file, 'r+');
+  try {
+    await write(fd, field, 0, field.length, interpreter.offset);
+  } finally {
+    await close(fd);
   }
 }
