@@ -38,7 +38,8 @@ export class ExecutableCopy {
   readonly #libDir: string;
   readonly #libraries: Promise<CopiedLibraries | undefined>;
   readonly #copying: Promise<void>;
-  #installed = false;
+  /** What install put in place: the libraries, then the executable. */
+  readonly #installed: string[] = [];
 
   private constructor(source: string, bootstrapDir: string, started?: StartedCopy) {
     this.source = source;
@@ -78,8 +79,10 @@ export class ExecutableCopy {
     try {
       await this.#copying;
       const libraries = await this.#libraries;
-      for (const lib of libraries?.files ?? []) await rename(lib.tmp, lib.path);
-      await rename(this.#tmp, this.path);
+      for (const { tmp, path } of [...(libraries?.files ?? []), { tmp: this.#tmp, path: this.path }]) {
+        await rename(tmp, path);
+        this.#installed.push(path);
+      }
     } catch (err) {
       throw new ConsulEcsError(
         'file-write-failed',
@@ -87,19 +90,13 @@ export class ExecutableCopy {
         { cause: err },
       );
     }
-    this.#installed = true;
   }
 
   /** Waits for the copy to stop and removes what it wrote: the temporary files, and the installed ones. */
   async discard(): Promise<void> {
     await this.#copying.catch(() => {});
     const libraries = await this.#libraries.catch(() => undefined);
-    await removeFile(this.#tmp);
-    for (const lib of libraries?.files ?? []) await removeFile(lib.tmp);
-    if (this.#installed) {
-      await removeFile(this.path);
-      for (const lib of libraries?.files ?? []) await removeFile(lib.path);
-    }
+    for (const path of [this.#tmp, ...(libraries?.files ?? []).map((lib) => lib.tmp), ...this.#installed.splice(0)]) await removeFile(path);
     if (libraries?.createdDir) await rmdir(this.#libDir).catch(() => {});
   }
 }
