@@ -273,12 +273,13 @@ describe('control plane against Consul, moto and the simulated task', () => {
 
   /**
    * health-sync as terraform-aws-consul-ecs's mesh-task runs it: the bootstrap dir
-   * mounted read-only, and as user 5996 when `asUser` (mesh-init runs as root there
-   * when transparent proxy is on). The self-contained executable, which any user may run.
+   * mounted read-only, and as user 5996 (`true`) or another uid (mesh-init runs as
+   * root there when transparent proxy is on). The self-contained executable, which any user may run.
    */
-  const terraformHealthSync = (asUser: boolean) => {
+  const terraformHealthSync = (asUser: boolean | number) => {
     const env = meshEnv(sim, meshConfig(stack, dir));
-    const user = asUser ? 'setpriv --reuid=5996 --regid=5996 --clear-groups' : '';
+    const uid = asUser === true ? 5996 : asUser;
+    const user = uid === false ? '' : `setpriv --reuid=${uid} --regid=${uid} --clear-groups`;
     const script = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec ${user} "$2" health-sync`;
     const proc = execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', dir, SEA], { env, extendEnv: false, reject: false, timeout: 120_000 });
     let live = '';
@@ -309,12 +310,28 @@ describe('control plane against Consul, moto and the simulated task', () => {
     stack.assertNoSecretsPrinted();
   });
 
-  it('terraform layout with transparent proxy: health-sync as another user than mesh-init logs in with the task role itself', async () => {
-    // mesh-init as root: its token file (0600) is root's.
+  it("terraform layout with transparent proxy: mesh-init as root gives its token to health-sync's user 5996, which logs it out", async () => {
+    await chmod(dir, 0o755);
+    assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
+    const st = await stat(join(dir, 'service-token'));
+    assert.deepEqual([st.uid, st.gid, (st.mode & 0o777).toString(8)], [5996, 5996, '600']);
+    await stack.readToken(join(dir, 'service-token'));
+    const hs = terraformHealthSync(true);
+    await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
+    assert.equal((await loginTokens()).length, 1, "health-sync uses mesh-init's token");
+    assert.doesNotMatch(hs.output(), /cannot read the service token/);
+    const res = await stopTask(hs);
+    assert.match(res.stderr, /logged out of Consul/);
+    assert.equal((await loginTokens()).length, 0, 'the token is gone');
+    stack.assertNoSecretsPrinted();
+  });
+
+  it('health-sync as a user who cannot read the token mesh-init wrote logs in with the task role itself', async () => {
+    // mesh-init as root gives its token file (0600) to 5996; health-sync runs as 6000.
     await chmod(dir, 0o755);
     assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
     const meshInitToken = await stack.readToken(join(dir, 'service-token'));
-    const hs = terraformHealthSync(true);
+    const hs = terraformHealthSync(6000);
     await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
     await outputMatches(hs.output, /cannot read the service token mesh-init wrote; logging in with the task role instead.*EACCES/);
     const tokens = await loginTokens();

@@ -1,6 +1,6 @@
 import { basename, dirname, join } from 'node:path';
 import { ConsulEcsError, describeError, writableDirHint } from '../util/errors.js';
-import { chmod, close, fsync, mkdir, open, removeFile, rename, writeFile } from './fs.js';
+import { chmod, chown, close, fsync, mkdir, open, removeFile, rename, writeFile } from './fs.js';
 
 export interface AtomicWriteOptions {
   /** File mode, e.g. 0o600 for tokens other containers must not read. */
@@ -13,6 +13,12 @@ export interface AtomicWriteOptions {
    * flush there waits for every other write on the volume (the executable copy).
    */
   fsync?: boolean;
+  /**
+   * Give the file to this user and group (it takes root, or CAP_CHOWN): the
+   * container that reads it runs as another user. With `ifPermitted`, a refusal
+   * (EPERM) leaves the file this process's.
+   */
+  owner?: { uid: number; gid: number; ifPermitted?: boolean };
 }
 
 /**
@@ -68,6 +74,12 @@ export async function prepareFileAtomic(path: string, data: string | Uint8Array,
     }
     // The umask may have narrowed the mode given to open().
     await chmod(tmp, opts.mode);
+    if (opts.owner) {
+      const { uid, gid, ifPermitted } = opts.owner;
+      await chown(tmp, uid, gid).catch((err: NodeJS.ErrnoException) => {
+        if (!(ifPermitted && err.code === 'EPERM')) throw err;
+      });
+    }
   } catch (err) {
     await removeFile(tmp).catch(() => {});
     throw writeFailed(path, err);

@@ -6,6 +6,7 @@
 // function is promisified at its first call (~30 µs apiece at start-up).
 import {
   chmod as chmodCb,
+  chown as chownCb,
   close as closeCb,
   copyFile as copyFileCb,
   fsync as fsyncCb,
@@ -33,6 +34,7 @@ export const readFile = promisifiedOnUse(() => promisify(readFileCb));
 export const writeFile = promisifiedOnUse(() => promisify(writeFileCb));
 export const rename = promisifiedOnUse(() => promisify(renameCb));
 export const chmod = promisifiedOnUse(() => promisify(chmodCb));
+export const chown = promisifiedOnUse(() => promisify(chownCb));
 export const copyFile = promisifiedOnUse(() => promisify(copyFileCb));
 export const mkdir = promisifiedOnUse(() => promisify(mkdirCb));
 export const stat = promisifiedOnUse(() => promisify(statCb));

@@ -11,7 +11,7 @@ import { isUnknownToken } from '../consul/acl-admin.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { DATAPLANE_DNS_BIND, dataplaneConfig, type DataplaneConfig } from '../dataplane/config.js';
 import { applyTransparentProxy, type IptablesRunner } from '../tproxy/apply.js';
-import { transparentProxyRules } from '../tproxy/iptables.js';
+import { DEFAULT_HEALTH_SYNC_UID, transparentProxyRules } from '../tproxy/iptables.js';
 import { generateEnvoyBootstrap, renderEnvoyBootstrap } from '../envoy/bootstrap.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { writeFileAtomic } from '../io/atomic-file.js';
@@ -92,7 +92,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
   const write = (f: keyof typeof BOOTSTRAP_FILES, data: string, written?: () => void) => {
     const done = (async () => {
       signal?.throwIfAborted();
-      await writeFileAtomic(file(f), data, { mode: BOOTSTRAP_FILES[f].mode });
+      await writeFileAtomic(file(f), data, { mode: BOOTSTRAP_FILES[f].mode, owner: f === 'serviceToken' ? serviceTokenOwner() : undefined });
       undo.push(() => removeFile(file(f)));
       written?.();
     })();
@@ -357,6 +357,19 @@ async function firstAnsweringServer(addresses: string[], make: (address: string)
     }
   }
   return make(addresses[0]!);
+}
+
+/**
+ * Who gets the service token: mesh-init's own user, unless that is root. terraform's
+ * mesh-task runs mesh-init as root only for transparent proxy, and health-sync,
+ * which logs the token out at shutdown, as 5996 (the user transparent proxy exempts
+ * for it): a root-owned 0600 file would make health-sync log in again, and leave
+ * this token for the controller to remove.
+ */
+function serviceTokenOwner(): { uid: number; gid: number; ifPermitted: true } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = Number(DEFAULT_HEALTH_SYNC_UID);
+  return { uid, gid: uid, ifPermitted: true };
 }
 
 function proxySpec(config: ResolvedConfig) {
