@@ -297,6 +297,16 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal((await services()).length, 0, 'service and proxy are gone');
     return res;
   };
+  /** health-sync as terraform runs it (5996, /consul read-only) takes over mesh-init's token: one login in all, logged out at the end. */
+  const healthSyncTakesOverToken = async () => {
+    const hs = terraformHealthSync(true);
+    await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
+    assert.equal((await loginTokens()).length, 1, "health-sync uses mesh-init's token");
+    assert.doesNotMatch(hs.output(), /cannot read the service token/);
+    const res = await stopTask(hs);
+    assert.match(res.stderr, /logged out of Consul/);
+    assert.equal((await loginTokens()).length, 0, 'the token is gone');
+  };
 
   it('terraform layout: health-sync with the bootstrap dir read-only logs out, leaves the token file in place and exits 0', async () => {
     assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
@@ -316,13 +326,7 @@ describe('control plane against Consul, moto and the simulated task', () => {
     const st = await stat(join(dir, 'service-token'));
     assert.deepEqual([st.uid, st.gid, (st.mode & 0o777).toString(8)], [5996, 5996, '600']);
     await stack.readToken(join(dir, 'service-token'));
-    const hs = terraformHealthSync(true);
-    await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
-    assert.equal((await loginTokens()).length, 1, "health-sync uses mesh-init's token");
-    assert.doesNotMatch(hs.output(), /cannot read the service token/);
-    const res = await stopTask(hs);
-    assert.match(res.stderr, /logged out of Consul/);
-    assert.equal((await loginTokens()).length, 0, 'the token is gone');
+    await healthSyncTakesOverToken();
     stack.assertNoSecretsPrinted();
   });
 
@@ -373,14 +377,7 @@ describe('control plane against Consul, moto and the simulated task', () => {
     const dial = await execa('setpriv', ['--reuid=5995', '--regid=5995', '--clear-groups', join(dir, 'consul-ecs'), 'net-dial', `127.0.0.1:${stack.consul.ports.http}`], { reject: false });
     assert.equal(dial.exitCode, 0, dial.stderr);
 
-    // health-sync as terraform runs it (5996, /consul read-only) reads mesh-init's token: one login in all, logged out at the end.
-    const hs = terraformHealthSync(true);
-    await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
-    assert.equal((await loginTokens()).length, 1);
-    assert.doesNotMatch(hs.output(), /cannot read the service token/);
-    const stopped = await stopTask(hs);
-    assert.match(stopped.stderr, /logged out of Consul/);
-    assert.equal((await loginTokens()).length, 0, 'the token is gone');
+    await healthSyncTakesOverToken();
     stack.assertNoSecretsPrinted();
   });
 
