@@ -2,13 +2,14 @@
 // Consul unreachable when mesh-init starts; and a config using every
 // registration field, read back from Consul.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { execa } from 'execa';
 import type { HealthCheck } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
-import { createIamAuthMethod, createServiceBindingRule } from '../../scripts/lib/local-stack.ts';
+import { createIamAuthMethod, createServiceBindingRule, peerBinary } from '../../scripts/lib/local-stack.ts';
 import { LoginStack, SERVER_ID } from '../helpers/login-stack.ts';
 import { eventually, outputMatches, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
 
@@ -240,4 +241,41 @@ describe('control plane faults', () => {
     assert.deepEqual(gws[0]!.TaggedAddresses?.lan, { Address: '127.0.0.1', Port: 9443 });
     assert.deepEqual(gws[0]!.TaggedAddresses?.wan, { Address: '198.51.100.7', Port: 443 });
   });
+
+  for (const kind of ['terminating-gateway', 'api-gateway'] as const) {
+    it(`registers ${kind === 'api-gateway' ? 'an' : 'a'} ${kind} on port 8443 at the task's address, with its check, proxy config and a valid Envoy bootstrap`, async () => {
+      const name = kind === 'api-gateway' ? 'apigw' : 'tgw';
+      const config = meshConfig(stack, dir, {
+        service: undefined,
+        proxy: undefined,
+        healthSyncContainers: [],
+        gateway: { kind, name, tags: ['edge'], meta: { tier: 'edge' }, proxy: { config: { connect_timeout_ms: 3000 } } },
+      });
+      const role = await stack.role(`${name}-task`, { service: name });
+      const gwSim = await stack.simulator(role.arn, { family: name, cluster: sim.cluster, containers: [{ name: 'consul-dataplane', hasHealthCheck: true, ipv4: '127.0.0.21' }] });
+      await stack.consul.api('PUT', '/v1/acl/policy', { Name: kind, Rules: `service_prefix "" { policy = "read" } node_prefix "" { policy = "read" } service "${name}" { policy = "write" }` });
+      await stack.consul.api('PUT', '/v1/acl/role', { Name: `consul-ecs-${kind}-role`, Policies: [{ Name: kind }] });
+      await stack.consul.api('PUT', '/v1/acl/binding-rule', { AuthMethod: 'iam-ecs-service-token', BindType: 'role', BindName: `consul-ecs-${kind}-role`, Selector: `entity_tags["consul.hashicorp.com.service-name"] == "${name}"` });
+      const res = await stack.cli(['mesh-init'], meshEnv(gwSim, config));
+      assert.equal(res.exitCode, 0, res.stderr);
+      await stack.readToken(join(dir, 'service-token'));
+      const gws = (await stack.nodeServices(gwSim.clusterArn)).filter((s) => s.ID.startsWith(`${name}-`));
+      assert.equal(gws.length, 1);
+      const gw = gws[0]!;
+      assert.equal(gw.ID, `${name}-${gwSim.taskId}`);
+      assert.equal(gw.Kind, kind);
+      assert.equal(gw.Port, 8443);
+      assert.equal(gw.Address, '127.0.0.21');
+      assert.deepEqual(gw.Tags, ['edge']);
+      assert.deepEqual(gw.Meta, { 'task-id': gwSim.taskId, 'task-arn': gwSim.taskArn, source: 'consul-ecs', tier: 'edge' });
+      assert.equal(gw.TaggedAddresses, undefined);
+      assert.deepEqual(gw.Proxy?.Config, { connect_timeout_ms: 3000 });
+      const gwChecks = (await stack.consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(gwSim.clusterArn)}`)).filter((c) => c.ServiceID === gw.ID);
+      assert.deepEqual(gwChecks.map((c) => [c.CheckID, c.Status]), [[`${gw.ID}-consul-dataplane`, 'critical']]);
+      const bootstrap = join(dir, 'envoy-bootstrap.json');
+      const valid = await execa(peerBinary('envoy'), ['--mode', 'validate', '-c', bootstrap], { reject: false });
+      assert.equal(valid.exitCode, 0, valid.stderr || valid.stdout);
+      assert.equal(JSON.parse(await readFile(bootstrap, 'utf8')).node.id, gw.ID);
+    });
+  }
 });
