@@ -2,8 +2,8 @@
 // (PT_INTERP), the shared libraries it needs (DT_NEEDED) and where it looks for
 // them (DT_RPATH, DT_RUNPATH). 64-bit little-endian files only (linux-x64 and
 // linux-arm64, what Node.js single executables are built for). Only the headers,
-// the dynamic section and its string table are read, not the whole file.
-import { close, open, read } from './fs.js';
+// the dynamic section and the names wanted from its string table are read.
+import { closeSync, openSync, readSync } from './fs.js';
 
 const PT_LOAD = 1;
 const PT_DYNAMIC = 2;
@@ -24,23 +24,41 @@ export interface ElfLoading {
   searchPath: string[];
 }
 
-/** The loading information of `file`; undefined when it is not a 64-bit little-endian ELF file. */
-export async function readElfLoading(file: string): Promise<ElfLoading | undefined> {
-  const fd = await open(file, 'r');
+/**
+ * Bytes read at the start of the file: the ELF header, the program header table
+ * and the loader's path are there in an executable as linkers lay it out.
+ */
+const HEAD_BYTES = 4096;
+/** Bytes read past the last string wanted; a longer name is read to its end. */
+const NAME_BYTES = 512;
+
+/**
+ * The loading information of `file`; undefined when it is not a 64-bit little-endian ELF file.
+ * Synchronous, and three reads in all for a usual executable (the first page, the dynamic
+ * section, the span of the string table that holds the names wanted): mesh-init runs this
+ * while its main thread is busy, where each read through the thread pool would wait for it
+ * to come back to the event loop. Node.js's string table is ~2 MB, of which the names are a
+ * few hundred bytes.
+ */
+export function readElfLoading(file: string): ElfLoading | undefined {
+  const fd = openSync(file, 'r');
   try {
-    const at = async (position: number, length: number): Promise<Buffer> => {
+    const read0 = (position: number, length: number): Buffer => {
       const buf = Buffer.alloc(length);
-      const { bytesRead } = await read(fd, buf, 0, length, position);
-      if (bytesRead !== length) throw new Error(`${file}: ELF data at ${position} (${length} bytes) is past the end of the file`);
+      return buf.subarray(0, readSync(fd, buf, 0, length, position));
+    };
+    const head = read0(0, HEAD_BYTES);
+    const at = (position: number, length: number): Buffer => {
+      if (position + length <= head.length) return head.subarray(position, position + length);
+      const buf = read0(position, length);
+      if (buf.length !== length) throw new Error(`${file}: ELF data at ${position} (${length} bytes) is past the end of the file`);
       return buf;
     };
-    const header = Buffer.alloc(64);
-    const { bytesRead } = await read(fd, header, 0, 64, 0);
-    if (bytesRead < 64 || header.readUInt32BE(0) !== 0x7f454c46 || header[4] !== 2 || header[5] !== 1) return undefined;
-    const phoff = Number(header.readBigUInt64LE(0x20));
-    const phentsize = header.readUInt16LE(0x36);
-    const phnum = header.readUInt16LE(0x38);
-    const table = await at(phoff, phentsize * phnum);
+    if (head.length < 64 || head.readUInt32BE(0) !== 0x7f454c46 || head[4] !== 2 || head[5] !== 1) return undefined;
+    const phoff = Number(head.readBigUInt64LE(0x20));
+    const phentsize = head.readUInt16LE(0x36);
+    const phnum = head.readUInt16LE(0x38);
+    const table = at(phoff, phentsize * phnum);
 
     const loads: Array<{ offset: number; vaddr: number; filesz: number }> = [];
     let interp: { offset: number; size: number } | undefined;
@@ -57,13 +75,13 @@ export async function readElfLoading(file: string): Promise<ElfLoading | undefin
 
     const out: ElfLoading = { needed: [], searchPath: [] };
     if (interp) {
-      const field = await at(interp.offset, interp.size);
+      const field = at(interp.offset, interp.size);
       const end = field.indexOf(0);
       out.interpreter = { path: field.toString('utf8', 0, end < 0 ? field.length : end), ...interp };
     }
     if (!dynamic) return out;
 
-    const entries = await at(dynamic.offset, dynamic.size);
+    const entries = at(dynamic.offset, dynamic.size);
     const needed: bigint[] = [];
     const paths: bigint[] = [];
     let strtab: number | undefined;
@@ -81,16 +99,24 @@ export async function readElfLoading(file: string): Promise<ElfLoading | undefin
     // DT_STRTAB is an address: find where the segment that holds it is in the file.
     const load = loads.find((l) => strtab! >= l.vaddr && strtab! < l.vaddr + l.filesz);
     if (!load) throw new Error(`${file}: its dynamic string table (address 0x${strtab.toString(16)}) is in no loaded segment`);
-    const strings = await at(load.offset + (strtab - load.vaddr), strsz);
-    const str = (i: bigint) => {
+    const base = load.offset + (strtab - load.vaddr);
+    const wanted = [...needed, ...paths].map(Number).filter((i) => i < strsz);
+    if (wanted.length === 0) return out;
+    const from = Math.min(...wanted);
+    const span = at(base + from, Math.min(strsz, Math.max(...wanted) + NAME_BYTES) - from);
+    const str = (i: bigint): string => {
       const start = Number(i);
-      const end = strings.indexOf(0, start);
-      return strings.toString('utf8', start, end < 0 ? strings.length : end);
+      if (start >= strsz) throw new Error(`${file}: a name at ${start} is past its dynamic string table (${strsz} bytes)`);
+      let end = span.indexOf(0, start - from);
+      if (end >= 0) return span.toString('utf8', start - from, end);
+      const rest = at(base + start, strsz - start);
+      end = rest.indexOf(0);
+      return rest.toString('utf8', 0, end < 0 ? rest.length : end);
     };
     out.needed = needed.map(str);
     out.searchPath = paths.flatMap((p) => str(p).split(':')).filter((p) => p !== '');
     return out;
   } finally {
-    await close(fd);
+    closeSync(fd);
   }
 }

@@ -8,19 +8,26 @@ import {
   chmod as chmodCb,
   chown as chownCb,
   close as closeCb,
+  closeSync,
   copyFile as copyFileCb,
+  fchmodSync,
   fsync as fsyncCb,
   ftruncate as ftruncateCb,
   mkdir as mkdirCb,
+  mkdirSync,
   open as openCb,
+  openSync,
   read as readCb,
   readFile as readFileCb,
+  readFileSync,
+  readSync,
   rename as renameCb,
   stat as statCb,
+  statSync,
   rmdir as rmdirCb,
   unlink as unlinkCb,
-  write as writeCb,
   writeFile as writeFileCb,
+  writeSync,
 } from 'node:fs';
 import { promisify } from 'node:util';
 
@@ -43,9 +50,15 @@ export const close = promisifiedOnUse(() => promisify(closeCb));
 export const fsync = promisifiedOnUse(() => promisify(fsyncCb));
 export const ftruncate = promisifiedOnUse(() => promisify(ftruncateCb));
 export const read = promisifiedOnUse(() => promisify(readCb));
-export const write = promisifiedOnUse(() => promisify(writeCb));
 export const rmdir = promisifiedOnUse(() => promisify(rmdirCb));
 const unlink = promisifiedOnUse(() => promisify(unlinkCb));
+
+/**
+ * The few calls made synchronously: each is one system call on a file already in the
+ * page cache, cheaper than the trips to the thread pool and back to a main thread
+ * that may be busy (mesh-init's start-up).
+ */
+export { closeSync, fchmodSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeSync };
 
 /** Removes a file; one that is not there is fine (as `rm -f`). */
 export async function removeFile(path: string): Promise<void> {

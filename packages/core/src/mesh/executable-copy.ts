@@ -1,7 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readElfLoading } from '../io/elf.js';
-import { chmod, close, copyFile, mkdir, open, readFile, removeFile, rename, rmdir, stat, write } from '../io/fs.js';
+import { chmod, closeSync, copyFile, fchmodSync, mkdirSync, openSync, readFileSync, removeFile, rename, rmdir, statSync, writeSync } from '../io/fs.js';
 import { ConsulEcsError, describeError, writableDirHint } from '../util/errors.js';
 import { BOOTSTRAP_FILES } from './bootstrap-files.js';
 
@@ -25,7 +25,7 @@ export interface StartedCopy {
  * runtime is most of it), so it is copied to a temporary name as soon as the
  * config is known to be valid (or carried on with, when the executable started
  * the copy even earlier), while the rest of mesh-init goes on; `install`
- * puts it in place once everything else has succeeded, and `discard` removes
+ * puts it in place once the caller is ready for it, and `discard` removes
  * whatever it wrote.
  */
 export class ExecutableCopy {
@@ -58,8 +58,8 @@ export class ExecutableCopy {
     // Beside it, the runtime's loader and libraries, when the executable looks for them there.
     this.#libraries = copyLibraries(source, this.#libDir);
     this.#copying = Promise.all([copied, this.#libraries]).then(async ([, libraries]) => {
-      if (libraries) await setInterpreter(this.#tmp, libraries);
-      await chmod(this.#tmp, BOOTSTRAP_FILES.executable.mode);
+      if (libraries) setInterpreter(this.#tmp, libraries, BOOTSTRAP_FILES.executable.mode);
+      else await chmod(this.#tmp, BOOTSTRAP_FILES.executable.mode);
     });
     this.#libraries.catch(() => {});
     this.#copying.catch(() => {});
@@ -79,10 +79,16 @@ export class ExecutableCopy {
     try {
       await this.#copying;
       const libraries = await this.#libraries;
-      for (const { tmp, path } of [...(libraries?.files ?? []), { tmp: this.#tmp, path: this.path }]) {
-        await rename(tmp, path);
-        this.#installed.push(path);
-      }
+      const renamed = await Promise.allSettled(
+        (libraries?.files ?? []).map(async ({ tmp, path }) => {
+          await rename(tmp, path);
+          this.#installed.push(path);
+        }),
+      );
+      const failed = renamed.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      await rename(this.#tmp, this.path);
+      this.#installed.push(this.path);
     } catch (err) {
       throw new ConsulEcsError(
         'file-write-failed',
@@ -144,7 +150,11 @@ const LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/li
  * executable built without that search path: it is copied as it is.
  */
 async function copyLibraries(source: string, libDir: string): Promise<CopiedLibraries | undefined> {
-  const elf = await readElfLoading(source);
+  // What to copy is found at once (a few small reads), and the copies are handed to the
+  // thread pool here and now: started beside the executable's copy while mesh-init's main
+  // thread is busy, a chain of reads through the thread pool would advance only when it
+  // yields, and leave the libraries, not the network work, as mesh-init's last step.
+  const elf = readElfLoading(source);
   if (!elf?.interpreter || !elf.searchPath.includes(`$ORIGIN/${basename(libDir)}`)) return undefined;
   const loaderName = basename(elf.interpreter.path);
   const interpreterPath = join(libDir, loaderName);
@@ -152,32 +162,29 @@ async function copyLibraries(source: string, libDir: string): Promise<CopiedLibr
     throw new Error(`the path ${interpreterPath} is too long for the executable's loader path (at most ${elf.interpreter.size - 1} bytes); choose a shorter bootstrapDir`);
   }
   // What this process has mapped (/proc/self/maps): the libraries it runs with.
-  const mapped = (await readFile('/proc/self/maps', 'utf8').catch(() => ''))
+  const mapped = readProcFile('/proc/self/maps')
     .split('\n')
     .map((line) => line.slice(line.indexOf('/')))
     .filter((path) => path.startsWith('/') && !path.endsWith(' (deleted)'));
-  const find = async (name: string, fallback: string[]): Promise<string> => {
+  const find = (name: string, fallback: string[]): string => {
     const loaded = mapped.find((path) => basename(path) === name || basename(path).startsWith(`${name}.`));
     if (loaded) return loaded;
-    for (const candidate of fallback) {
-      if (await stat(candidate).then((s) => s.isFile(), () => false)) return candidate;
-    }
+    const found = fallback.find((candidate) => statSync(candidate, { throwIfNoEntry: false })?.isFile());
+    if (found) return found;
     throw new Error(`${name}, which ${source} needs, is neither loaded by this process nor in ${LIBRARY_DIRS.join(', ')}`);
   };
   const wanted = [
-    { name: loaderName, from: await find(loaderName, [elf.interpreter.path]) },
-    ...(await Promise.all(
-      elf.needed.filter((name) => name !== loaderName).map(async (name) => ({ name, from: await find(name, LIBRARY_DIRS.map((dir) => join(dir, name))) })),
-    )),
+    { name: loaderName, from: find(loaderName, [elf.interpreter.path]) },
+    ...elf.needed.filter((name) => name !== loaderName).map((name) => ({ name, from: find(name, LIBRARY_DIRS.map((dir) => join(dir, name))) })),
   ];
   // In the bootstrap dir, which must exist (it is not made here).
-  const createdDir = await mkdir(libDir, { mode: BOOTSTRAP_FILES.executableLibraries.mode }).then(
-    () => true,
-    (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EEXIST') return false;
-      throw err;
-    },
-  );
+  let createdDir = true;
+  try {
+    mkdirSync(libDir, { mode: BOOTSTRAP_FILES.executableLibraries.mode });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    createdDir = false;
+  }
   const files = wanted.map(({ name }) => ({ tmp: join(libDir, `.${name}.tmp-${process.pid}`), path: join(libDir, name) }));
   const copies = await Promise.allSettled(
     wanted.map(async ({ from }, i) => {
@@ -194,14 +201,28 @@ async function copyLibraries(source: string, libDir: string): Promise<CopiedLibr
   return { interpreter: { ...elf.interpreter, path: interpreterPath }, files, createdDir };
 }
 
-/** Writes the copy's loader path into its NUL-padded field. */
-async function setInterpreter(file: string, { interpreter }: CopiedLibraries): Promise<void> {
+/** The text of a file, or '' when it cannot be read: read at once (a /proc file through the thread pool takes several trips). */
+function readProcFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Writes the copy's loader path into its NUL-padded field and gives the copy its mode:
+ * at once, a few small calls on a file just written, rather than four trips through
+ * the thread pool at the end of mesh-init.
+ */
+function setInterpreter(file: string, { interpreter }: CopiedLibraries, mode: number): void {
   const field = Buffer.alloc(interpreter.size);
   field.write(interpreter.path, 'utf8');
-  const fd = await open(file, 'r+');
+  const fd = openSync(file, 'r+');
   try {
-    await write(fd, field, 0, field.length, interpreter.offset);
+    writeSync(fd, field, 0, field.length, interpreter.offset);
+    fchmodSync(fd, mode);
   } finally {
-    await close(fd);
+    closeSync(fd);
   }
 }

@@ -101,7 +101,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
   };
 
   // The executable is large: it is copied while the network work goes on, and
-  // put in place only once everything before it has succeeded.
+  // put in place only once that has succeeded, while the bootstrap files are written.
   const executable = typeof opts.executable === 'string' ? ExecutableCopy.start(opts.executable, dir) : opts.executable;
   if (executable) undo.push(() => executable.discard());
   // Awaited once the task metadata is in; a lookup that fails before then is reported then.
@@ -297,14 +297,14 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       });
       write('envoyBootstrap', renderEnvoyBootstrap(bootstrap), () => log.info('wrote Envoy bootstrap', { file: file('envoyBootstrap') }));
     }
-    await Promise.all(writing);
-
-    // The copy has had the network work and the files above to finish in.
+    // The copy has had the network work to finish in; it goes in place while the files above are written.
     if (executable) {
       signal?.throwIfAborted();
-      await executable.install();
-      log.info('copied binary', { source: executable.source, destination: executable.path });
+      const installing = executable.install().then(() => log.info('copied binary', { source: executable.source, destination: executable.path }));
+      installing.catch(() => {});
+      writing.push(installing);
     }
+    await Promise.all(writing);
 
     if (transparentProxyEnabled(config)) {
       signal?.throwIfAborted();
