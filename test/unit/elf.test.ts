@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { readElfLoading } from '../../packages/core/src/io/elf.ts';
+import { elfFile } from '../helpers/elf-file.ts';
 
 describe('readElfLoading', () => {
   let dir: string;
@@ -38,42 +39,10 @@ describe('readElfLoading', () => {
   });
 
   it('reads the names wanted from a string table past the first page, a name longer than the span read after it too', async () => {
-    // A minimal executable: the headers and a loader path in the first page, then a dynamic
-    // section at 8 KB and a 64 KB string table at 12 KB. Its RUNPATH, the last name wanted,
-    // is 2000 bytes: longer than what is read past the start of the last name.
+    // The string table is past the first page. Its RUNPATH, the last name wanted, is
+    // 2000 bytes: longer than what is read past the start of the last name.
     const runpath = `$ORIGIN/${'x'.repeat(1990)}:/opt/lib`;
-    const strtab = Buffer.alloc(65536);
-    const names = { libc: 1, libm: 30000, runpath: 30020 };
-    strtab.write('libc.so.6\0', names.libc, 'latin1');
-    strtab.write('libm.so.6\0', names.libm, 'latin1');
-    strtab.write(`${runpath}\0`, names.runpath, 'latin1');
-    const dynOff = 8192;
-    const strOff = 12288;
-    const dyn = Buffer.alloc(16 * 6);
-    [[1n, names.libc], [1n, names.libm], [29n, names.runpath], [5n, strOff], [10n, strtab.length], [0n, 0]].forEach(([tag, val], i) => {
-      dyn.writeBigInt64LE(BigInt(tag!), i * 16);
-      dyn.writeBigUInt64LE(BigInt(val!), i * 16 + 8);
-    });
-    const file = Buffer.alloc(strOff + strtab.length);
-    file.write('\x7fELF', 0, 'latin1');
-    file[4] = 2;
-    file[5] = 1;
-    file.writeBigUInt64LE(64n, 0x20);
-    file.writeUInt16LE(56, 0x36);
-    file.writeUInt16LE(3, 0x38);
-    const ph = (i: number, type: number, offset: number, vaddr: number, size: number) => {
-      const at = 64 + i * 56;
-      file.writeUInt32LE(type, at);
-      file.writeBigUInt64LE(BigInt(offset), at + 8);
-      file.writeBigUInt64LE(BigInt(vaddr), at + 16);
-      file.writeBigUInt64LE(BigInt(size), at + 32);
-    };
-    ph(0, 3, 512, 512, 64); // PT_INTERP
-    ph(1, 1, 0, 0, file.length); // PT_LOAD: the whole file, at address 0
-    ph(2, 2, dynOff, dynOff, dyn.length); // PT_DYNAMIC
-    file.write('/lib64/ld-linux-x86-64.so.2\0', 512, 'latin1');
-    dyn.copy(file, dynOff);
-    strtab.copy(file, strOff);
+    const file = elfFile({ interpreter: '/lib64/ld-linux-x86-64.so.2', needed: [['libc.so.6', 1], ['libm.so.6', 30000]], runpath: [runpath, 30020] });
     await writeFile(join(dir, 'exe'), file);
     assert.deepEqual(readElfLoading(join(dir, 'exe')), {
       interpreter: { path: '/lib64/ld-linux-x86-64.so.2', offset: 512, size: 64 },

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ExecutableCopy } from '@consul-ecs-ts/core/executable-copy';
 import { STARTED_COPY_KEY, takeStartedCopy } from '../../packages/control-plane/src/started-copy.ts';
+import { readElfLoading } from '../../packages/core/src/io/elf.ts';
+import { ELF_INTERPRETER_OFFSET, elfFile } from '../helpers/elf-file.ts';
 
 describe('ExecutableCopy', () => {
   let dir: string;
@@ -104,6 +106,45 @@ describe('ExecutableCopy', () => {
     });
     await copy.discard();
   });
+
+  describe('with its loader and libraries beside it', () => {
+    // An executable built as scripts/build-sea.mjs builds it: it looks for its libraries in
+    // $ORIGIN/.consul-ecs-lib, with room in its loader path. This process's loader and C
+    // library are what get copied (it has them mapped).
+    const loader = readElfLoading(process.execPath)!.interpreter!.path;
+    const portable = () =>
+      writeFile(source, elfFile({ interpreter: loader, interpreterSize: 256, needed: [['libc.so.6', 1]], runpath: ['$ORIGIN/.consul-ecs-lib', 20] }), { mode: 0o700 });
+    const loaderName = loader.slice(loader.lastIndexOf('/') + 1);
+
+    it('copies them when asked (or at install), and points the copy at its loader there', async () => {
+      await portable();
+      await mkdir(bootstrapDir());
+      const copy = ExecutableCopy.start(source, bootstrapDir(), undefined, { librariesLater: true });
+      assert.deepEqual(await listing(), ['consul-ecs.tmp-' + process.pid], 'nothing but the copy before they are asked for');
+      copy.startLibraries();
+      await copy.install();
+      assert.deepEqual(await listing(), ['.consul-ecs-lib', 'consul-ecs']);
+      assert.deepEqual((await readdir(join(bootstrapDir(), '.consul-ecs-lib'))).sort(), [loaderName, 'libc.so.6'].sort());
+      const field = (await readFile(copy.path)).subarray(ELF_INTERPRETER_OFFSET, ELF_INTERPRETER_OFFSET + 256);
+      assert.equal(field.toString('latin1', 0, field.indexOf(0)), join(bootstrapDir(), '.consul-ecs-lib', loaderName));
+      assert.equal((await stat(copy.path)).mode & 0o777, 0o755);
+
+      const atInstall = ExecutableCopy.start(source, bootstrapDir(), undefined, { librariesLater: true });
+      await atInstall.install();
+      assert.deepEqual((await readdir(join(bootstrapDir(), '.consul-ecs-lib'))).sort(), [loaderName, 'libc.so.6'].sort());
+    });
+
+    it('copies none once discarded, even when asked after (a login sent just before a SIGTERM)', async () => {
+      await portable();
+      await mkdir(bootstrapDir());
+      const copy = ExecutableCopy.start(source, bootstrapDir(), undefined, { librariesLater: true });
+      await copy.discard();
+      copy.startLibraries();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(await listing(), []);
+      await assert.rejects(copy.install(), /the copy was discarded/);
+    });
+  });
 });
 
 describe('takeStartedCopy (the copy the executable\'s loader starts)', () => {
@@ -127,4 +168,5 @@ describe('takeStartedCopy (the copy the executable\'s loader starts)', () => {
   it('is undefined outside the executable', () => {
     assert.equal(takeStartedCopy('/exe', '/boot'), undefined);
   });
+
 });

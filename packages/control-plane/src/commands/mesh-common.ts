@@ -61,7 +61,8 @@ export async function setUpMeshCommand(
 /** Starts copying the executable into the bootstrap dir, or carries on with the copy the executable's loader started. */
 async function startExecutableCopy(ctx: CommandContext, bootstrapDir: string): Promise<ExecutableCopy> {
   const source = await selfContainedExecutable(ctx.env);
-  return ExecutableCopy.start(source, bootstrapDir, takeStartedCopy(source, bootstrapDir));
+  // meshInit starts the loader's and libraries' copies once its login is on the wire.
+  return ExecutableCopy.start(source, bootstrapDir, takeStartedCopy(source, bootstrapDir), { librariesLater: true });
 }
 
 /** mesh-init as the commands run it, with the executable's copy that setUpMeshCommand started. */

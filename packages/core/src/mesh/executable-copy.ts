@@ -36,12 +36,15 @@ export class ExecutableCopy {
   readonly #tmp: string;
   /** `<bootstrapDir>/.consul-ecs-lib`, where the copy's loader and libraries go. */
   readonly #libDir: string;
-  readonly #libraries: Promise<CopiedLibraries | undefined>;
-  readonly #copying: Promise<void>;
+  readonly #copied: Promise<void>;
+  #libraries?: Promise<CopiedLibraries | undefined>;
+  #copying?: Promise<void>;
+  /** Set by discard: libraries asked for after it are not copied. */
+  #discarded = false;
   /** What install put in place: the libraries, then the executable. */
   readonly #installed: string[] = [];
 
-  private constructor(source: string, bootstrapDir: string, started?: StartedCopy) {
+  private constructor(source: string, bootstrapDir: string, started?: StartedCopy, opts: ExecutableCopyOptions = {}) {
     this.source = source;
     this.path = join(bootstrapDir, BOOTSTRAP_FILES.executable.name);
     this.#tmp = started?.tmp ?? `${this.path}.tmp-${process.pid}`;
@@ -54,29 +57,42 @@ export class ExecutableCopy {
     // One that a crashed run left under this pid is removed and the copy tried again.
     // FICLONE shares the data where the file system can (XFS, btrfs).
     const copyAnew = () => copyAsNew(source, this.#tmp);
-    const copied = started ? started.copied.then((copied) => (copied ? undefined : copyAnew())) : copyAnew();
-    // Beside it, the runtime's loader and libraries, when the executable looks for them there.
-    this.#libraries = copyLibraries(source, this.#libDir);
-    this.#copying = Promise.all([copied, this.#libraries]).then(async ([, libraries]) => {
-      if (libraries) setInterpreter(this.#tmp, libraries, BOOTSTRAP_FILES.executable.mode);
-      else await chmod(this.#tmp, BOOTSTRAP_FILES.executable.mode);
-    });
-    this.#libraries.catch(() => {});
-    this.#copying.catch(() => {});
+    this.#copied = started ? started.copied.then((copied) => (copied ? undefined : copyAnew())) : copyAnew();
+    this.#copied.catch(() => {});
+    if (!opts.librariesLater) this.startLibraries();
   }
 
   /**
    * Starts copying `source` into `bootstrapDir` (under a temporary name), or carries
    * on with a copy of it already `started` there.
    */
-  static start(source: string, bootstrapDir: string, started?: StartedCopy): ExecutableCopy {
+  static start(source: string, bootstrapDir: string, started?: StartedCopy, opts?: ExecutableCopyOptions): ExecutableCopy {
     if (started && started.source !== source) throw new TypeError(`the copy started is of ${started.source}, not ${source}`);
-    return new ExecutableCopy(source, bootstrapDir, started);
+    return new ExecutableCopy(source, bootstrapDir, started, opts);
+  }
+
+  /**
+   * Starts copying the runtime's loader and libraries beside the executable's copy, when
+   * the executable looks for them there (once; install starts it if nobody did). It finds
+   * them with a few reads done at once on the calling thread.
+   */
+  startLibraries(): void {
+    if (this.#libraries || this.#discarded) return;
+    const libraries = copyLibraries(this.source, this.#libDir);
+    this.#libraries = libraries;
+    this.#copying = Promise.all([this.#copied, libraries]).then(async ([, libs]) => {
+      if (libs) setInterpreter(this.#tmp, libs, BOOTSTRAP_FILES.executable.mode);
+      else await chmod(this.#tmp, BOOTSTRAP_FILES.executable.mode);
+    });
+    libraries.catch(() => {});
+    this.#copying.catch(() => {});
   }
 
   /** Waits for the copy to finish and renames it into place, after the libraries beside it. */
   async install(): Promise<void> {
     try {
+      if (this.#discarded) throw new Error('the copy was discarded');
+      this.startLibraries();
       await this.#copying;
       const libraries = await this.#libraries;
       const renamed = await Promise.allSettled(
@@ -100,11 +116,22 @@ export class ExecutableCopy {
 
   /** Waits for the copy to stop and removes what it wrote: the temporary files, and the installed ones. */
   async discard(): Promise<void> {
-    await this.#copying.catch(() => {});
-    const libraries = await this.#libraries.catch(() => undefined);
+    this.#discarded = true;
+    await this.#copied.catch(() => {});
+    await this.#copying?.catch(() => {});
+    const libraries = await this.#libraries?.catch(() => undefined);
     for (const path of [this.#tmp, ...(libraries?.files ?? []).map((lib) => lib.tmp), ...this.#installed.splice(0)]) await removeFile(path);
     if (libraries?.createdDir) await rmdir(this.#libDir).catch(() => {});
   }
+}
+
+export interface ExecutableCopyOptions {
+  /**
+   * Leave the loader and libraries until startLibraries (or install) is called. Finding
+   * them takes ~1 ms of the calling thread, and their copies (~5 MB) compete with it:
+   * mesh-init starts them once its login is on the wire and its main thread waits.
+   */
+  librariesLater?: boolean;
 }
 
 /** Copies `source` to `dest`, a new file (one a crashed run left there is replaced). */
