@@ -1,6 +1,6 @@
 import { basename, dirname, join } from 'node:path';
 import { ConsulEcsError, describeError, writableDirHint } from '../util/errors.js';
-import { chmod, chown, close, fsync, mkdir, open, removeFile, rename, writeFile } from './fs.js';
+import { closeSync, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, removeFile, renameSync, writeFileSync } from './fs.js';
 
 export interface AtomicWriteOptions {
   /** File mode, e.g. 0o600 for tokens other containers must not read. */
@@ -59,26 +59,34 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
  * The first half of writeFileAtomic: writes the temporary file, and leaves
  * putting it in place (or not) to the caller, e.g. once what it holds is known
  * to be good.
+ *
+ * The files are small (tokens, configs of a few KB) and local, so they are
+ * written with synchronous calls on one open file: a few system calls take
+ * microseconds, where each trip through libuv's thread pool waits for the event
+ * loop to come back (mesh-init's and login's is busy), and the first one starts
+ * the pool's threads, which login would otherwise never need (nor stop at exit).
  */
 export async function prepareFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions): Promise<PreparedFile> {
   const dir = dirname(path);
   const tmp = temporaryName(path);
   try {
-    if (opts.mkdirs) await mkdir(dir, { recursive: true });
-    const fd = await open(tmp, 'wx', opts.mode);
+    if (opts.mkdirs) mkdirSync(dir, { recursive: true });
+    const fd = openSync(tmp, 'wx', opts.mode);
     try {
-      await writeFile(fd, data);
-      if (opts.fsync) await fsync(fd);
+      writeFileSync(fd, data);
+      if (opts.fsync) fsyncSync(fd);
+      // The umask may have narrowed the mode given to open().
+      fchmodSync(fd, opts.mode);
+      if (opts.owner) {
+        const { uid, gid, ifPermitted } = opts.owner;
+        try {
+          fchownSync(fd, uid, gid);
+        } catch (err) {
+          if (!(ifPermitted && (err as NodeJS.ErrnoException).code === 'EPERM')) throw err;
+        }
+      }
     } finally {
-      await close(fd);
-    }
-    // The umask may have narrowed the mode given to open().
-    await chmod(tmp, opts.mode);
-    if (opts.owner) {
-      const { uid, gid, ifPermitted } = opts.owner;
-      await chown(tmp, uid, gid).catch((err: NodeJS.ErrnoException) => {
-        if (!(ifPermitted && err.code === 'EPERM')) throw err;
-      });
+      closeSync(fd);
     }
   } catch (err) {
     await removeFile(tmp).catch(() => {});
@@ -87,7 +95,7 @@ export async function prepareFileAtomic(path: string, data: string | Uint8Array,
   return {
     commit: async () => {
       try {
-        await rename(tmp, path);
+        renameSync(tmp, path);
       } catch (err) {
         await removeFile(tmp).catch(() => {});
         throw writeFailed(path, err);
