@@ -178,9 +178,9 @@ const LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/li
  */
 async function copyLibraries(source: string, libDir: string): Promise<CopiedLibraries | undefined> {
   // What to copy is found at once (a few small reads), and the copies are handed to the
-  // thread pool here and now: started beside the executable's copy while mesh-init's main
-  // thread is busy, a chain of reads through the thread pool would advance only when it
-  // yields, and leave the libraries, not the network work, as mesh-init's last step.
+  // thread pool here and now: a chain of trips through the pool would advance only as
+  // often as the caller's event loop comes back, which in mesh-init can be late enough
+  // to make the libraries, not the network work, its last step.
   const elf = readElfLoading(source);
   if (!elf?.interpreter || !elf.searchPath.includes(`$ORIGIN/${basename(libDir)}`)) return undefined;
   const loaderName = basename(elf.interpreter.path);
