@@ -168,5 +168,4 @@ describe('takeStartedCopy (the copy the executable\'s loader starts)', () => {
   it('is undefined outside the executable', () => {
     assert.equal(takeStartedCopy('/exe', '/boot'), undefined);
   });
-
 });

@@ -35,10 +35,9 @@ const NAME_BYTES = 512;
 /**
  * The loading information of `file`; undefined when it is not a 64-bit little-endian ELF file.
  * Synchronous, and three reads in all for a usual executable (the first page, the dynamic
- * section, the span of the string table that holds the names wanted): mesh-init runs this
- * while its main thread is busy, where each read through the thread pool would wait for it
- * to come back to the event loop. Node.js's string table is ~2 MB, of which the names are a
- * few hundred bytes.
+ * section, the span of the string table that holds the names wanted): each read through the
+ * thread pool would wait for the caller's event loop to come back, which in mesh-init may be
+ * late. Node.js's string table is ~2 MB, of which the names are a few hundred bytes.
  */
 export function readElfLoading(file: string): ElfLoading | undefined {
   const fd = openSync(file, 'r');
@@ -100,13 +99,14 @@ export function readElfLoading(file: string): ElfLoading | undefined {
     const load = loads.find((l) => strtab! >= l.vaddr && strtab! < l.vaddr + l.filesz);
     if (!load) throw new Error(`${file}: its dynamic string table (address 0x${strtab.toString(16)}) is in no loaded segment`);
     const base = load.offset + (strtab - load.vaddr);
-    const wanted = [...needed, ...paths].map(Number).filter((i) => i < strsz);
+    const wanted = [...needed, ...paths].map(Number);
     if (wanted.length === 0) return out;
+    const past = wanted.find((i) => i >= strsz);
+    if (past !== undefined) throw new Error(`${file}: a name at ${past} is past its dynamic string table (${strsz} bytes)`);
     const from = Math.min(...wanted);
     const span = at(base + from, Math.min(strsz, Math.max(...wanted) + NAME_BYTES) - from);
     const str = (i: bigint): string => {
       const start = Number(i);
-      if (start >= strsz) throw new Error(`${file}: a name at ${start} is past its dynamic string table (${strsz} bytes)`);
       let end = span.indexOf(0, start - from);
       if (end >= 0) return span.toString('utf8', start - from, end);
       const rest = at(base + start, strsz - start);
