@@ -79,15 +79,17 @@ try {
   const goRss = median(samples[go]!.map((s) => s.rssKb));
   console.log(`\nlogin benchmark: ${runs} runs each, alternating, same Consul ${consul.httpAddr} and moto ${moto.url}`);
   console.log(`page cache ${dropped ? 'dropped before the first run' : 'left as it is (RSS includes whatever file pages it holds)'}`);
-  console.log(`${'contender'.padEnd(44)} ${'median ms'.padStart(10)} ${'peak RSS MB'.padStart(12)} ${'time ratio'.padStart(11)} ${'RSS ratio'.padStart(10)}`);
+  console.log(`${'contender'.padEnd(44)} ${'median ms'.padStart(10)} ${'peak RSS MB'.padStart(12)} ${'time ratio'.padStart(11)} ${'paired Δ ms'.padStart(12)} ${'RSS ratio'.padStart(10)}`);
   for (const [name, s] of Object.entries(samples)) {
     const ms = median(s.map((x) => x.ms));
     const rss = median(s.map((x) => x.rssKb));
+    // Each round runs every contender once, so a round's difference cancels the machine's drift.
+    const paired = median(s.map((x, round) => x.ms - samples[go]![round]!.ms));
     console.log(
-      `${name.padEnd(44)} ${ms.toFixed(0).padStart(10)} ${(rss / 1024).toFixed(1).padStart(12)} ${ratio(ms, goMs).padStart(11)} ${ratio(rss, goRss).padStart(10)}`,
+      `${name.padEnd(44)} ${ms.toFixed(0).padStart(10)} ${(rss / 1024).toFixed(1).padStart(12)} ${ratio(ms, goMs).padStart(11)} ${`${paired > 0 ? '+' : ''}${paired.toFixed(1)}`.padStart(12)} ${ratio(rss, goRss).padStart(10)}`,
     );
   }
-  console.log('(ratios are ours / Go; our login also waits until the token reads back with stale consistency before writing it)');
+  console.log('(ratios are ours / Go; paired Δ is the median over rounds of ours minus Go\'s in the same round; our login also waits until the token reads back with stale consistency before writing it)');
 } finally {
   await sim?.stop();
   await Promise.all([consul.dispose(), moto.dispose()]);
