@@ -66,7 +66,7 @@ describe('TLS, static tokens and server discovery', () => {
     assert.equal(((await stat(caPath)).mode & 0o777).toString(8), '444');
     assert.equal(await readFile(caPath, 'utf8'), stack.consul.caPem);
     const dp = JSON.parse(await readFile(join(dir, 'consul-dataplane.json'), 'utf8'));
-    assert.deepEqual(dp.consul.tls, { disabled: false, caCertsPath: caPath, tlsServerName: 'server.dc1.consul' });
+    assert.deepEqual(dp.consul.tls, { disabled: false, caCertsPath: caPath, serverName: 'server.dc1.consul' });
     assert.equal(dp.consul.grpcPort, stack.consul.ports.grpcTls);
     stack.secrets.add(dp.consul.credentials.login.bearerToken);
 
@@ -97,6 +97,9 @@ describe('TLS, static tokens and server discovery', () => {
     assert.equal((await stack.cli(['mesh-init'], env)).exitCode, 0);
     await assert.rejects(stat(join(dir, 'service-token')), /ENOENT/);
     assert.equal((await loginTokens()).length, before, 'no login');
+    // consul-dataplane gets the same token, as static credentials: with none it is refused.
+    const dp = JSON.parse(await readFile(join(dir, 'consul-dataplane.json'), 'utf8'));
+    assert.deepEqual(dp.consul.credentials, { type: 'static', static: { token } });
     assert.equal((await services(sim.clusterArn)).filter((s) => s.Service.startsWith('static')).length, 2);
     const hs = stack.spawn(['health-sync'], env, { timeoutMs: 60_000 });
     await eventually('syncing', 5000, async () => (/syncing ECS health into Consul/.test(hs.output()) ? true : undefined));

@@ -1,5 +1,8 @@
 // consul-dataplane's configuration file (`<bootstrapDir>/consul-dataplane.json`),
-// in the shape consul-dataplane's `-config-file` reads and consul-ecs writes.
+// in the shape consul-dataplane's `-config-file` reads (its DataplaneConfigFlags;
+// the tests decode every file this writes against those types, unknown keys refused).
+// consul-ecs v0.10 writes the TLS server name as `tlsServerName`, a key
+// consul-dataplane ignores (hashicorp/consul-ecs#328); this writes `serverName`.
 
 export interface DataplaneLoginCredentials {
   authMethod: string;
@@ -10,13 +13,19 @@ export interface DataplaneLoginCredentials {
   meta: Record<string, string>;
 }
 
+/**
+ * How consul-dataplane gets its ACL token: it logs in with the bearer token of
+ * the task's own login, or uses the token given (`CONSUL_HTTP_TOKEN`) as is.
+ */
+export type DataplaneCredentials = { type: 'login'; login: DataplaneLoginCredentials } | { type: 'static'; static: { token: string } };
+
 export interface DataplaneConfig {
   consul: {
     addresses: string;
     grpcPort: number;
     serverWatchDisabled: boolean;
-    tls: { disabled: boolean; caCertsPath?: string; tlsServerName?: string };
-    credentials?: { type: 'login'; login: DataplaneLoginCredentials } | { type: 'static'; static: { token: string } };
+    tls: { disabled: boolean; caCertsPath?: string; serverName?: string };
+    credentials?: DataplaneCredentials;
   };
   proxy: { nodeName: string; id: string; namespace: string; partition: string };
   xdsServer: { bindAddress: string };
@@ -41,7 +50,7 @@ export interface DataplaneConfigInput {
   partition?: string;
   readyPort: number;
   logLevel: string;
-  login?: DataplaneLoginCredentials;
+  credentials?: DataplaneCredentials;
   consulDns?: boolean;
 }
 
@@ -55,7 +64,7 @@ export function dataplaneConfig(input: DataplaneConfigInput): DataplaneConfig {
         ? {
             disabled: false,
             ...(input.grpcTls.caCertFile ? { caCertsPath: input.grpcTls.caCertFile } : {}),
-            ...(input.grpcTls.tlsServerName ? { tlsServerName: input.grpcTls.tlsServerName } : {}),
+            ...(input.grpcTls.tlsServerName ? { serverName: input.grpcTls.tlsServerName } : {}),
           }
         : { disabled: true },
     },
@@ -64,7 +73,7 @@ export function dataplaneConfig(input: DataplaneConfigInput): DataplaneConfig {
     envoy: { readyBindAddress: '127.0.0.1', readyBindPort: input.readyPort },
     logging: { logLevel: input.logLevel },
   };
-  if (input.login) cfg.consul.credentials = { type: 'login', login: input.login };
+  if (input.credentials) cfg.consul.credentials = input.credentials;
   if (input.consulDns) cfg.dnsServer = { ...DATAPLANE_DNS_BIND };
   return cfg;
 }

@@ -9,7 +9,7 @@ import { consulDnsEnabled, transparentProxyEnabled } from '../config/resolve.js'
 import { aclLogout, waitForTokenReplication } from '../consul/acl.js';
 import { isUnknownToken } from '../consul/acl-admin.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
-import { DATAPLANE_DNS_BIND, dataplaneConfig, type DataplaneConfig } from '../dataplane/config.js';
+import { DATAPLANE_DNS_BIND, dataplaneConfig, type DataplaneCredentials } from '../dataplane/config.js';
 import { applyTransparentProxy, type IptablesRunner } from '../tproxy/apply.js';
 import { DEFAULT_HEALTH_SYNC_UID, transparentProxyRules } from '../tproxy/iptables.js';
 import { generateEnvoyBootstrap, renderEnvoyBootstrap } from '../envoy/bootstrap.js';
@@ -256,19 +256,22 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
 
     const readyPort = gateway ? config.gateway!.healthCheckPort : config.proxy.healthCheckPort;
     const dns = consulDnsEnabled(config);
-    let login: DataplaneConfig['consul']['credentials'] = undefined;
-    if (dataplaneBearerToken) {
-      login = {
-        type: 'login',
-        login: {
-          authMethod: config.consulLogin.method,
-          ...(scope.partition ? { partition: scope.partition } : {}),
-          datacenter: config.consulLogin.datacenter ?? '',
-          bearerToken: dataplaneBearerToken,
-          meta: loginMeta,
-        },
-      };
-    }
+    // consul-dataplane logs in with the bearer token of this task's login, or,
+    // with CONSUL_HTTP_TOKEN, uses that token as it is.
+    const dataplaneCredentials: DataplaneCredentials | undefined = dataplaneBearerToken
+      ? {
+          type: 'login',
+          login: {
+            authMethod: config.consulLogin.method,
+            ...(scope.partition ? { partition: scope.partition } : {}),
+            datacenter: config.consulLogin.datacenter ?? '',
+            bearerToken: dataplaneBearerToken,
+            meta: loginMeta,
+          },
+        }
+      : token
+        ? { type: 'static', static: { token } }
+        : undefined;
     const dp = dataplaneConfig({
       hosts: config.consulServers.hosts,
       grpcPort: grpc.port,
@@ -281,8 +284,8 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       readyPort,
       logLevel: config.logLevel,
       consulDns: dns,
+      credentials: dataplaneCredentials,
     });
-    if (login) dp.consul.credentials = login;
     write('dataplaneConfig', JSON.stringify(dp), () => log.info('wrote dataplane config', { file: file('dataplaneConfig') }));
 
     const [merged] = await resolvedProxy;
