@@ -38,6 +38,10 @@ export interface EcsAgentSimulatorOptions {
   availabilityZone?: string;
   /** `Cluster` as the metadata reports it: the ARN (Fargate) or the bare name (EC2). Default ARN. */
   clusterField?: 'arn' | 'name';
+  /** `LaunchType` of the task document: 'FARGATE' (default), 'EC2', 'EXTERNAL'…; null: no LaunchType field. */
+  launchType?: string | null;
+  /** `NetworkMode` of every container's network: 'awsvpc' (default), 'bridge', 'host'…; null: no NetworkMode field. */
+  networkMode?: string | null;
   containers?: SimulatedContainer[];
   /** Where the credentials endpoint gets credentials (e.g. {@link assumeRoleCredentials}). */
   credentials?: CredentialsSource;
@@ -131,10 +135,15 @@ export class EcsAgentSimulator {
       Type: c.type ?? 'NORMAL',
       DesiredStatus: c.desiredStatus ?? 'RUNNING',
       KnownStatus: c.knownStatus ?? 'RUNNING',
-      Networks: [{ NetworkMode: 'awsvpc', IPv4Addresses: [c.ipv4 ?? '127.0.0.1'] }],
+      Networks: [this.#network(c.ipv4 ?? '127.0.0.1')],
     };
     if (hasCheck) meta.Health = { status: c.health ?? 'HEALTHY' };
     this.#containers.set(c.name, meta);
+  }
+
+  #network(ipv4: string): NonNullable<EcsContainerMetadata['Networks']>[number] {
+    const mode = this.#opts.networkMode === undefined ? 'awsvpc' : this.#opts.networkMode;
+    return mode === null ? { IPv4Addresses: [ipv4] } : { NetworkMode: mode, IPv4Addresses: [ipv4] };
   }
 
   setHealth(name: string, status: ContainerHealthStatus): void {
@@ -174,6 +183,7 @@ export class EcsAgentSimulator {
 
   /** The task document as served now. */
   task(): EcsTaskMetadata {
+    const launchType = this.#opts.launchType === undefined ? 'FARGATE' : this.#opts.launchType;
     return {
       Cluster: this.#opts.clusterField === 'name' ? this.cluster : this.clusterArn,
       TaskARN: this.taskArn,
@@ -182,7 +192,7 @@ export class EcsAgentSimulator {
       DesiredStatus: 'RUNNING',
       KnownStatus: 'RUNNING',
       AvailabilityZone: this.#opts.availabilityZone ?? `${this.region}a`,
-      LaunchType: 'FARGATE',
+      ...(launchType === null ? {} : { LaunchType: launchType }),
       Containers: [...this.#containers.values()].map((c) => structuredClone(c)),
     };
   }
