@@ -50,6 +50,10 @@ export interface TaskInfo {
   availabilityZone?: string;
   /** First container's first network's first IPv4 address, else 127.0.0.1. */
   nodeIp: string;
+  /** `LaunchType` (`EC2`, `FARGATE`, `EXTERNAL`…), when the metadata reports one. */
+  launchType?: string;
+  /** The task's network mode (`awsvpc`, `bridge`, `host`…): the first `Networks[].NetworkMode` reported. */
+  networkMode?: string;
 }
 
 export interface TaskMetadataClientOptions {
@@ -116,7 +120,7 @@ export class TaskMetadataClient {
   }
 }
 
-/** Region, account, task id, cluster ARN and node IP of a task document. */
+/** Region, account, task id, cluster ARN, node IP, launch type and network mode of a task document. */
 export function taskInfo(meta: EcsTaskMetadata): TaskInfo {
   const arn = parseTaskArn(meta.TaskARN);
   const clusterArn = meta.Cluster?.startsWith('arn:')
@@ -133,6 +137,9 @@ export function taskInfo(meta: EcsTaskMetadata): TaskInfo {
     nodeIp: meta.Containers[0]?.Networks?.[0]?.IPv4Addresses?.[0] ?? '127.0.0.1',
   };
   if (meta.AvailabilityZone) info.availabilityZone = meta.AvailabilityZone;
+  if (meta.LaunchType) info.launchType = meta.LaunchType;
+  const networkMode = meta.Containers.flatMap((c) => c.Networks ?? []).find((n) => n.NetworkMode)?.NetworkMode;
+  if (networkMode) info.networkMode = networkMode;
   return info;
 }
 

@@ -11,6 +11,7 @@ import { isUnknownToken } from '../consul/acl-admin.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { DATAPLANE_DNS_BIND, dataplaneConfig, type DataplaneCredentials } from '../dataplane/config.js';
 import { applyTransparentProxy, type IptablesRunner } from '../tproxy/apply.js';
+import { assertTransparentProxySupported } from '../tproxy/supported.js';
 import { DEFAULT_HEALTH_SYNC_UID, transparentProxyRules } from '../tproxy/iptables.js';
 import { generateEnvoyBootstrap, renderEnvoyBootstrap } from '../envoy/bootstrap.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
@@ -121,6 +122,9 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     // A re-run replaces the token of the run before (read now, logged out after the login).
     const previousToken = credentials ? readTokenFile(file('serviceToken')).catch(() => '') : undefined;
     const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task());
+    // Before anything is sent to Consul: a task whose rules could reach beyond
+    // its own network namespace is refused with nothing done.
+    if (transparentProxyEnabled(config)) assertTransparentProxySupported(task);
     const { gateway, name, scope } = taskServiceIdentity(config, task);
     const addresses = await resolving;
     if (!addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);

@@ -1,3 +1,4 @@
 export * from './iptables.js';
 export * from './dns.js';
 export * from './apply.js';
+export * from './supported.js';
