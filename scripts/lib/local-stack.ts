@@ -14,8 +14,15 @@ import { AwsAdmin, SERVICE_NAME_TAG } from './aws-admin.ts';
 
 export const PEERS_DIR = process.env.CONSUL_ECS_PEERS_DIR || join(homedir(), '.cache/consul-ecs-ts/peers');
 
-export function peerBinary(name: 'consul' | 'envoy' | 'moto_server'): string {
+export type PeerName = 'consul' | 'envoy' | 'moto_server' | 'consul-dataplane' | 'consul-dataplane-config-check' | `consul-dataplane${'' | '-config-check'}-${string}`;
+
+export function peerBinary(name: PeerName): string {
   return join(PEERS_DIR, 'bin', name);
+}
+
+/** The peers' bin directory first on PATH: consul-dataplane runs the `envoy` it finds there. */
+export function peersPath(): string {
+  return [join(PEERS_DIR, 'bin'), process.env.PATH ?? ''].filter(Boolean).join(':');
 }
 
 /**
@@ -99,6 +106,11 @@ export interface ConsulServerOptions {
   /** Where the agent's output goes; default a file in its work directory. */
   logFile?: string;
   nodeName?: string;
+  /**
+   * More loopback addresses its HTTP(S) and gRPC ports listen on (beside
+   * 127.0.0.1), e.g. one its TLS certificate does not name.
+   */
+  alsoListenOn?: string[];
 }
 
 /** A Consul server on loopback with ACLs on (`default_policy = "deny"`) and a known management token. */
@@ -187,7 +199,7 @@ export class ConsulServer {
       node_name: this.opts.nodeName ?? 'consul-peer',
       datacenter: 'dc1',
       bind_addr: '127.0.0.1',
-      client_addr: this.#clientAddr,
+      client_addr: [this.#clientAddr, ...(this.opts.alsoListenOn ?? [])].join(' '),
       advertise_addr: '127.0.0.1',
       log_level: process.env.CONSUL_PEER_LOG_LEVEL ?? 'info',
       // No calls home: this machine talks to nothing but loopback.
