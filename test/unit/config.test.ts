@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -20,12 +21,13 @@ import {
   type ResolvedConfig,
 } from '@consul-ecs-ts/core';
 
-const sharedConfigs = new URL('../../../shared/reference/consul-ecs-config/', import.meta.url);
+// Configurations written for consul-ecs v0.10.0, copied from its repository (README.md beside them).
+const anchorConfigs = new URL('../fixtures/config/consul-ecs-v0.10.0/', import.meta.url);
 const invalidFixtures = new URL('../fixtures/config/invalid/', import.meta.url);
 const coreSchema = new URL('../../packages/core/src/config/schema.json', import.meta.url);
 
-const readShared = (name: string): string => readFileSync(new URL(name, sharedConfigs), 'utf8');
-const loadShared = (name: string): Promise<ResolvedConfig> => validateConfig(parseConfigJson(readShared(name), name), name);
+const readExample = (name: string): string => readFileSync(new URL(name, name === 'schema.json' ? coreSchema : anchorConfigs), 'utf8');
+const loadExample = (name: string): Promise<ResolvedConfig> => validateConfig(parseConfigJson(readExample(name), name), name);
 
 const MINIMAL = { bootstrapDir: '/consul', consulServers: { hosts: 'consul.example.com' } };
 
@@ -64,14 +66,14 @@ async function rejection(promise: Promise<unknown>): Promise<ConsulEcsError> {
 }
 
 describe('config schema', () => {
-  it('is byte-identical to the shared reference schema', () => {
-    assert.ok(readFileSync(coreSchema).equals(readFileSync(new URL('schema.json', sharedConfigs))));
+  it("is byte-identical to consul-ecs v0.10.0's config/schema.json", () => {
+    assert.equal(createHash('sha256').update(readFileSync(coreSchema)).digest('hex'), '386b3d68c926fe8191a1d0268e839e46650d8cefd7ebdb3e70acee3a22d2d735');
   });
 });
 
-describe('validateConfig: the shared example configs', () => {
+describe("validateConfig: consul-ecs v0.10.0's example configs", () => {
   it('test_config.json resolves with the contract defaults', async () => {
-    const config = await loadShared('test_config.json');
+    const config = await loadExample('test_config.json');
     assert.deepEqual(config, {
       ...DEFAULT_RESOLVED,
       bootstrapDir: '/consul/',
@@ -85,7 +87,7 @@ describe('validateConfig: the shared example configs', () => {
   });
 
   it('test_config_empty_fields.json: empty strings, objects and a zero port take the defaults', async () => {
-    const config = await loadShared('test_config_empty_fields.json');
+    const config = await loadExample('test_config_empty_fields.json');
     assert.deepEqual(config.consulLogin, DEFAULT_RESOLVED.consulLogin);
     assert.deepEqual(config.controller, DEFAULT_RESOLVED.controller);
     assert.deepEqual(config.consulServers, { ...DEFAULT_RESOLVED.consulServers, hosts: '' });
@@ -107,7 +109,7 @@ describe('validateConfig: the shared example configs', () => {
   });
 
   it('test_config_null_nested_fields.json: nulls are dropped and take the defaults', async () => {
-    const config = await loadShared('test_config_null_nested_fields.json');
+    const config = await loadExample('test_config_null_nested_fields.json');
     assert.deepEqual(config, {
       ...DEFAULT_RESOLVED,
       bootstrapDir: '/consul/',
@@ -354,7 +356,7 @@ describe('parseConfigJson', () => {
   });
 
   it('finds no error in documents JSON.parse accepts', () => {
-    for (const text of [readShared('schema.json'), '  {"a": [1, -2.5e+3, true, false, null, "\\u00e9\\n"], "b": {}} \n', '"x"', '0']) {
+    for (const text of [readExample('schema.json'), '  {"a": [1, -2.5e+3, true, false, null, "\\u00e9\\n"], "b": {}} \n', '"x"', '0']) {
       assert.equal(findJsonSyntaxError(text), undefined);
       assert.doesNotThrow(() => parseConfigJson(text, 't'));
     }
@@ -363,7 +365,7 @@ describe('parseConfigJson', () => {
 
 describe('loadConfig', () => {
   it('reads CONSUL_ECS_CONFIG_JSON', async () => {
-    const config = await loadConfig({ env: { CONSUL_ECS_CONFIG_JSON: readShared('test_config.json') } });
+    const config = await loadConfig({ env: { CONSUL_ECS_CONFIG_JSON: readExample('test_config.json') } });
     assert.equal(config.consulServers.hosts, 'consul.dc1');
   });
 
