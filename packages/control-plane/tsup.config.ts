@@ -13,6 +13,9 @@ const LAZY_BUILTINS: Array<[string, string]> = [
   ['node:assert', fileURLToPath(new URL('./src/assert-lazy.cjs', import.meta.url))],
 ];
 
+const CORE_SOURCE = fileURLToPath(new URL('../core/src/index.ts', import.meta.url));
+const DATAPLANE_SOURCE = fileURLToPath(new URL('../dataplane/src/index.ts', import.meta.url));
+
 const HTTP_STAND_IN = fileURLToPath(new URL('./src/http-lazy.cjs', import.meta.url));
 const PRECOMPILED_LLHTTP = fileURLToPath(new URL('./src/llhttp-precompiled.ts', import.meta.url));
 
@@ -156,6 +159,12 @@ export default defineConfig([
     platform: 'node',
     noExternal: [/.*/],
     esbuildPlugins: [slimUndici, slimSmithy],
+    // The workspace packages from their sources: both are free of side effects, so the
+    // bundle evaluates only the modules a command uses (version and net-dial load no
+    // HTTP client). Their built entries are one module each.
+    esbuildOptions(options) {
+      options.alias = { '@consul-ecs-ts/core': CORE_SOURCE, '@consul-ecs-ts/dataplane': DATAPLANE_SOURCE };
+    },
     minifyWhitespace: true,
     minifySyntax: true,
     sourcemap: false,

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,52 +84,50 @@ describe('consul-ecs CLI', () => {
   });
 });
 
-describe('consul-ecs CLI bundle: what each command loads', () => {
+describe('consul-ecs CLI bundle: what a command loads', () => {
   const CLI = fileURLToPath(new URL('../../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
+  /** Node.js built-ins the CLI keeps out: undici loads them eagerly, the CLI never needs them (HTTP/2, TLS to an http:// address, a failing assertion). */
+  const KEPT_OUT = /^NativeModule (http2|assert|tls|https)$/;
 
-  it('loads no HTTP client for the commands that make no HTTP request', (t) => {
-    assert.ok(existsSync(CLI), `${CLI} is missing: run npm run build`);
-    const dir = mkdtempSync(join(tmpdir(), 'consul-ecs-cli-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    // Preloaded into the CLI's process: prints, at exit, the HTTP built-ins it
-    // loaded (from Node.js's list of loaded built-ins) and "undici" if undici
-    // loaded (it sets its global dispatcher when it loads).
+  /**
+   * Runs the bundled CLI with a preloaded probe that prints, at exit, the kept-out
+   * built-ins it loaded and "undici" if undici loaded (it sets its global dispatcher).
+   */
+  async function loadedBy(dir: string, ...args: string[]): Promise<{ code: number | null; loaded: string; stderr: string }> {
     const probe = join(dir, 'probe.cjs');
     writeFileSync(
       probe,
-      `process.on('exit', () => process.stderr.write('loaded: ' + [...process.moduleLoadList.filter((m) => /^NativeModule (https?|_http_client|tls)$/.test(m)), ...(globalThis[Symbol.for('undici.globalDispatcher.1')] ? ['undici'] : [])].join(',') + '\\n'));`,
+      `process.on('exit', () => process.stderr.write('loaded: ' + [...process.moduleLoadList.filter((m) => ${KEPT_OUT}.test(m)), ...(globalThis[Symbol.for('undici.globalDispatcher.1')] ? ['undici'] : [])].join(',') + '\\n'));`,
     );
-    const loaded = (...args: string[]) => {
-      const r = spawnSync(process.execPath, ['--require', probe, CLI, ...args], { encoding: 'utf8', env: { PATH: '/nonexistent' }, timeout: 10_000 });
-      const line = /^loaded: (.*)$/m.exec(r.stderr);
-      assert.ok(line, `consul-ecs ${args.join(' ')}: no probe line in ${JSON.stringify(r.stderr)}`);
-      return line[1]!;
-    };
-    // net-dial is the dataplane container's health check, run at every interval;
-    // app-entrypoint stays in every app container for the task's life, and
-    // envoy-entrypoint in the dataplane container (it needs HTTP only after SIGTERM).
-    assert.equal(loaded('version'), '');
-    assert.equal(loaded('net-dial', '127.0.0.1:1'), '');
-    assert.equal(loaded('app-entrypoint', '-shutdown-delay', '0s', '/bin/true'), '');
-    assert.equal(loaded('envoy-entrypoint', '/bin/true'), '');
-    // mesh-init validates its config (and starts copying the executable) before it loads
-    // the HTTP client: here it has none to validate.
-    assert.equal(loaded('mesh-init'), '');
-    // The probe does see the HTTP client where a command uses it.
-    assert.equal(loaded('login', '-help'), 'undici');
-  });
+    const child = spawn(process.execPath, ['--require', probe, CLI, ...args], { env: { PATH: '/nonexistent' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [code] = (await once(child, 'close')) as [number | null];
+    const line = /^loaded: (.*)$/m.exec(stderr);
+    assert.ok(line, `consul-ecs ${args.join(' ')}: no probe line in ${JSON.stringify(stderr)}`);
+    return { code, loaded: line[1]!, stderr };
+  }
 
-  it("gives undici node:http's values without loading node:http", () => {
-    const standIn = createRequire(import.meta.url)('../../packages/control-plane/src/http-lazy.cjs') as {
-      maxHeaderSize: number;
-      isIncomingMessageClass: (ctor: unknown) => boolean;
-    };
-    // Read before node:http is loaded here; a process started with --max-http-header-size reads node:http's.
-    const size = standIn.maxHeaderSize;
-    const http = process.getBuiltinModule('node:http');
-    assert.equal(size, http.maxHeaderSize);
-    assert.equal(standIn.isIncomingMessageClass(http.IncomingMessage), true);
-    assert.equal(standIn.isIncomingMessageClass(class IncomingMessage {}), false);
-    assert.equal(standIn.isIncomingMessageClass(http.ServerResponse), false);
+  it('a command that makes requests leaves node:http2, node:assert and TLS unloaded', async (t) => {
+    assert.ok(existsSync(CLI), `${CLI} is missing: run npm run build`);
+    const dir = mkdtempSync(join(tmpdir(), 'consul-ecs-cli-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    // A Consul that accepts a logout.
+    const requests: string[] = [];
+    const consul = createHttpServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      req.resume();
+      req.on('end', () => res.end());
+    });
+    consul.listen(0, '127.0.0.1');
+    await once(consul, 'listening');
+    t.after(() => consul.close());
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, '00000000-0000-4000-8000-000000000001');
+    const { port } = consul.address() as AddressInfo;
+    const logout = await loadedBy(dir, 'logout', '-http-addr', `http://127.0.0.1:${port}`, '-token-file', tokenFile);
+    assert.equal(logout.code, 0, logout.stderr);
+    assert.deepEqual(requests, ['POST /v1/acl/logout'], 'the request was made');
+    assert.equal(logout.loaded, 'undici', 'undici only: the probe sees what the request loaded');
   });
 });

@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { ExecutableCopy } from '@consul-ecs-ts/core/executable-copy';
+import { ExecutableCopy } from '@consul-ecs-ts/core';
 import { STARTED_COPY_KEY, takeStartedCopy } from '../../packages/control-plane/src/started-copy.ts';
 import { readElfLoading } from '../../packages/core/src/io/elf.ts';
 import { ELF_INTERPRETER_OFFSET, elfFile } from '../helpers/elf-file.ts';

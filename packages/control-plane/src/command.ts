@@ -1,8 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Clock } from '@consul-ecs-ts/core';
-// Not the core barrel: every command loads this module, and the barrel loads the HTTP client.
-import { ConsulEcsError, describeError } from '@consul-ecs-ts/core/errors';
-import { createLogger, parseLogLevel, type Logger } from '@consul-ecs-ts/core/logger';
+import { ConsulEcsError, createLogger, describeError, parseLogLevel, type Logger } from '@consul-ecs-ts/core';
 import { formatFlags, UsageError, type FlagSpecs } from './flags.js';
 
 /** What a command gets from the process: arguments, environment, output, and a signal for SIGTERM. */

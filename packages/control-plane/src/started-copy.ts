@@ -1,4 +1,4 @@
-import type { StartedCopy } from '@consul-ecs-ts/core/executable-copy';
+import type { StartedCopy } from '@consul-ecs-ts/core';
 
 // The executable's copy into the bootstrap dir, started by the executable's loader
 // (scripts/lib/sea-code-cache.mjs) for mesh-init and control-plane before it reads

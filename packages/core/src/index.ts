@@ -10,6 +10,7 @@ export * from './consul/http-client.js';
 export * from './consul/login.js';
 export * from './consul/server-failover.js';
 export * from './ecs/ecs-api.js';
+export * from './ecs/container-status.js';
 export * from './ecs/task-metadata.js';
 export * from './http/request.js';
 export * from './io/atomic-file.js';

@@ -1,6 +1,6 @@
-import { systemClock } from '@consul-ecs-ts/core/clock';
-import { ConsulEcsError } from '@consul-ecs-ts/core/errors';
-import { silentLogger } from '@consul-ecs-ts/core/logger';
+import { systemClock } from '@consul-ecs-ts/core';
+import { ConsulEcsError } from '@consul-ecs-ts/core';
+import { silentLogger } from '@consul-ecs-ts/core';
 import { sleepFor, supervise, terminateGroup, type EntrypointDeps } from './entrypoint.js';
 
 const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };

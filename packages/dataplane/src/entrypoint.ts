@@ -1,7 +1,7 @@
 import { constants as osConstants } from 'node:os';
-import type { Clock } from '@consul-ecs-ts/core/clock';
-import { ConsulEcsError, describeError } from '@consul-ecs-ts/core/errors';
-import { silentLogger, type Logger } from '@consul-ecs-ts/core/logger';
+import type { Clock } from '@consul-ecs-ts/core';
+import { ConsulEcsError, describeError } from '@consul-ecs-ts/core';
+import { silentLogger, type Logger } from '@consul-ecs-ts/core';
 
 /**
  * Where an entrypoint hears process signals. The default is the process itself;

@@ -1,10 +1,10 @@
 // Not the core index: it loads the HTTP client, which this entrypoint needs only
 // after SIGTERM (its caller passes the task metadata reader).
 import type { EcsContainerMetadata, EcsTaskMetadata } from '@consul-ecs-ts/core';
-import { systemClock, type Clock } from '@consul-ecs-ts/core/clock';
-import { containerStopped } from '@consul-ecs-ts/core/container-status';
-import { ConsulEcsError, describeError } from '@consul-ecs-ts/core/errors';
-import { silentLogger, type Logger } from '@consul-ecs-ts/core/logger';
+import { systemClock, type Clock } from '@consul-ecs-ts/core';
+import { containerStopped } from '@consul-ecs-ts/core';
+import { ConsulEcsError, describeError } from '@consul-ecs-ts/core';
+import { silentLogger, type Logger } from '@consul-ecs-ts/core';
 import { sleepFor, supervise, terminateGroup, type EntrypointDeps } from './entrypoint.js';
 
 /**

@@ -1,5 +1,4 @@
-import type { EcsTaskMetadata, TaskMetadataClient } from '@consul-ecs-ts/core';
-import { ConsulEcsError } from '@consul-ecs-ts/core/errors';
+import { ConsulEcsError, TaskMetadataClient, type EcsTaskMetadata } from '@consul-ecs-ts/core';
 import { runEnvoyEntrypoint } from '@consul-ecs-ts/dataplane';
 import { commandHelp, commandLogger, runGuarded, type Command } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
@@ -26,15 +25,9 @@ export const envoyEntrypointCommand: Command = {
       const baseUrl = ctx.env.ECS_CONTAINER_METADATA_URI_V4;
       let taskMetadata: () => Promise<EcsTaskMetadata>;
       if (baseUrl) {
-        // One attempt a poll, bounded: the poll itself repeats every second. The
-        // HTTP client is loaded at the first poll, after SIGTERM: until then this
-        // process (one per task, for its whole life) holds none of it.
-        let client: TaskMetadataClient | undefined;
-        taskMetadata = async () => {
-          const { TaskMetadataClient: Client } = await import('@consul-ecs-ts/core');
-          client ??= new Client({ baseUrl, dispatcher: ctx.dispatcher, clock: ctx.clock, maxAttempts: 1, timeoutMs: 2000 });
-          return client.task();
-        };
+        // One attempt a poll, bounded: the poll itself repeats every second.
+        const client = new TaskMetadataClient({ baseUrl, dispatcher: ctx.dispatcher, clock: ctx.clock, maxAttempts: 1, timeoutMs: 2000 });
+        taskMetadata = () => client.task();
       } else {
         logger.warn('ECS_CONTAINER_METADATA_URI_V4 is not set: after SIGTERM the command keeps running until it exits or is killed');
         taskMetadata = () =>

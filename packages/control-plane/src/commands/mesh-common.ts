@@ -1,17 +1,20 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Logger, MeshInitResult } from '@consul-ecs-ts/core';
-import { loadConfig, resolveServerAddresses, type ResolvedConfig } from '@consul-ecs-ts/core/config';
-import { ConsulEcsError, describeError } from '@consul-ecs-ts/core/errors';
-import { ExecutableCopy } from '@consul-ecs-ts/core/executable-copy';
-import { retry } from '@consul-ecs-ts/core/retry';
+import {
+  ConsulEcsError,
+  describeError,
+  ExecutableCopy,
+  loadConfig,
+  meshInit,
+  resolveServerAddresses,
+  retry,
+  type Logger,
+  type MeshInitResult,
+  type ResolvedConfig,
+} from '@consul-ecs-ts/core';
 import { commandLogger, type Command, type CommandContext, type LogRef } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
 import { takeStartedCopy } from '../started-copy.js';
-
-// This module loads no HTTP client (it imports core's light entries only): mesh-init
-// starts copying the executable as soon as the config is valid, before the rest of
-// core (undici, the signer) loads.
 
 export interface MeshCommandSetup {
   config: ResolvedConfig;
@@ -67,7 +70,6 @@ async function startExecutableCopy(ctx: CommandContext, bootstrapDir: string): P
 
 /** mesh-init as the commands run it, with the executable's copy that setUpMeshCommand started. */
 export async function runMeshInit(ctx: CommandContext, setup: MeshCommandSetup): Promise<MeshInitResult> {
-  const { meshInit } = await import('@consul-ecs-ts/core');
   return meshInit({
     ...setup,
     env: ctx.env,
