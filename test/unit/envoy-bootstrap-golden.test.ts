@@ -38,42 +38,14 @@ const EVERY_ENVOY_KEY: Record<string, unknown> = {
   envoy_prometheus_bind_addr: '0.0.0.0:20200',
   envoy_stats_bind_addr: '[::]:20201',
   envoy_telemetry_collector_bind_socket_dir: '/consul/telemetry/',
-  envoy_extra_static_clusters_json: JSON.stringify({
-    name: 'zipkin',
-    type: 'STRICT_DNS',
-    connect_timeout: '5s',
-    load_assignment: {
-      cluster_name: 'zipkin',
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'zipkin.example', port_value: 9411 } } } }] }],
-    },
-  }),
-  envoy_extra_static_listeners_json: JSON.stringify([
-    {
-      name: 'zipkin_forward',
-      address: { socket_address: { address: '127.0.0.1', port_value: 9412 } },
-      filter_chains: [
-        {
-          filters: [
-            {
-              name: 'envoy.filters.network.tcp_proxy',
-              typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 'zipkin_forward', cluster: 'zipkin' },
-            },
-          ],
-        },
-      ],
-    },
-  ]),
-  envoy_tracing_json: JSON.stringify({
-    http: {
-      name: 'envoy.tracers.zipkin',
-      typed_config: {
-        '@type': 'type.googleapis.com/envoy.config.trace.v3.ZipkinConfig',
-        collector_cluster: 'zipkin',
-        collector_endpoint: '/api/v2/spans',
-        collector_endpoint_version: 'HTTP_JSON',
-      },
-    },
-  }),
+  // As JSON text, the way they stand in a service-defaults or proxy-defaults entry.
+  envoy_extra_static_clusters_json:
+    '{"name":"otel_collector","type":"STRICT_DNS","connect_timeout":"2s","typed_extension_protocol_options":{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions":{"@type":"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions","explicit_http_config":{"http2_protocol_options":{}}}},' +
+    '"load_assignment":{"cluster_name":"otel_collector","endpoints":[{"lb_endpoints":[{"endpoint":{"address":{"socket_address":{"address":"otel.internal","port_value":4317}}}}]}]}},' +
+    '{"name":"jaeger_agent","type":"STATIC","connect_timeout":"1s","load_assignment":{"cluster_name":"jaeger_agent","endpoints":[{"lb_endpoints":[{"endpoint":{"address":{"pipe":{"path":"/var/run/jaeger.sock"}}}}]}]}}',
+  envoy_extra_static_listeners_json: '[{"name":"otel_grpc_in","address":{"socket_address":{"address":"127.0.0.1","port_value":4318}}}]',
+  envoy_tracing_json:
+    '{"http":{"name":"envoy.tracers.opentelemetry","typed_config":{"@type":"type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig","grpc_service":{"envoy_grpc":{"cluster_name":"otel_collector"}},"service_name":"web"}}}',
   // Accepted, warned about and ignored.
   envoy_bootstrap_json_tpl: '{}',
   // Keys for xDS, not the bootstrap: they must not change it.
