@@ -187,9 +187,8 @@ describe('control plane against Consul, moto and the simulated task', () => {
     stack.assertNoSecretsPrinted();
   });
 
-  // The executable starts copying itself into the bootstrap dir before the command
-  // has read the config (scripts/lib/sea-code-cache.mjs); whatever stops it, nothing
-  // of the copy may stay.
+  // mesh-init starts copying the executable into the bootstrap dir as soon as the
+  // config is valid; whatever stops it, nothing of the copy may stay.
   it('the self-contained executable with an invalid config: exit 1, nothing written', async () => {
     const bad = meshConfig(stack, dir, { service: { name: 'web', port: 'eighty' } });
     const res = await execa(SEA, ['mesh-init'], { env: { ...meshEnv(sim, bad), PATH: '/nonexistent' }, extendEnv: false, reject: false });

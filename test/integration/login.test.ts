@@ -25,30 +25,22 @@ describe('consul-ecs login against Consul and moto', () => {
     await stack.dispose();
   });
 
-  // The executable compiles undici's parser ahead on V8's background threads and its
-  // undici waits for it (scripts/lib/sea-code-cache.mjs); with UNDICI_NO_WASM_SIMD=1
-  // undici compiles its own, as outside the executable.
-  for (const [name, extraEnv] of [
-    ['the parser compiled ahead', {}],
-    ['undici compiling its own parser', { UNDICI_NO_WASM_SIMD: '1' }],
-  ] as const) {
-    it(`the self-contained executable logs in and out (${name})`, async () => {
-      const role = await stack.role('web-task', { service: 'web' });
-      const sim = await stack.simulator(role.arn, { cluster: 'prod', region: 'us-east-1' });
-      const sink = join(stack.dir, 'service-token');
-      const env = { ...sim.containerEnv(), ...extraEnv, PATH: '/nonexistent' };
-      const login = await execa(SEA, ['login', ...stack.loginFlags(sink)], { env, extendEnv: false, reject: false });
-      stack.outputs.push(String(login.stderr));
-      assert.equal(login.exitCode, 0, String(login.stderr));
-      const token = await stack.readToken(sink);
-      const self = await stack.consul.client().call<AclToken>({ path: '/v1/acl/token/self', token });
-      assert.deepEqual(self.ServiceIdentities?.map((s) => s.ServiceName), ['web']);
-      const logout = await execa(SEA, ['logout', '-http-addr', stack.consul.httpAddr, '-token-file', sink], { env, extendEnv: false, reject: false });
-      assert.equal(logout.exitCode, 0, String(logout.stderr));
-      await assert.rejects(stack.consul.client().call({ path: '/v1/acl/token/self', token }), /ACL not found/);
-      stack.assertNoSecretsPrinted();
-    });
-  }
+  it('the self-contained executable logs in and out', async () => {
+    const role = await stack.role('web-task', { service: 'web' });
+    const sim = await stack.simulator(role.arn, { cluster: 'prod', region: 'us-east-1' });
+    const sink = join(stack.dir, 'service-token');
+    const env = { ...sim.containerEnv(), PATH: '/nonexistent' };
+    const login = await execa(SEA, ['login', ...stack.loginFlags(sink)], { env, extendEnv: false, reject: false });
+    stack.outputs.push(String(login.stderr));
+    assert.equal(login.exitCode, 0, String(login.stderr));
+    const token = await stack.readToken(sink);
+    const self = await stack.consul.client().call<AclToken>({ path: '/v1/acl/token/self', token });
+    assert.deepEqual(self.ServiceIdentities?.map((s) => s.ServiceName), ['web']);
+    const logout = await execa(SEA, ['logout', '-http-addr', stack.consul.httpAddr, '-token-file', sink], { env, extendEnv: false, reject: false });
+    assert.equal(logout.exitCode, 0, String(logout.stderr));
+    await assert.rejects(stack.consul.client().call({ path: '/v1/acl/token/self', token }), /ACL not found/);
+    stack.assertNoSecretsPrinted();
+  });
 
   it('logs in with the task role: service identity from the role tag, task meta on the token; logout destroys it', async () => {
     const role = await stack.role('web-task', { service: 'web' });

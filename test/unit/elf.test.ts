@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { readElfLoading } from '../../packages/core/src/io/elf.ts';
+import { readElfLoading } from '@consul-ecs-ts/sea';
 import { elfFile } from '../helpers/elf-file.ts';
 
 describe('readElfLoading', () => {

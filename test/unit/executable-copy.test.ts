@@ -5,9 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { ExecutableCopy } from '@consul-ecs-ts/core';
-import { STARTED_COPY_KEY, takeStartedCopy } from '../../packages/control-plane/src/started-copy.ts';
-import { readElfLoading } from '../../packages/core/src/io/elf.ts';
+import { ExecutableCopy, readElfLoading } from '@consul-ecs-ts/sea';
 import { ELF_INTERPRETER_OFFSET, elfFile } from '../helpers/elf-file.ts';
 
 describe('ExecutableCopy', () => {
@@ -57,45 +55,6 @@ describe('ExecutableCopy', () => {
     assert.deepEqual(await listing(), []);
   });
 
-  it('carries on with a copy already started (as the executable starts one): no second copy', async () => {
-    await mkdir(bootstrapDir());
-    const tmp = join(bootstrapDir(), 'consul-ecs.tmp-started');
-    await writeFile(tmp, content);
-    const copy = ExecutableCopy.start(source, bootstrapDir(), { source, tmp, copied: Promise.resolve(true) });
-    await copy.install();
-    assert.deepEqual(await listing(), ['consul-ecs']);
-    assert.deepEqual(await readFile(copy.path), content);
-    assert.equal((await stat(copy.path)).mode & 0o777, 0o755);
-
-    // The copy is the one started: a file that is not the source's shows it was not copied again.
-    await rm(copy.path);
-    await writeFile(tmp, 'started');
-    const again = ExecutableCopy.start(source, bootstrapDir(), { source, tmp, copied: Promise.resolve(true) });
-    await again.install();
-    assert.equal(await readFile(again.path, 'utf8'), 'started');
-  });
-
-  it('copies anew when the copy started failed, over what it left; discard removes it', async () => {
-    await mkdir(bootstrapDir());
-    const tmp = join(bootstrapDir(), 'consul-ecs.tmp-started');
-    await writeFile(tmp, 'partial');
-    const copy = ExecutableCopy.start(source, bootstrapDir(), { source, tmp, copied: Promise.resolve(false) });
-    await copy.install();
-    assert.deepEqual(await listing(), ['consul-ecs']);
-    assert.deepEqual(await readFile(copy.path), content);
-
-    const discarded = ExecutableCopy.start(source, bootstrapDir(), { source, tmp, copied: Promise.resolve(false) });
-    await discarded.discard();
-    assert.deepEqual(await listing(), ['consul-ecs']);
-  });
-
-  it('refuses a copy started of another file', () => {
-    assert.throws(
-      () => ExecutableCopy.start(source, bootstrapDir(), { source: '/elsewhere', tmp: join(bootstrapDir(), 'x'), copied: Promise.resolve(true) }),
-      /the copy started is of \/elsewhere, not /,
-    );
-  });
-
   it('install fails naming the source, the destination and what to check; discard then succeeds', async () => {
     const copy = ExecutableCopy.start(source, bootstrapDir()); // the directory does not exist
     await assert.rejects(copy.install(), (err: Error & { code?: string }) => {
@@ -108,7 +67,7 @@ describe('ExecutableCopy', () => {
   });
 
   describe('with its loader and libraries beside it', () => {
-    // An executable built as scripts/build-sea.mjs builds it: it looks for its libraries in
+    // An executable built as packages/sea builds it: it looks for its libraries in
     // $ORIGIN/.consul-ecs-lib, with room in its loader path. This process's loader and C
     // library are what get copied (it has them mapped).
     const loader = readElfLoading(process.execPath)!.interpreter!.path;
@@ -116,56 +75,30 @@ describe('ExecutableCopy', () => {
       writeFile(source, elfFile({ interpreter: loader, interpreterSize: 256, needed: [['libc.so.6', 1]], runpath: ['$ORIGIN/.consul-ecs-lib', 20] }), { mode: 0o700 });
     const loaderName = loader.slice(loader.lastIndexOf('/') + 1);
 
-    it('copies them when asked (or at install), and points the copy at its loader there', async () => {
+    it('copies them, and points the copy at its loader there', async () => {
       await portable();
       await mkdir(bootstrapDir());
-      const copy = ExecutableCopy.start(source, bootstrapDir(), undefined, { librariesLater: true });
-      assert.deepEqual(await listing(), ['consul-ecs.tmp-' + process.pid], 'nothing but the copy before they are asked for');
-      copy.startLibraries();
+      const copy = ExecutableCopy.start(source, bootstrapDir());
       await copy.install();
       assert.deepEqual(await listing(), ['.consul-ecs-lib', 'consul-ecs']);
       assert.deepEqual((await readdir(join(bootstrapDir(), '.consul-ecs-lib'))).sort(), [loaderName, 'libc.so.6'].sort());
       const field = (await readFile(copy.path)).subarray(ELF_INTERPRETER_OFFSET, ELF_INTERPRETER_OFFSET + 256);
       assert.equal(field.toString('latin1', 0, field.indexOf(0)), join(bootstrapDir(), '.consul-ecs-lib', loaderName));
       assert.equal((await stat(copy.path)).mode & 0o777, 0o755);
-
-      const atInstall = ExecutableCopy.start(source, bootstrapDir(), undefined, { librariesLater: true });
-      await atInstall.install();
-      assert.deepEqual((await readdir(join(bootstrapDir(), '.consul-ecs-lib'))).sort(), [loaderName, 'libc.so.6'].sort());
     });
 
-    it('copies none once discarded, even when asked after (a login sent just before a SIGTERM)', async () => {
+    it('discard removes them with the copy, installed or not; a discarded copy is not installed', async () => {
       await portable();
       await mkdir(bootstrapDir());
-      const copy = ExecutableCopy.start(source, bootstrapDir(), undefined, { librariesLater: true });
-      await copy.discard();
-      copy.startLibraries();
-      await new Promise((r) => setTimeout(r, 50));
+      const pending = ExecutableCopy.start(source, bootstrapDir());
+      await pending.discard();
       assert.deepEqual(await listing(), []);
-      await assert.rejects(copy.install(), /the copy was discarded/);
+      await assert.rejects(pending.install(), /the copy was discarded/);
+
+      const installed = ExecutableCopy.start(source, bootstrapDir());
+      await installed.install();
+      await installed.discard();
+      assert.deepEqual(await listing(), []);
     });
-  });
-});
-
-describe('takeStartedCopy (the copy the executable\'s loader starts)', () => {
-  const key = Symbol.for(STARTED_COPY_KEY);
-  const globals = globalThis as Record<symbol, unknown>;
-  afterEach(() => delete globals[key]);
-  const loaderCopy = () => ({ source: '/exe', bootstrapDir: '/boot', tmp: '/boot/consul-ecs.tmp-1', copied: Promise.resolve(true), taken: false });
-
-  it('gives the copy once, for the same source and bootstrap dir, and marks it taken', () => {
-    const started = loaderCopy();
-    globals[key] = started;
-    assert.equal(takeStartedCopy('/exe', '/elsewhere'), undefined);
-    assert.equal(takeStartedCopy('/other', '/boot'), undefined);
-    assert.equal(started.taken, false, 'left to the loader, which removes it at exit');
-    const taken = takeStartedCopy('/exe', '/boot');
-    assert.deepEqual(taken && { source: taken.source, tmp: taken.tmp }, { source: '/exe', tmp: '/boot/consul-ecs.tmp-1' });
-    assert.equal(started.taken, true);
-    assert.equal(takeStartedCopy('/exe', '/boot'), undefined);
-  });
-
-  it('is undefined outside the executable', () => {
-    assert.equal(takeStartedCopy('/exe', '/boot'), undefined);
   });
 });

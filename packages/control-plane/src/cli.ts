@@ -1,10 +1,28 @@
 import { commandHelp, type Command, type CommandContext } from './command.js';
 
-/** A subcommand, loaded only when it runs, so each pays only for what it uses at start-up. */
+/**
+ * A subcommand: the one table of commands, read by the CLI (usage, signals, V8
+ * flags) and by the executable's build (packages/sea: which commands get a code
+ * cache). Each is loaded only when it runs.
+ */
 export interface CommandEntry {
   name: string;
   synopsis: string;
   load: () => Promise<Command>;
+  /**
+   * Runs for the task's life (health-sync, control-plane, the controller, the
+   * entrypoints): it runs without V8's optimising compilers, which would stay in
+   * its resident memory (v8-flags.ts).
+   */
+  longRunning?: boolean;
+  /** Copies the executable into the bootstrap dir for the task's other containers. */
+  copiesExecutable?: boolean;
+  /**
+   * The executable carries a V8 code cache of what it runs, made at build time
+   * (the short commands; a long-running one would keep the cache in memory for
+   * little gain). Others run with `version`'s, the top level every command runs.
+   */
+  codeCache?: boolean;
   /**
    * The command handles process signals itself (the entrypoints: they ignore or
    * delay SIGTERM and forward other signals), so the process must not turn
@@ -15,48 +33,68 @@ export interface CommandEntry {
 
 /** Subcommands, named as the hashicorp/consul-ecs image names them. */
 export const commands: readonly CommandEntry[] = [
-  { name: 'version', synopsis: 'Prints the version of consul-ecs.', load: async () => (await import('./commands/version.js')).versionCommand },
+  {
+    name: 'version',
+    synopsis: 'Prints the version of consul-ecs.',
+    load: async () => (await import('./commands/version.js')).versionCommand,
+    codeCache: true,
+  },
   {
     name: 'login',
     synopsis: "Logs in to Consul with the task's AWS IAM identity and writes the ACL token to a file.",
     load: async () => (await import('./commands/login.js')).loginCommand,
+    codeCache: true,
   },
-  { name: 'logout', synopsis: 'Destroys an ACL token made by login.', load: async () => (await import('./commands/logout.js')).logoutCommand },
+  {
+    name: 'logout',
+    synopsis: 'Destroys an ACL token made by login.',
+    load: async () => (await import('./commands/logout.js')).logoutCommand,
+    codeCache: true,
+  },
   {
     name: 'mesh-init',
     synopsis: 'Logs in, registers the service and its sidecar (or the gateway) and writes the bootstrap files.',
     load: async () => (await import('./commands/mesh-init.js')).meshInitCommand,
+    copiesExecutable: true,
+    codeCache: true,
   },
   {
     name: 'health-sync',
     synopsis: 'Syncs ECS container health into Consul; on SIGTERM marks checks critical, deregisters and logs out.',
     load: async () => (await import('./commands/health-sync.js')).healthSyncCommand,
+    longRunning: true,
   },
   {
     name: 'control-plane',
     synopsis: 'mesh-init and health-sync in one long-running process.',
     load: async () => (await import('./commands/control-plane.js')).controlPlaneCommand,
+    longRunning: true,
+    copiesExecutable: true,
   },
   {
     name: 'controller',
     synopsis: 'Sets up the auth method, binding rules and roles in Consul; removes the tokens and services of stopped tasks.',
     load: async () => (await import('./commands/controller.js')).controllerCommand,
+    longRunning: true,
   },
   {
     name: 'net-dial',
     synopsis: 'Exits 0 if a TCP connection to host:port opens, 2 if not (a health check for images without a shell).',
     load: async () => (await import('./commands/net-dial.js')).netDialCommand,
+    codeCache: true,
   },
   {
     name: 'envoy-entrypoint',
     synopsis: 'Runs Envoy or consul-dataplane; on SIGTERM keeps it running until the application containers stop, then stops it.',
     load: async () => (await import('./commands/envoy-entrypoint.js')).envoyEntrypointCommand,
+    longRunning: true,
     ownsSignals: true,
   },
   {
     name: 'app-entrypoint',
     synopsis: 'Runs an application; on SIGTERM waits -shutdown-delay (or until it exits), then stops it.',
     load: async () => (await import('./commands/app-entrypoint.js')).appEntrypointCommand,
+    longRunning: true,
     ownsSignals: true,
   },
 ];
@@ -64,11 +102,6 @@ export const commands: readonly CommandEntry[] = [
 /** The command `name` names (`-v` and `--version` name `version`), if any. */
 export function findCommand(name: string | undefined): CommandEntry | undefined {
   return commands.find((c) => c.name === (name !== undefined && /^--?v(ersion)?$/.test(name) ? 'version' : name));
-}
-
-/** Whether the command `argv` names handles process signals itself (see {@link CommandEntry.ownsSignals}). */
-export function ownsSignals(argv: readonly string[]): boolean {
-  return findCommand(argv[0])?.ownsSignals === true;
 }
 
 export function usage(): string {

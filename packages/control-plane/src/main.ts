@@ -1,14 +1,13 @@
-// First: sets the V8 flags that must be set before anything else loads.
+import { findCommand, runCli } from './cli.js';
 import { setRuntimeV8Flags } from './v8-flags.js';
-import { findCommand, ownsSignals, runCli } from './cli.js';
-import { stdioWriter } from './stdio.js';
 
 /** The process entry point: wires argv, env, stdio and signals into the CLI. */
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  const command = findCommand(argv[0]);
   const controller = new AbortController();
   // The entrypoint commands listen to signals themselves; for them ctx.signal never aborts.
-  if (!ownsSignals(argv)) {
+  if (!command?.ownsSignals) {
     // The first signal starts the command's graceful stop. Another SIGTERM changes
     // nothing (the stop under way goes on: it deregisters and logs out); another
     // SIGINT, a second Ctrl-C, exits at once.
@@ -19,17 +18,15 @@ async function main(): Promise<void> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
-  const command = findCommand(argv[0]);
-  await command?.load();
-  setRuntimeV8Flags(command?.name);
+  setRuntimeV8Flags(command);
   const code = await runCli(argv, {
     env: process.env,
-    stdout: stdioWriter(1, () => process.stdout),
-    stderr: stdioWriter(2, () => process.stderr),
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
     signal: controller.signal,
   });
-  // Exit now rather than when idle keep-alive sockets and timers wind down:
-  // stdout and stderr are synchronous for files and pipes, so nothing is lost.
+  // Exit now rather than when idle keep-alive sockets and timers wind down: stdout
+  // and stderr are synchronous for files and pipes on Linux, so nothing is lost.
   process.exit(code);
 }
 

@@ -10,7 +10,7 @@ export const controlPlaneCommand: Command = {
   flags: {},
   run: (ctx) =>
     runGuarded(controlPlaneCommand, ctx, async (log) => {
-      const setup = await setUpMeshCommand(controlPlaneCommand, ctx, log, { copyExecutable: true });
+      const setup = await setUpMeshCommand(controlPlaneCommand, ctx, log);
       let init: MeshInitResult;
       try {
         init = await runMeshInit(ctx, setup);

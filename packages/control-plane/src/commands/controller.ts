@@ -13,7 +13,7 @@ export const controllerCommand: Command = {
       const { config, logger, addresses } = await setUpMeshCommand(controllerCommand, ctx, log);
       const token = ctx.env.CONSUL_HTTP_TOKEN || undefined;
       logger.addSecret(token);
-      const clients = consulClients(ctx, config, await addresses);
+      const clients = consulClients(ctx, config, addresses);
       try {
         await runController({
           settings: config.controller,

@@ -27,7 +27,7 @@ export const healthSyncCommand: Command = {
       // Started beside the app, and not essential to the task: it waits for the Consul
       // servers (DNS, reachability) for as long as it takes, as consul-ecs's does.
       const { config, logger, addresses } = await setUpMeshCommand(healthSyncCommand, ctx, log, { waitForServers: true });
-      const clients = consulClients(ctx, config, await addresses);
+      const clients = consulClients(ctx, config, addresses);
       try {
         let token = ctx.env.CONSUL_HTTP_TOKEN || undefined;
         const fromLogin = !token && config.consulLogin.enabled;

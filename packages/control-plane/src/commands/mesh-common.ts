@@ -3,7 +3,6 @@ import { dirname, join } from 'node:path';
 import {
   ConsulEcsError,
   describeError,
-  ExecutableCopy,
   loadConfig,
   meshInit,
   resolveServerAddresses,
@@ -12,60 +11,48 @@ import {
   type MeshInitResult,
   type ResolvedConfig,
 } from '@consul-ecs-ts/core';
+import { ExecutableCopy } from '@consul-ecs-ts/sea';
+import { findCommand } from '../cli.js';
 import { commandLogger, type Command, type CommandContext, type LogRef } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
-import { takeStartedCopy } from '../started-copy.js';
 
 export interface MeshCommandSetup {
   config: ResolvedConfig;
   logger: Logger;
-  /**
-   * Consul server addresses, in order of preference: a lookup that may still be under
-   * way. runMeshInit hands it to meshInit, which waits for it once the task metadata is in.
-   */
-  addresses: Promise<string[]>;
-  /** With `copyExecutable`: the executable's copy into the bootstrap dir, under way (for runMeshInit). */
+  /** Consul server addresses, in order of preference. */
+  addresses: string[];
+  /** The executable's copy into the bootstrap dir, under way, for the commands that copy it (runMeshInit installs it). */
   executable?: ExecutableCopy;
 }
 
 /**
  * What mesh-init, health-sync and control-plane do first: take no arguments,
  * load and validate the config, log at its level, start copying the executable
- * into the bootstrap dir (with `copyExecutable`), and start resolving the Consul
+ * into the bootstrap dir (the commands that copy it), and resolve the Consul
  * servers (with `waitForServers`, retrying until they resolve or a signal comes).
- * Whoever takes the executable's copy (meshInit) removes it if the lookup fails.
  */
-export async function setUpMeshCommand(
-  cmd: Command,
-  ctx: CommandContext,
-  log: LogRef,
-  opts: { waitForServers?: boolean; copyExecutable?: boolean } = {},
-): Promise<MeshCommandSetup> {
+export async function setUpMeshCommand(cmd: Command, ctx: CommandContext, log: LogRef, opts: { waitForServers?: boolean } = {}): Promise<MeshCommandSetup> {
   const { args } = parseFlags(cmd.flags, ctx.argv);
   if (args.length) throw new UsageError(`unexpected argument: ${args[0]}`);
   const { config, logger } = await loadCommandConfig(ctx);
   log.logger = logger;
-  const executable = opts.copyExecutable ? await startExecutableCopy(ctx, config.bootstrapDir) : undefined;
-  const addresses = opts.waitForServers
-    ? retry(() => serverAddresses(config), {
-        signal: ctx.signal,
-        clock: ctx.clock,
-        maxDelayMs: 10_000,
-        // A DNS name without records yet, or a discovery command that failed, may work later.
-        retryable: (err) => (err as { code?: string }).code !== 'consul-servers-hosts-empty',
-        onRetry: (err) => logger.warn('cannot find the Consul servers yet; retrying', { error: describeError(err) }),
-      })
-    : serverAddresses(config);
-  // Handled by whoever awaits it; until then a failure is not an unhandled rejection.
-  addresses.catch(() => {});
-  return { config, logger, addresses, executable };
-}
-
-/** Starts copying the executable into the bootstrap dir, or carries on with the copy the executable's loader started. */
-async function startExecutableCopy(ctx: CommandContext, bootstrapDir: string): Promise<ExecutableCopy> {
-  const source = await selfContainedExecutable(ctx.env);
-  // meshInit starts the loader's and libraries' copies once its login is on the wire.
-  return ExecutableCopy.start(source, bootstrapDir, takeStartedCopy(source, bootstrapDir), { librariesLater: true });
+  const executable = findCommand(cmd.name)?.copiesExecutable ? ExecutableCopy.start(await selfContainedExecutable(ctx.env), config.bootstrapDir) : undefined;
+  try {
+    const addresses = opts.waitForServers
+      ? await retry(() => serverAddresses(config), {
+          signal: ctx.signal,
+          clock: ctx.clock,
+          maxDelayMs: 10_000,
+          // A DNS name without records yet, or a discovery command that failed, may work later.
+          retryable: (err) => (err as { code?: string }).code !== 'consul-servers-hosts-empty',
+          onRetry: (err) => logger.warn('cannot find the Consul servers yet; retrying', { error: describeError(err) }),
+        })
+      : await serverAddresses(config);
+    return { config, logger, addresses, executable };
+  } catch (err) {
+    await executable?.discard();
+    throw err;
+  }
 }
 
 /** mesh-init as the commands run it, with the executable's copy that setUpMeshCommand started. */

@@ -8,7 +8,7 @@ export const meshInitCommand: Command = {
   flags: {},
   run: (ctx) =>
     runGuarded(meshInitCommand, ctx, async (log) => {
-      const result = await runMeshInit(ctx, await setUpMeshCommand(meshInitCommand, ctx, log, { copyExecutable: true }));
+      const result = await runMeshInit(ctx, await setUpMeshCommand(meshInitCommand, ctx, log));
       await result.client.close();
       return 0;
     }),

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { httpRequest, type HttpResponse } from '../http/request.js';
-import { readFile as fsReadFile } from '../io/fs.js';
+import { readFile as fsReadFile } from 'node:fs/promises';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { isIPv4 } from '../util/ip-address.js';

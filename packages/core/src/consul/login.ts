@@ -44,11 +44,6 @@ export interface AwsIamLoginOptions {
    */
   onBearerToken?: (bearerToken: string) => void;
   /**
-   * Called as each login request goes out, signed: from then until Consul answers
-   * (its round trip to AWS) the caller's thread mostly waits.
-   */
-  onLoginSent?: () => void;
-  /**
    * Also retry, until the deadline, refusals saying the auth method or a binding
    * rule does not exist yet (the controller may be setting them up), as
    * consul-ecs's in-task logins do. Default false: a refusal fails at once.
@@ -92,7 +87,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
         });
         logger.debug('signed the login request', { 'include-entity': opts.includeEntity ?? true });
         used = bearerToken;
-        const login = aclLogin(opts.client, {
+        return aclLogin(opts.client, {
           authMethod,
           bearerToken,
           meta: opts.meta,
@@ -102,8 +97,6 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
           signal: opts.signal,
           retryDeadlineMs: 0,
         });
-        opts.onLoginSent?.();
-        return login;
       },
       {
         deadlineMs,

@@ -1,6 +1,7 @@
+import { closeSync, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConsulEcsError, describeError, writableDirHint } from '../util/errors.js';
-import { closeSync, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, removeFile, renameSync, writeFileSync } from './fs.js';
+import { removeFile } from './fs.js';
 
 export interface AtomicWriteOptions {
   /** File mode, e.g. 0o600 for tokens other containers must not read. */

@@ -3,4 +3,3 @@ export * from './consul-connection.js';
 export * from './mesh-init.js';
 export * from './health-sync.js';
 export * from './task-login.js';
-export * from './executable-copy.js';

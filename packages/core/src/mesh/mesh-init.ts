@@ -24,7 +24,6 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
 import { BOOTSTRAP_FILES } from './bootstrap-files.js';
 import { consulClientFor, taskServiceIdentity } from './consul-connection.js';
-import { ExecutableCopy } from './executable-copy.js';
 import { loginAsTask, taskLoginMeta } from './task-login.js';
 
 type Env = Record<string, string | undefined>;
@@ -32,22 +31,19 @@ type Env = Record<string, string | undefined>;
 export interface MeshInitOptions {
   config: ResolvedConfig;
   env: Env;
-  /**
-   * Consul server addresses (resolved from consulServers.hosts), or a promise of
-   * them: a DNS lookup then runs while the task metadata and credentials are fetched.
-   */
-  addresses: string[] | Promise<string[]>;
+  /** Consul server addresses (resolved from consulServers.hosts), in order of preference. */
+  addresses: string[];
   dispatcher?: Dispatcher;
   clock?: Clock;
   logger?: Logger;
   signal?: AbortSignal;
   credentials?: CredentialProvider;
   /**
-   * The self-contained consul-ecs executable to copy into the bootstrap dir: its
-   * path, or a copy already under way (meshInit then owns it: it installs it, or
-   * removes it if it fails). None to skip.
+   * The consul-ecs executable on its way into the bootstrap dir, for the task's
+   * other containers: meshInit installs it once the rest is done, or discards it if
+   * it fails. None to skip.
    */
-  executable?: string | ExecutableCopy;
+  executable?: BootstrapExecutable;
   /** Write envoy-bootstrap.json, for running Envoy without consul-dataplane. Default true. */
   envoyBootstrap?: boolean;
   /**
@@ -57,6 +53,21 @@ export interface MeshInitOptions {
   transparentProxy?: { run?: IptablesRunner; resolvConfPath?: string };
   /** How long to keep retrying registration while Consul is unavailable. Default 2 minutes. */
   deadlineMs?: number;
+}
+
+/**
+ * A file the task's other containers run from the bootstrap dir (the consul-ecs
+ * executable), already being put there when meshInit starts.
+ */
+export interface BootstrapExecutable {
+  /** Where it goes. */
+  readonly path: string;
+  /** Where it comes from, for the log. */
+  readonly source?: string;
+  /** Puts it in place (once whatever it was waiting for is done). */
+  install(): Promise<void>;
+  /** Removes whatever it wrote, installed or not. */
+  discard(): Promise<void>;
 }
 
 export interface MeshInitResult {
@@ -101,14 +112,8 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     writing.push(done);
   };
 
-  // The executable is large: it is copied while the network work goes on, and
-  // put in place only once that has succeeded, while the bootstrap files are written.
-  // Its loader and libraries are left until the login is on the wire (below).
-  const executable = typeof opts.executable === 'string' ? ExecutableCopy.start(opts.executable, dir, undefined, { librariesLater: true }) : opts.executable;
+  const executable = opts.executable;
   if (executable) undo.push(() => executable.discard());
-  // Awaited once the task metadata is in; a lookup that fails before then is reported then.
-  const resolving = Promise.resolve(opts.addresses);
-  resolving.catch(() => {});
 
   let opened: ConsulHttpClient | undefined;
   try {
@@ -126,7 +131,7 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
     // its own network namespace is refused with nothing done.
     if (transparentProxyEnabled(config)) assertTransparentProxySupported(task);
     const { gateway, name, scope } = taskServiceIdentity(config, task);
-    const addresses = await resolving;
+    const addresses = opts.addresses;
     if (!addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
     const client = await firstAnsweringServer(addresses, (a) => consulClientFor(a, config, env, { dispatcher: opts.dispatcher, clock }), log);
     opened = client;
@@ -152,10 +157,6 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
         // consul-dataplane logs in with the bearer token this login used, as the
         // anchor's dataplane config does: signing another costs the critical path.
         onBearerToken: (t) => (dataplaneBearerToken = t),
-        // Once the login is written, the main thread waits for its round trip through
-        // Consul to AWS: the executable's libraries are found and copied then, rather
-        // than beside the start-up work, which they slowed by ~3 ms.
-        onLoginSent: executable ? () => setImmediate(() => executable.startLibraries()) : undefined,
         waitForReplication: false,
       });
       token = acl.SecretID;
@@ -169,7 +170,6 @@ export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
       }
     }
     log.addSecret(token);
-    executable?.startLibraries();
 
     const catalog = new CatalogClient(client, () => token);
     const ctx = {

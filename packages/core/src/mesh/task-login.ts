@@ -24,8 +24,6 @@ export interface TaskLoginOptions {
   deadlineMs?: number;
   /** Given the bearer token of the login that succeeded (consul-dataplane logs in with it too). */
   onBearerToken?: (bearerToken: string) => void;
-  /** Called as each login request goes out (see loginWithAwsIam). */
-  onLoginSent?: () => void;
   /** Options for the stale read-back of the new token; `false` leaves it to the caller. */
   waitForReplication?: WaitForTokenOptions | false;
 }
@@ -64,7 +62,6 @@ export function loginAsTask(opts: TaskLoginOptions): Promise<AclToken> {
     logger: opts.logger,
     signal: opts.signal,
     onBearerToken: opts.onBearerToken,
-    onLoginSent: opts.onLoginSent,
     waitForReplication: opts.waitForReplication,
   });
 }

@@ -1,5 +1,5 @@
 import { writeFileAtomic } from '../io/atomic-file.js';
-import { close, fsync, ftruncate, open, readFile, stat, writeFile } from '../io/fs.js';
+import { open, readFile, stat } from 'node:fs/promises';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { consulDnsResolvConf, resolvConfNameservers, RESOLV_CONF_MAX_NAMESERVERS } from './dns.js';
@@ -218,13 +218,13 @@ async function writeConsulResolvConf(
     const cause = (err as { cause?: { code?: unknown } }).cause;
     if (cause?.code !== 'EBUSY' && cause?.code !== 'EXDEV') fail('cannot write', err);
     try {
-      const fd = await open(path, 'r+');
+      const file = await open(path, 'r+');
       try {
-        await ftruncate(fd, 0);
-        await writeFile(fd, content, 'utf8');
-        await fsync(fd);
+        await file.truncate(0);
+        await file.writeFile(content, 'utf8');
+        await file.sync();
       } finally {
-        await close(fd);
+        await file.close();
       }
     } catch (err2) {
       fail('cannot rewrite', err2);

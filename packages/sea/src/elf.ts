@@ -3,7 +3,7 @@
 // them (DT_RPATH, DT_RUNPATH). 64-bit little-endian files only (linux-x64 and
 // linux-arm64, what Node.js single executables are built for). Only the headers,
 // the dynamic section and the names wanted from its string table are read.
-import { closeSync, openSync, readSync } from './fs.js';
+import { closeSync, openSync, readSync } from 'node:fs';
 
 const PT_LOAD = 1;
 const PT_DYNAMIC = 2;

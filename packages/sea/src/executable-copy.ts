@@ -1,34 +1,23 @@
-import { constants as fsConstants } from 'node:fs';
+// The self-contained executable's copy into a task's bootstrap volume, where the
+// dataplane and app containers run it from (envoy-entrypoint, app-entrypoint,
+// net-dial): the executable with the loader and C and C++ libraries it runs with,
+// so that the copy runs in any Linux image of the same architecture.
+import { closeSync, constants as fsConstants, fchmodSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { chmod, copyFile, rename, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { readElfLoading } from '../io/elf.js';
-import { chmod, closeSync, copyFile, fchmodSync, mkdirSync, openSync, readFileSync, removeFile, rename, rmdir, statSync, writeSync } from '../io/fs.js';
-import { ConsulEcsError, describeError, writableDirHint } from '../util/errors.js';
-import { BOOTSTRAP_FILES } from './bootstrap-files.js';
+import { BOOTSTRAP_FILES, ConsulEcsError, describeError, writableDirHint, type BootstrapExecutable } from '@consul-ecs-ts/core';
+import { readElfLoading } from './elf.js';
+
+/** Where the copy looks for its loader and libraries, beside itself (the build gives it this search path). */
+export const EXECUTABLE_LIBRARIES_DIR = BOOTSTRAP_FILES.executableLibraries.name;
 
 /**
- * A copy of the executable into the bootstrap dir that was started before the
- * config was read (the executable's loader starts one for mesh-init), for
- * ExecutableCopy to carry on with.
+ * The self-contained consul-ecs executable on its way into the bootstrap dir.
+ * It is large (the Node.js runtime is most of it), so it is copied to a temporary
+ * name from the start, while mesh-init does its network work; `install` puts it
+ * in place once mesh-init is ready for it, and `discard` removes whatever it wrote.
  */
-export interface StartedCopy {
-  /** The file being copied. */
-  source: string;
-  /** The temporary file it is copied to, in the bootstrap dir. */
-  tmp: string;
-  /** True once copied; false if the copy failed (ExecutableCopy then copies again, and reports what fails). */
-  copied: Promise<boolean>;
-}
-
-/**
- * The self-contained consul-ecs executable on its way into the bootstrap dir,
- * where the dataplane and app containers run it from. It is large (the Node.js
- * runtime is most of it), so it is copied to a temporary name as soon as the
- * config is known to be valid (or carried on with, when the executable started
- * the copy even earlier), while the rest of mesh-init goes on; `install`
- * puts it in place once the caller is ready for it, and `discard` removes
- * whatever it wrote.
- */
-export class ExecutableCopy {
+export class ExecutableCopy implements BootstrapExecutable {
   /** The executable copied. */
   readonly source: string;
   /** Where it is installed: `<bootstrapDir>/consul-ecs`. */
@@ -37,62 +26,39 @@ export class ExecutableCopy {
   /** `<bootstrapDir>/.consul-ecs-lib`, where the copy's loader and libraries go. */
   readonly #libDir: string;
   readonly #copied: Promise<void>;
-  #libraries?: Promise<CopiedLibraries | undefined>;
-  #copying?: Promise<void>;
-  /** Set by discard: libraries asked for after it are not copied. */
+  readonly #libraries: Promise<CopiedLibraries | undefined>;
+  readonly #copying: Promise<void>;
   #discarded = false;
   /** What install put in place: the libraries, then the executable. */
   readonly #installed: string[] = [];
 
-  private constructor(source: string, bootstrapDir: string, started?: StartedCopy, opts: ExecutableCopyOptions = {}) {
+  private constructor(source: string, bootstrapDir: string) {
     this.source = source;
     this.path = join(bootstrapDir, BOOTSTRAP_FILES.executable.name);
-    this.#tmp = started?.tmp ?? `${this.path}.tmp-${process.pid}`;
-    this.#libDir = join(bootstrapDir, BOOTSTRAP_FILES.executableLibraries.name);
+    this.#tmp = `${this.path}.tmp-${process.pid}`;
+    this.#libDir = join(bootstrapDir, EXECUTABLE_LIBRARIES_DIR);
     // Into a new file (EXCL): libuv then skips its ftruncate(0), which on ext4 makes
-    // close() start writing the whole file back (auto_da_alloc), 5-40 ms on
-    // mesh-init's critical path. The copy is handed to libuv's thread pool here and
-    // now, not after a first step: a callback would wait until the caller next
-    // yields to the event loop, and mesh-init loads the rest of core before it does.
-    // One that a crashed run left under this pid is removed and the copy tried again.
-    // FICLONE shares the data where the file system can (XFS, btrfs).
-    const copyAnew = () => copyAsNew(source, this.#tmp);
-    this.#copied = started ? started.copied.then((copied) => (copied ? undefined : copyAnew())) : copyAnew();
-    this.#copied.catch(() => {});
-    if (!opts.librariesLater) this.startLibraries();
-  }
-
-  /**
-   * Starts copying `source` into `bootstrapDir` (under a temporary name), or carries
-   * on with a copy of it already `started` there.
-   */
-  static start(source: string, bootstrapDir: string, started?: StartedCopy, opts?: ExecutableCopyOptions): ExecutableCopy {
-    if (started && started.source !== source) throw new TypeError(`the copy started is of ${started.source}, not ${source}`);
-    return new ExecutableCopy(source, bootstrapDir, started, opts);
-  }
-
-  /**
-   * Starts copying the runtime's loader and libraries beside the executable's copy, when
-   * the executable looks for them there (once; install starts it if nobody did). It finds
-   * them with a few reads done at once on the calling thread.
-   */
-  startLibraries(): void {
-    if (this.#libraries || this.#discarded) return;
-    const libraries = copyLibraries(this.source, this.#libDir);
-    this.#libraries = libraries;
-    this.#copying = Promise.all([this.#copied, libraries]).then(async ([, libs]) => {
+    // close() write the whole file back (auto_da_alloc). FICLONE shares the data
+    // where the file system can (XFS, btrfs). One that a crashed run left under this
+    // pid is removed and the copy tried again.
+    this.#copied = copyAsNew(source, this.#tmp);
+    this.#libraries = copyLibraries(source, this.#libDir);
+    this.#copying = Promise.all([this.#copied, this.#libraries]).then(async ([, libs]) => {
       if (libs) setInterpreter(this.#tmp, libs, BOOTSTRAP_FILES.executable.mode);
       else await chmod(this.#tmp, BOOTSTRAP_FILES.executable.mode);
     });
-    libraries.catch(() => {});
-    this.#copying.catch(() => {});
+    for (const p of [this.#copied, this.#libraries, this.#copying]) p.catch(() => {});
+  }
+
+  /** Starts copying `source` (with its loader and libraries) into `bootstrapDir`, under temporary names. */
+  static start(source: string, bootstrapDir: string): ExecutableCopy {
+    return new ExecutableCopy(source, bootstrapDir);
   }
 
   /** Waits for the copy to finish and renames it into place, after the libraries beside it. */
   async install(): Promise<void> {
     try {
       if (this.#discarded) throw new Error('the copy was discarded');
-      this.startLibraries();
       await this.#copying;
       const libraries = await this.#libraries;
       const renamed = await Promise.allSettled(
@@ -118,20 +84,11 @@ export class ExecutableCopy {
   async discard(): Promise<void> {
     this.#discarded = true;
     await this.#copied.catch(() => {});
-    await this.#copying?.catch(() => {});
-    const libraries = await this.#libraries?.catch(() => undefined);
+    await this.#copying.catch(() => {});
+    const libraries = await this.#libraries.catch(() => undefined);
     for (const path of [this.#tmp, ...(libraries?.files ?? []).map((lib) => lib.tmp), ...this.#installed.splice(0)]) await removeFile(path);
     if (libraries?.createdDir) await rmdir(this.#libDir).catch(() => {});
   }
-}
-
-export interface ExecutableCopyOptions {
-  /**
-   * Leave the loader and libraries until startLibraries (or install) is called. Finding
-   * them takes ~1 ms of the calling thread, and their copies (~5 MB) compete with it:
-   * mesh-init starts them once its login is on the wire and its main thread waits.
-   */
-  librariesLater?: boolean;
 }
 
 /** Copies `source` to `dest`, a new file (one a crashed run left there is replaced). */
@@ -168,7 +125,7 @@ const LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/li
  * The copy runs in other containers' images, which may have a C library of
  * another version, no C++ library (hashicorp/consul-dataplane's distroless base)
  * or no C library at all (musl, scratch). The executable is built to look for its
- * libraries beside itself, in `$ORIGIN/.consul-ecs-lib` (scripts/build-sea.mjs),
+ * libraries beside itself, in `$ORIGIN/.consul-ecs-lib` (build.ts),
  * with room in its loader path. This copies the loader and the libraries it needs,
  * as this process runs with them (so that they are of one C library build), into
  * `libDir` under temporary names, and says what the copy's loader path becomes:
@@ -177,10 +134,6 @@ const LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/li
  * executable built without that search path: it is copied as it is.
  */
 async function copyLibraries(source: string, libDir: string): Promise<CopiedLibraries | undefined> {
-  // What to copy is found at once (a few small reads), and the copies are handed to the
-  // thread pool here and now: a chain of trips through the pool would advance only as
-  // often as the caller's event loop comes back, which in mesh-init can be late enough
-  // to make the libraries, not the network work, its last step.
   const elf = readElfLoading(source);
   if (!elf?.interpreter || !elf.searchPath.includes(`$ORIGIN/${basename(libDir)}`)) return undefined;
   const loaderName = basename(elf.interpreter.path);
@@ -228,7 +181,7 @@ async function copyLibraries(source: string, libDir: string): Promise<CopiedLibr
   return { interpreter: { ...elf.interpreter, path: interpreterPath }, files, createdDir };
 }
 
-/** The text of a file, or '' when it cannot be read: read at once (a /proc file through the thread pool takes several trips). */
+/** The text of a file, or '' when it cannot be read. */
 function readProcFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -237,11 +190,7 @@ function readProcFile(path: string): string {
   }
 }
 
-/**
- * Writes the copy's loader path into its NUL-padded field and gives the copy its mode:
- * at once, a few small calls on a file just written, rather than four trips through
- * the thread pool at the end of mesh-init.
- */
+/** Writes the copy's loader path into its NUL-padded field and gives the copy its mode. */
 function setInterpreter(file: string, { interpreter }: CopiedLibraries, mode: number): void {
   const field = Buffer.alloc(interpreter.size);
   field.write(interpreter.path, 'utf8');
@@ -252,4 +201,11 @@ function setInterpreter(file: string, { interpreter }: CopiedLibraries, mode: nu
   } finally {
     closeSync(fd);
   }
+}
+
+/** Removes a file; one that is not there is fine (as `rm -f`). */
+async function removeFile(path: string): Promise<void> {
+  await unlink(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }

@@ -1,0 +1,156 @@
+// Builds the self-contained consul-ecs executable (a Node.js single executable
+// application) from the CLI bundle and the pinned LTS runtime:
+//   packages/control-plane/dist/sea/consul-ecs
+// It runs in images with no Node.js installed; mesh-init copies it into the
+// bootstrap dir for the dataplane and app containers. Run by `npm run build` once
+// the CLI bundle is built; skips the work when its inputs are unchanged.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CommandEntry } from '@consul-ecs-ts/control-plane';
+import { BUNDLE_ASSET, bundleSource, CACHE_CHECK_ENV, cacheAsset, DEFAULT_CACHE_COMMAND, EXEC_ARGV } from './assets.js';
+import { EXECUTABLE_LIBRARIES_DIR } from './executable-copy.js';
+import { trainCodeCaches } from './train.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '../../..');
+const bundle = join(root, 'packages/control-plane/dist/consul-ecs.cjs');
+const out = join(root, 'packages/control-plane/dist/sea/consul-ecs');
+const stampFile = `${out}.stamp`;
+const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+/**
+ * mesh-init's copy of the executable runs in other containers' images, which may
+ * lack glibc's version or libstdc++ (hashicorp/consul-dataplane's distroless base)
+ * or any C library. So the runtime gets a library search path beside itself
+ * (`$ORIGIN/.consul-ecs-lib`, DT_RPATH, which also applies to the libraries' own
+ * dependencies) and room in its loader path (PT_INTERP), made of "./"s so the
+ * executable where it is still runs with the system's loader: mesh-init copies the
+ * loader and libraries beside the copy and points its loader path there
+ * (executable-copy.ts).
+ */
+const INTERPRETER_ROOM = 256;
+/**
+ * patchelf shifts the file to make that room. By its default 4 KB the segments'
+ * offsets no longer match their addresses modulo 2 MB, as Node.js links them for
+ * large pages, and every command starts a few ms later; by 2 MB they still do.
+ */
+const PATCHELF_SHIFT = String(2 * 1024 * 1024);
+
+function findPatchelf(): string | undefined {
+  const candidates = [process.env.PATCHELF, join(process.env.CONSUL_ECS_PEERS_DIR || join(homedir(), '.cache/consul-ecs-ts/peers'), 'bin/patchelf'), 'patchelf'];
+  return candidates.find((p): p is string => !!p && spawnSync(p, ['--version']).status === 0);
+}
+
+/** `path` made `length` characters long with "./" (and a "/"), naming the same file. */
+function padPath(path: string, length: number): string {
+  const room = length - path.length;
+  if (room < 0) throw new Error(`sea: the loader path ${path} is longer than ${length}`);
+  return `${dirname(path)}/${'/'.repeat(room % 2)}${'./'.repeat(room >> 1)}${basename(path)}`;
+}
+
+/** The commands whose code caches the executable carries, from the CLI's command table. */
+async function cachedCommands(): Promise<string[]> {
+  const { commands } = (await import('@consul-ecs-ts/control-plane')) as { commands: readonly CommandEntry[] };
+  const cached = commands.filter((c) => c.codeCache).map((c) => c.name);
+  if (!cached.includes(DEFAULT_CACHE_COMMAND)) throw new Error(`sea: the command table must give ${DEFAULT_CACHE_COMMAND} a code cache: the other commands fall back to it`);
+  return cached;
+}
+
+/** Puts the runtime's copy in shape: stripped, with its library search path and loader room. */
+function prepareRuntime(node: string, file: string, patchelf: string | undefined): void {
+  copyFileSync(node, file);
+  chmodSync(file, 0o755);
+  // ~18 MB of symbols and debug info that nothing reads at run time; mesh-init copies the file into every task.
+  try {
+    execFileSync('strip', ['--strip-all', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    console.error('sea: strip (binutils) is not installed; the executable keeps its symbols (~18 MB larger)');
+  }
+  if (!patchelf) {
+    console.error('sea: patchelf is not installed (bash scripts/peers.sh install installs it); the copy mesh-init makes will need glibc and libstdc++ in the images it runs in');
+    return;
+  }
+  const interpreter = execFileSync(patchelf, ['--print-interpreter', file], { encoding: 'utf8' }).trim();
+  const padded = padPath(interpreter, INTERPRETER_ROOM - 1);
+  execFileSync(patchelf, ['--page-size', PATCHELF_SHIFT, '--set-interpreter', padded, '--force-rpath', '--set-rpath', `$ORIGIN/${EXECUTABLE_LIBRARIES_DIR}`, file], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/** Runs each command once with CACHE_CHECK_ENV: V8 must take its cache (a rejected one only costs start-up time, silently). */
+function checkCachesTaken(file: string, commands: string[]): string {
+  let version = '';
+  for (const command of commands) {
+    const check = spawnSync(file, command === 'version' ? [command] : [command, '-help'], { encoding: 'utf8', env: { ...process.env, [CACHE_CHECK_ENV]: '1' } });
+    const ran = command === 'version' ? check.stdout.includes('consul-ecs') : `${check.stdout}${check.stderr}`.includes(`Usage: consul-ecs ${command}`);
+    if (check.status !== 0 || !ran || !check.stderr.includes(`code cache ${command}: accepted`)) {
+      throw new Error(`sea: the executable does not run ${command}, or V8 rejects its code cache: exit ${check.status}, ${check.stderr.trim()}`);
+    }
+    if (command === 'version') version = check.stdout.trim();
+  }
+  return version;
+}
+
+async function build(): Promise<void> {
+  if (!existsSync(bundle)) throw new Error(`sea: ${bundle} is missing: build the CLI first (npm run build)`);
+  const node = execFileSync('bash', [join(root, 'scripts/runtime.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const loader = join(here, 'loader.cjs');
+  const trainLoader = join(here, 'train-loader.cjs');
+  const patchelf = findPatchelf();
+  const commands = await cachedCommands();
+  const stamp = createHash('sha256')
+    .update(readFileSync(bundle))
+    .update(node)
+    .update(readFileSync(fileURLToPath(import.meta.url)))
+    .update(readFileSync(loader))
+    .update(readFileSync(trainLoader))
+    .update(commands.join(','))
+    .update(patchelf ? 'portable' : 'plain')
+    .digest('hex');
+  if (existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) {
+    console.error(`sea: ${out} is up to date`);
+    return;
+  }
+
+  const work = mkdtempSync(join(tmpdir(), 'consul-ecs-sea-'));
+  try {
+    const asset = join(work, BUNDLE_ASSET);
+    writeFileSync(asset, bundleSource(readFileSync(bundle, 'utf8')));
+    // Made by the same runtime under the same V8 flags, or V8 rejects them at run time.
+    const caches = await trainCodeCaches({ node, bundle, trainLoader, commands, outDir: work });
+    const blob = join(work, 'sea.blob');
+    const config = join(work, 'sea-config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        main: loader,
+        output: blob,
+        disableExperimentalSEAWarning: true,
+        useCodeCache: true,
+        execArgv: EXEC_ARGV,
+        assets: { [BUNDLE_ASSET]: asset, ...caches },
+      }),
+    );
+    execFileSync(node, [...EXEC_ARGV, '--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+    mkdirSync(dirname(out), { recursive: true });
+    const tmp = `${out}.tmp-${process.pid}`;
+    prepareRuntime(node, tmp, patchelf);
+    const { inject } = createRequire(import.meta.url)('postject') as { inject: (file: string, name: string, data: Buffer, opts: { sentinelFuse: string }) => Promise<void> };
+    await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SENTINEL });
+    const version = checkCachesTaken(tmp, commands);
+    renameSync(tmp, out);
+    writeFileSync(stampFile, stamp);
+    const sizes = commands.map((c) => `${c} ${Math.round(statSync(join(work, cacheAsset(c))).size / 1024)} KB`).join(', ');
+    console.error(`sea: built ${out} (${version}; code caches: ${sizes})`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await build();
