@@ -3,7 +3,7 @@ import { httpRequest, type HttpResponse } from '../http/request.js';
 import { readFile as fsReadFile } from 'node:fs/promises';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
-import { isIPv4 } from '../util/ip-address.js';
+import { isIPv4 } from 'node:net';
 import { retry } from '../util/retry.js';
 
 /** AWS credentials. Temporary ones carry a session token and an expiry. */

@@ -1,5 +1,5 @@
 import { ConsulEcsError, describeError } from '../util/errors.js';
-import { ipVersion } from '../util/ip-address.js';
+import { isIP } from 'node:net';
 
 /** The outcome of running an `exec=` command. `exitCode` is undefined when it could not run. */
 export interface ServerAddressCommandResult {
@@ -44,7 +44,7 @@ export async function resolveServerAddresses(hosts: string, options: ResolveServ
       'consulServers.hosts is empty: set it to a DNS name, an IP address or exec=<command> that prints the Consul server addresses',
     );
   }
-  if (ipVersion(target)) return [target];
+  if (isIP(target)) return [target];
   if (target.startsWith('exec=')) return execAddresses(target, options);
   return lookupAddresses(target, options.lookup ?? (process.getBuiltinModule('node:dns/promises').lookup as ServerAddressLookup));
 }
@@ -92,7 +92,7 @@ async function execAddresses(hosts: string, options: ResolveServerAddressesOptio
   const printed = result.stdout.split(/\s+/).filter(Boolean);
   if (printed.length === 0) return fail('it printed no addresses on stdout');
   const addresses = printed.map((word) => word.replace(/^"(.*)"$/s, '$1'));
-  const invalid = addresses.find((address) => !ipVersion(address.split('%')[0]!));
+  const invalid = addresses.find((address) => !isIP(address.split('%')[0]!));
   if (invalid !== undefined) return fail(`it printed "${invalid.slice(0, 100)}", which is not an IP address`);
   return unique(addresses);
 }

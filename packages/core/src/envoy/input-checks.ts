@@ -3,7 +3,7 @@
 // bootstrap uses, or throws a ConsulEcsError saying what to give instead.
 // Messages never quote the token.
 import { ConsulEcsError } from '../util/errors.js';
-import { ipVersion } from '../util/ip-address.js';
+import { isIP } from 'node:net';
 import type { EnvoyDataSource } from './types.js';
 import { DEFAULT_CONSUL_GRPC_PORT, ENVOY_PROXY_KINDS, type EnvoyProxyKind, type EnvoyProxyService, type EnvoyXdsServers, type EnvoyXdsTls } from './bootstrap-input.js';
 
@@ -52,7 +52,7 @@ export function bindIp(v: unknown, what: string): string {
   const s = requireString(v, what);
   if (s === 'localhost') return '127.0.0.1';
   const ip = s.replace(/^\[(.*)\]$/, '$1');
-  if (ipVersion(ip) === 0) throw new ConsulEcsError(INVALID, `envoy bootstrap: ${what} must be an IP address (Envoy binds it), got ${JSON.stringify(s)}`);
+  if (isIP(ip) === 0) throw new ConsulEcsError(INVALID, `envoy bootstrap: ${what} must be an IP address (Envoy binds it), got ${JSON.stringify(s)}`);
   return ip;
 }
 
@@ -104,7 +104,7 @@ export function checkXdsServers(servers: EnvoyXdsServers | undefined): CheckedXd
   for (const raw of servers.addresses) {
     const s = requireString(raw, 'each of servers.addresses');
     const host = s.replace(/^\[(.*)\]$/, '$1');
-    if (ipVersion(host) === 0 && !HOSTNAME.test(host)) {
+    if (isIP(host) === 0 && !HOSTNAME.test(host)) {
       const hint = /:\d+$/.test(s) ? ' (give the port as servers.grpcPort, not in the address)' : '';
       throw new ConsulEcsError(INVALID, `envoy bootstrap: Consul server address ${JSON.stringify(s)} is neither an IP address nor a DNS name${hint}`);
     }
@@ -133,13 +133,13 @@ function checkXdsTls(tls: EnvoyXdsTls, hosts: string[]): CheckedXdsTls {
 
   const serverName = tls.serverName === undefined || tls.serverName === '' ? undefined : requireString(tls.serverName, 'servers.tls.serverName');
   const names = serverName ? [serverName] : hosts;
-  const dnsNames = names.filter((n) => ipVersion(n) === 0).map((n) => n.replace(/\.$/, ''));
+  const dnsNames = names.filter((n) => isIP(n) === 0).map((n) => n.replace(/\.$/, ''));
   return {
     trustedCa,
     sni: dnsNames.length === 1 ? dnsNames[0] : undefined,
     subjectAltNames:
       tls.verifyServerName === false
         ? undefined
-        : names.map((n) => (ipVersion(n) === 0 ? { type: 'DNS', name: n.replace(/\.$/, '') } : { type: 'IP_ADDRESS', name: n })),
+        : names.map((n) => (isIP(n) === 0 ? { type: 'DNS', name: n.replace(/\.$/, '') } : { type: 'IP_ADDRESS', name: n })),
   };
 }

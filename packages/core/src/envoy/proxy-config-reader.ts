@@ -2,7 +2,7 @@
 // typed values, the way Consul decodes them. A bad value throws a
 // ConsulEcsError (`envoy-bootstrap-proxy-config`) naming the proxy and the key.
 import { ConsulEcsError } from '../util/errors.js';
-import { ipVersion } from '../util/ip-address.js';
+import { isIP } from 'node:net';
 import { BAD_PROXY_CONFIG } from './input-checks.js';
 import type { EnvoyAddress, EnvoyJsonObject } from './types.js';
 
@@ -81,7 +81,7 @@ export class ProxyConfigReader {
     const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(s);
     const host = m?.[1] ?? m?.[2];
     const p = m ? Number(m[3]) : NaN;
-    if (!m || !host || ipVersion(host) === 0 || !(p >= 1 && p <= 65535)) {
+    if (!m || !host || isIP(host) === 0 || !(p >= 1 && p <= 65535)) {
       return this.fail(key, `must be <ip>:<port> (e.g. 0.0.0.0:20200), got ${JSON.stringify(s)}`);
     }
     return { address: host, port: p };
@@ -127,7 +127,7 @@ export class ProxyConfigReader {
       const hp = /^(?:\[([^\]]+)\]|([^:/]+)):(\d+)\/?$/.exec(m[2]!);
       const host = hp?.[1] ?? hp?.[2];
       const p = hp ? Number(hp[3]) : NaN;
-      if (!hp || !host || ipVersion(host) === 0 || !(p >= 1 && p <= 65535)) {
+      if (!hp || !host || isIP(host) === 0 || !(p >= 1 && p <= 65535)) {
         return this.fail(key, `must be udp://<ip>:<port> with an IP address (Envoy does not resolve names for stats sinks), got ${JSON.stringify(url)}`);
       }
       return { socket_address: { address: host, port_value: p } };

@@ -1,7 +1,7 @@
 // The static clusters the bootstrap defines: the ADS cluster to the Consul
 // servers, the loopback clusters to Envoy's admin API (or a metrics backend),
 // and the cluster to the Consul telemetry collector's socket.
-import { ipVersion } from '../util/ip-address.js';
+import { isIP } from 'node:net';
 import type { BootstrapXdsConfig } from './bootstrap-config.js';
 import { TELEMETRY_COLLECTOR_CLUSTER_NAME } from './resource-names.js';
 import type { EnvoyAddress, EnvoyCluster, EnvoyTransportSocket, EnvoyTypedConfig } from './types.js';
@@ -15,7 +15,7 @@ const TYPE_UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_socket
  * connect timeout is longer, and the stream is kept alive with pings.
  */
 export function renderAdsCluster(xds: BootstrapXdsConfig): EnvoyCluster {
-  const allIps = xds.hosts.every((h) => ipVersion(h) !== 0);
+  const allIps = xds.hosts.every((h) => isIP(h) !== 0);
   const cluster: EnvoyCluster = {
     name: xds.clusterName,
     // IPs are used as they are; DNS names are re-resolved (every 5 s by

@@ -1,5 +1,5 @@
 import { ConsulEcsError } from '../util/errors.js';
-import { ipVersion } from '../util/ip-address.js';
+import { isIP } from 'node:net';
 import { CONSUL_DATAPLANE_DNS_ADDRESS } from './iptables.js';
 
 /**
@@ -23,7 +23,7 @@ export const RESOLV_CONF_MAX_NAMESERVERS = 3;
  */
 export function consulDnsResolvConf(existing: string, dnsAddress: string = CONSUL_DATAPLANE_DNS_ADDRESS): string {
   const address = dnsAddress.trim();
-  if (ipVersion(address) === 0) {
+  if (isIP(address) === 0) {
     throw new ConsulEcsError(
       'tproxy-invalid-config',
       `cannot configure Consul DNS: ${JSON.stringify(dnsAddress)} is not an IP address; resolv.conf nameservers must be IP addresses (the dataplane's DNS proxy listens on ${CONSUL_DATAPLANE_DNS_ADDRESS})`,

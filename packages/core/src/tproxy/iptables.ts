@@ -1,5 +1,5 @@
 import { ConsulEcsError } from '../util/errors.js';
-import { ipVersion, isIPv4 } from '../util/ip-address.js';
+import { isIP, isIPv4 } from 'node:net';
 
 /**
  * Transparent proxy traffic redirection for ECS tasks on EC2, as data.
@@ -272,7 +272,7 @@ function checkCidr(value: unknown, field: string, problems: string[]): string | 
     if (ip !== undefined && isIPv4(ip) && rest.length === 0 && (prefix === undefined || (/^\d{1,2}$/.test(prefix) && Number(prefix) <= 32))) {
       return prefix === undefined ? ip : `${ip}/${Number(prefix)}`;
     }
-    if (ip !== undefined && ipVersion(ip) === 6) {
+    if (ip !== undefined && isIP(ip) === 6) {
       problems.push(`${field}: ${JSON.stringify(value)} is IPv6; transparent proxy rules are IPv4 (iptables) only`);
       return undefined;
     }
