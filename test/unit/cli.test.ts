@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
@@ -129,5 +130,20 @@ describe('consul-ecs CLI bundle: what a command loads', () => {
     assert.equal(logout.code, 0, logout.stderr);
     assert.deepEqual(requests, ['POST /v1/acl/logout'], 'the request was made');
     assert.equal(logout.loaded, 'undici', 'undici only: the probe sees what the request loaded');
+  });
+
+  it("the bundle's slim undici entry gives a working Agent and request API from undici's own files", async (t) => {
+    // It reaches into undici's lib/ (src/undici-slim.cjs): an undici that moves those files fails here.
+    const slim = createRequire(import.meta.url)('../../packages/control-plane/src/undici-slim.cjs') as typeof import('undici');
+    const server = createHttpServer((req, res) => res.end(`${req.method} ${req.url}`));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => server.close());
+    const agent = new slim.Agent();
+    t.after(() => agent.close());
+    const res = await agent.request({ origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, path: '/v1/status/leader', method: 'GET' });
+    assert.equal(res.statusCode, 200);
+    assert.equal(await res.body.text(), 'GET /v1/status/leader');
+    assert.equal(typeof slim.setGlobalDispatcher, 'function');
   });
 });
