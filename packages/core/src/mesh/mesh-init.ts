@@ -2,28 +2,30 @@ import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
 import { CatalogClient } from '../catalog/client.js';
-import { gatewayRegistration, serviceRegistrations, type TaskRegistrations } from '../catalog/registration.js';
+import type { TaskRegistrations } from '../catalog/registration.js';
 import type { CatalogRegistration } from '../catalog/types.js';
-import type { ResolvedConfig } from '../config/types.js';
 import { consulDnsEnabled, transparentProxyEnabled } from '../config/resolve.js';
+import type { ResolvedConfig } from '../config/types.js';
 import { aclLogout, waitForTokenReplication } from '../consul/acl.js';
 import { isUnknownToken } from '../consul/acl-admin.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { DATAPLANE_DNS_BIND, dataplaneConfig, type DataplaneCredentials } from '../dataplane/config.js';
-import { applyTransparentProxy, type IptablesRunner } from '../tproxy/apply.js';
-import { assertTransparentProxySupported } from '../tproxy/supported.js';
-import { DEFAULT_HEALTH_SYNC_UID, transparentProxyRules } from '../tproxy/iptables.js';
-import { generateEnvoyBootstrap, renderEnvoyBootstrap } from '../envoy/bootstrap.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
+import { generateEnvoyBootstrap, renderEnvoyBootstrap, type EnvoyProxyService } from '../envoy/bootstrap.js';
 import { writeFileAtomic } from '../io/atomic-file.js';
 import { removeFile } from '../io/fs.js';
 import { readTokenFile } from '../io/token-file.js';
+import { applyTransparentProxy, type IptablesRunner } from '../tproxy/apply.js';
+import { DEFAULT_HEALTH_SYNC_UID, transparentProxyRules } from '../tproxy/iptables.js';
+import { assertTransparentProxySupported } from '../tproxy/supported.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
 import { BOOTSTRAP_FILES } from './bootstrap-files.js';
-import { consulClientFor, taskServiceIdentity } from './consul-connection.js';
+import { consulClientFor, taskServiceIdentity, type TaskServiceIdentity } from './consul-connection.js';
+import { upsertPassiveHealthCheck } from './passive-health-check.js';
+import { taskRegistrations } from './registrations.js';
 import { loginAsTask, taskLoginMeta } from './task-login.js';
 
 type Env = Record<string, string | undefined>;
@@ -92,284 +94,329 @@ export interface MeshInitResult {
  * so a task never keeps half an initialisation.
  */
 export async function meshInit(opts: MeshInitOptions): Promise<MeshInitResult> {
-  const { config, env, signal } = opts;
-  const log = opts.logger ?? silentLogger;
-  const clock = opts.clock ?? systemClock;
-  const undo: Array<() => Promise<void>> = [];
-  const dir = config.bootstrapDir;
-  const file = (f: keyof typeof BOOTSTRAP_FILES) => join(dir, BOOTSTRAP_FILES[f].name);
-  // The files are written while the requests after them are on the wire; each is
-  // awaited before the task counts as initialised, and before anything is undone.
-  const writing: Array<Promise<void>> = [];
-  const write = (f: keyof typeof BOOTSTRAP_FILES, data: string, written?: () => void) => {
-    const done = (async () => {
-      signal?.throwIfAborted();
-      await writeFileAtomic(file(f), data, { mode: BOOTSTRAP_FILES[f].mode, owner: f === 'serviceToken' ? serviceTokenOwner() : undefined });
-      undo.push(() => removeFile(file(f)));
-      written?.();
-    })();
-    done.catch(() => {});
-    writing.push(done);
-  };
-
-  const executable = opts.executable;
-  if (executable) undo.push(() => executable.discard());
-
-  let opened: ConsulHttpClient | undefined;
+  const run = new MeshInitRun(opts);
+  if (opts.executable) run.undoing(() => opts.executable!.discard());
   try {
-    const metadataUri = env.ECS_CONTAINER_METADATA_URI_V4 ?? '';
-    let token = env.CONSUL_HTTP_TOKEN || undefined;
-    const loggingIn = !token && config.consulLogin.enabled;
-    // The credentials are fetched while the task metadata is (they do not depend
-    // on it); the login asks the provider again and gets them, or its error.
-    const credentials = loggingIn ? (opts.credentials ?? defaultCredentialProvider({ env, dispatcher: opts.dispatcher, clock })) : undefined;
-    credentials?.().catch(() => {});
-    // A re-run replaces the token of the run before (read now, logged out after the login).
-    const previousToken = credentials ? readTokenFile(file('serviceToken')).catch(() => '') : undefined;
-    const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: opts.dispatcher, clock }).task());
-    // Before anything is sent to Consul: a task whose rules could reach beyond
-    // its own network namespace is refused with nothing done.
-    if (transparentProxyEnabled(config)) assertTransparentProxySupported(task);
-    const { gateway, name, scope } = taskServiceIdentity(config, task);
-    const addresses = opts.addresses;
-    if (!addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
-    const client = await firstAnsweringServer(addresses, (a) => consulClientFor(a, config, env, { dispatcher: opts.dispatcher, clock }), log);
-    opened = client;
-
-    let dataplaneBearerToken: string | undefined;
-    // Settles once the login token reads back with stale consistency (it has
-    // replicated). The registrations do not wait for it: one that a server refuses
-    // because it does not know the token yet is sent again once it does.
-    let replicated: Promise<void> = Promise.resolve();
-    const loginMeta = taskLoginMeta(config, task);
-    if (credentials) {
-      const acl = await loginAsTask({
-        config,
-        env,
-        task,
-        client,
-        credentials,
-        deadlineMs: opts.deadlineMs,
-        dispatcher: opts.dispatcher,
-        clock,
-        logger: log,
-        signal,
-        // consul-dataplane logs in with the bearer token this login used, as the
-        // anchor's dataplane config does: signing another costs the critical path.
-        onBearerToken: (t) => (dataplaneBearerToken = t),
-        waitForReplication: false,
-      });
-      token = acl.SecretID;
-      undo.push(() => aclLogout(client, acl.SecretID, { retryDeadlineMs: 5000 }));
-      replicated = waitForTokenReplication(client, token, { clock, signal }).then(() => log.debug('the token reads back with stale consistency'));
-      replicated.catch(() => {});
-      write('serviceToken', token);
-      const previous = await previousToken;
-      if (previous && previous !== token) {
-        await aclLogout(client, previous, { retryDeadlineMs: 0 }).catch(() => {});
-      }
+    const task = await readTask(run);
+    const identity = taskServiceIdentity(opts.config, task);
+    const client = await connect(run);
+    const acl = await logIn(run, client, task);
+    const registrations = await register(run, client, acl, task, identity);
+    if (!identity.gateway && opts.config.service.networkResilienceConfig?.enabled) {
+      await upsertPassiveHealthCheck(client, acl.token, identity.name, identity.scope, opts.config.service.networkResilienceConfig.outlierDetection, run.log);
     }
-    log.addSecret(token);
-
-    const catalog = new CatalogClient(client, () => token);
-    const ctx = {
+    const proxy = await proxyAsConsulResolvesIt(run, client, acl, registrations, identity);
+    await writeBootstrapFiles(run, { acl, task, identity, registrations, proxy });
+    await installExecutable(run);
+    await applyTrafficRedirection(run, proxy);
+    run.signal?.throwIfAborted();
+    run.log.info('successfully initialized the task to operate as part of the mesh', { service: identity.name, 'task-id': task.taskId });
+    return {
       task,
-      region: env.AWS_REGION || undefined,
-      healthSyncContainers: config.healthSyncContainers,
-      transparentProxy: transparentProxyEnabled(config),
+      client,
+      token: acl.token,
+      loggedIn: acl.loggedIn,
+      tokenFile: acl.loggedIn ? run.file('serviceToken') : undefined,
+      registrations,
+      serviceName: identity.name,
+      addresses: opts.addresses,
     };
-    const registrations = gateway
-      ? gatewayRegistration(
-          {
-            kind: config.gateway!.kind,
-            name,
-            tags: config.gateway!.tags,
-            meta: config.gateway!.meta,
-            namespace: scope.namespace,
-            partition: scope.partition,
-            lanAddress: config.gateway!.lanAddress,
-            wanAddress: config.gateway!.wanAddress,
-            proxyConfig: config.gateway!.proxy.config,
-          },
-          ctx,
-        )
-      : serviceRegistrations(
-          {
-            name,
-            port: config.service.port,
-            tags: config.service.tags,
-            meta: config.service.meta,
-            weights: config.service.weights ? { Passing: config.service.weights.passing, Warning: config.service.weights.warning } : undefined,
-            enableTagOverride: config.service.enableTagOverride || undefined,
-            namespace: scope.namespace,
-            partition: scope.partition,
-          },
-          proxySpec(config),
-          ctx,
-        );
-
-    // The service and its proxy are registered at once (neither needs the other
-    // in the catalog first); whichever succeeded is undone if the other failed.
-    const registerOnceKnown = (reg: CatalogRegistration) =>
-      catalog.register(reg, { signal, retryDeadlineMs: 0 }).catch(async (err: unknown) => {
-        if (!isUnknownToken(err)) throw err;
-        await replicated;
-        return catalog.register(reg, { signal, retryDeadlineMs: 0 });
-      });
-    const regs = [registrations.service, registrations.proxy].flatMap((r) => (r?.Service ? [{ ...r, Service: r.Service }] : []));
-    const registered = await Promise.allSettled(
-      regs.map((reg) =>
-        retry(() => registerOnceKnown(reg), {
-          deadlineMs: opts.deadlineMs ?? 120_000,
-          clock,
-          signal,
-          initialDelayMs: 250,
-          maxDelayMs: 2000,
-          // A refusal, or a token that never replicated, stays so.
-          retryable: (err) => !(err instanceof ConsulEcsError && (err.code === 'consul-permission-denied' || err.code === 'consul-token-not-replicated')),
-          onRetry: (err) => log.warn('registration failed; retrying', { id: reg.Service.ID, error: describeError(err) }),
-        }),
-      ),
-    );
-    regs.forEach((reg, i) => {
-      if (registered[i]!.status !== 'fulfilled') return;
-      const svc = reg.Service;
-      undo.push(() => catalog.deregisterService(reg.Node, svc.ID, scope, { retryDeadlineMs: 5000 }));
-      log.info(`${svc.Kind ? 'proxy' : 'service'} registered successfully`, { name: svc.Service, id: svc.ID, kind: svc.Kind || undefined });
-    });
-    const refused = registered.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (refused) throw refused.reason;
-    await replicated;
-
-    if (!gateway && config.service.networkResilienceConfig?.enabled) {
-      await upsertPassiveHealthCheck(client, token, name, scope, config.service.networkResilienceConfig.outlierDetection, log);
-    }
-
-    // The proxy as Consul resolves it (proxy-defaults merged), as consul-dataplane
-    // reads it; asked for now, while the files before the bootstrap are written.
-    const proxyReg = registrations.proxy;
-    const resolvedProxy = catalog.nodeServices(proxyReg.Node, `ID == "${proxyReg.Service!.ID}"`, scope, { mergeCentralConfig: true });
-    resolvedProxy.catch(() => {});
-
-    const grpc = config.consulServers.grpc;
-    let grpcCaFile = grpc.tls ? grpc.caCertFile : undefined;
-    if (grpc.tls && env.CONSUL_GRPC_CACERT_PEM) {
-      write('grpcCaCert', env.CONSUL_GRPC_CACERT_PEM);
-      grpcCaFile = file('grpcCaCert');
-    }
-
-    const readyPort = gateway ? config.gateway!.healthCheckPort : config.proxy.healthCheckPort;
-    const dns = consulDnsEnabled(config);
-    // consul-dataplane logs in with the bearer token of this task's login, or,
-    // with CONSUL_HTTP_TOKEN, uses that token as it is.
-    const dataplaneCredentials: DataplaneCredentials | undefined = dataplaneBearerToken
-      ? {
-          type: 'login',
-          login: {
-            authMethod: config.consulLogin.method,
-            ...(scope.partition ? { partition: scope.partition } : {}),
-            datacenter: config.consulLogin.datacenter ?? '',
-            bearerToken: dataplaneBearerToken,
-            meta: loginMeta,
-          },
-        }
-      : token
-        ? { type: 'static', static: { token } }
-        : undefined;
-    const dp = dataplaneConfig({
-      hosts: config.consulServers.hosts,
-      grpcPort: grpc.port,
-      skipServerWatch: config.consulServers.skipServerWatch,
-      grpcTls: { enabled: grpc.tls, caCertFile: grpcCaFile, tlsServerName: grpc.tlsServerName },
-      node: proxyReg.Node,
-      proxyId: proxyReg.Service!.ID,
-      namespace: scope.namespace,
-      partition: scope.partition,
-      readyPort,
-      logLevel: config.logLevel,
-      consulDns: dns,
-      credentials: dataplaneCredentials,
-    });
-    write('dataplaneConfig', JSON.stringify(dp), () => log.info('wrote dataplane config', { file: file('dataplaneConfig') }));
-
-    const [merged] = await resolvedProxy;
-    const proxyService = merged ?? proxyReg.Service!;
-    if (opts.envoyBootstrap ?? true) {
-      const bootstrap = generateEnvoyBootstrap({
-        proxy: proxyService,
-        nodeName: proxyReg.Node,
-        servers: {
-          addresses,
-          grpcPort: grpc.port,
-          ...(grpc.tls ? { tls: { caFile: grpcCaFile, serverName: grpc.tlsServerName } } : {}),
-        },
-        token,
-        ready: { port: readyPort },
-        env,
-        onWarning: (message) => log.warn(message),
-      });
-      write('envoyBootstrap', renderEnvoyBootstrap(bootstrap), () => log.info('wrote Envoy bootstrap', { file: file('envoyBootstrap') }));
-    }
-    // The copy has had the network work to finish in; it goes in place while the files above are written.
-    if (executable) {
-      signal?.throwIfAborted();
-      const installing = executable.install().then(() => log.info('copied binary', { source: executable.source, destination: executable.path }));
-      installing.catch(() => {});
-      writing.push(installing);
-    }
-    await Promise.all(writing);
-
-    if (transparentProxyEnabled(config)) {
-      signal?.throwIfAborted();
-      const tp = config.transparentProxy;
-      const rules = transparentProxyRules({
-        proxyService,
-        healthCheckPort: readyPort,
-        excludeInboundPorts: tp.excludeInboundPorts,
-        excludeOutboundPorts: tp.excludeOutboundPorts,
-        excludeOutboundCIDRs: tp.excludeOutboundCIDRs,
-        excludeUIDs: tp.excludeUIDs,
-        consulDns: dns,
-      });
-      await applyTransparentProxy(rules, {
-        run: opts.transparentProxy?.run,
-        resolvConfPath: opts.transparentProxy?.resolvConfPath,
-        ...(dns ? { dnsNameserver: DATAPLANE_DNS_BIND.bindAddress } : {}),
-        logger: log,
-      });
-      log.info('successfully applied traffic redirection rules', { rules: rules.length, 'consul-dns': dns });
-    }
-
-    signal?.throwIfAborted();
-    log.info('successfully initialized the task to operate as part of the mesh', { service: name, 'task-id': task.taskId });
-    // With credentials it logged in: a login that fails throws before this.
-    return { task, client, token, loggedIn: credentials !== undefined, tokenFile: credentials && file('serviceToken'), registrations, serviceName: name, addresses };
   } catch (err) {
-    log.warn(signal?.aborted ? 'interrupted; undoing the partial initialisation' : 'mesh-init failed; undoing the partial initialisation');
-    await Promise.allSettled(writing);
-    for (const step of undo.reverse()) await step().catch((e) => log.warn('cleanup step failed', { error: describeError(e) }));
-    await opened?.close();
+    await run.undo();
     throw err;
   }
 }
 
+/** One run of mesh-init: its options, and what to undo if it does not finish. */
+class MeshInitRun {
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly signal: AbortSignal | undefined;
+  readonly #undo: Array<() => Promise<void>> = [];
+  #client: ConsulHttpClient | undefined;
+
+  constructor(readonly opts: MeshInitOptions) {
+    this.log = opts.logger ?? silentLogger;
+    this.clock = opts.clock ?? systemClock;
+    this.signal = opts.signal;
+  }
+
+  get config(): ResolvedConfig {
+    return this.opts.config;
+  }
+
+  /** A file of the bootstrap dir. */
+  file(f: keyof typeof BOOTSTRAP_FILES): string {
+    return join(this.config.bootstrapDir, BOOTSTRAP_FILES[f].name);
+  }
+
+  /** Remembers how to undo a step that succeeded. */
+  undoing(step: () => Promise<void>): void {
+    this.#undo.push(step);
+  }
+
+  /** The client to close when the run fails. */
+  opened(client: ConsulHttpClient): void {
+    this.#client = client;
+  }
+
+  /** Writes a bootstrap file atomically with its documented mode; it is removed if the run fails. */
+  async write(f: keyof typeof BOOTSTRAP_FILES, data: string): Promise<void> {
+    this.signal?.throwIfAborted();
+    await writeFileAtomic(this.file(f), data, { mode: BOOTSTRAP_FILES[f].mode, owner: f === 'serviceToken' ? serviceTokenOwner() : undefined });
+    this.undoing(() => removeFile(this.file(f)));
+  }
+
+  /** Undoes what succeeded, last first. */
+  async undo(): Promise<void> {
+    this.log.warn(this.signal?.aborted ? 'interrupted; undoing the partial initialisation' : 'mesh-init failed; undoing the partial initialisation');
+    for (const step of this.#undo.reverse()) await step().catch((e: unknown) => this.log.warn('cleanup step failed', { error: describeError(e) }));
+    await this.#client?.close();
+  }
+}
+
 /**
- * The client of the first server that answers (`/v1/status/leader`, one quick
- * try each); the first one when none does, for the login retries to wait on.
+ * The task from its metadata. A task whose transparent proxy rules could reach
+ * beyond its own network namespace is refused here, before anything is sent to Consul.
  */
-async function firstAnsweringServer(addresses: string[], make: (address: string) => ConsulHttpClient, log: Logger): Promise<ConsulHttpClient> {
-  if (addresses.length === 1) return make(addresses[0]!);
-  for (const address of addresses) {
+async function readTask(run: MeshInitRun): Promise<TaskInfo> {
+  const { env, dispatcher } = run.opts;
+  const metadata = new TaskMetadataClient({ baseUrl: env.ECS_CONTAINER_METADATA_URI_V4 ?? '', dispatcher, clock: run.clock });
+  const task = taskInfo(await metadata.task());
+  if (transparentProxyEnabled(run.config)) assertTransparentProxySupported(task);
+  return task;
+}
+
+/** A client of the first Consul server that answers (`/v1/status/leader`); the first when none does, for the login's retries to wait on. */
+async function connect(run: MeshInitRun): Promise<ConsulHttpClient> {
+  const { addresses, config, env, dispatcher } = run.opts;
+  if (!addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
+  const make = (address: string) => consulClientFor(address, config, env, { dispatcher, clock: run.clock });
+  for (const address of addresses.length > 1 ? addresses : []) {
     const client = make(address);
     try {
       await client.send({ path: '/v1/status/leader', retryDeadlineMs: 0 });
+      run.opened(client);
       return client;
     } catch (err) {
-      log.warn('Consul server not answering; trying the next', { address, error: describeError(err) });
+      run.log.warn('Consul server not answering; trying the next', { address, error: describeError(err) });
       await client.close();
     }
   }
-  return make(addresses[0]!);
+  const client = make(addresses[0]!);
+  run.opened(client);
+  return client;
+}
+
+/** The ACL token the task uses, and how it got it. */
+interface TaskAcl {
+  token?: string;
+  /** From the login (logged out at shutdown), not CONSUL_HTTP_TOKEN. */
+  loggedIn: boolean;
+  /** The login's bearer token, which consul-dataplane logs in with too. */
+  bearerToken?: string;
+  /** Settles once the login token reads back with stale consistency (it has replicated). */
+  replicated: Promise<void>;
+}
+
+/**
+ * Logs in with the task's IAM role and sinks the token (`service-token`), or uses
+ * CONSUL_HTTP_TOKEN as it is. A re-run logs out the token of the run before.
+ */
+async function logIn(run: MeshInitRun, client: ConsulHttpClient, task: TaskInfo): Promise<TaskAcl> {
+  const { config, env, dispatcher } = run.opts;
+  const staticToken = env.CONSUL_HTTP_TOKEN || undefined;
+  if (staticToken || !config.consulLogin.enabled) {
+    run.log.addSecret(staticToken);
+    return { token: staticToken, loggedIn: false, replicated: Promise.resolve() };
+  }
+  const previous = await readTokenFile(run.file('serviceToken')).catch(() => '');
+  let bearerToken: string | undefined;
+  const acl = await loginAsTask({
+    config,
+    env,
+    task,
+    client,
+    credentials: run.opts.credentials ?? defaultCredentialProvider({ env, dispatcher, clock: run.clock }),
+    deadlineMs: run.opts.deadlineMs,
+    dispatcher,
+    clock: run.clock,
+    logger: run.log,
+    signal: run.signal,
+    onBearerToken: (t) => (bearerToken = t),
+    // Registration goes on while the token replicates (see register).
+    waitForReplication: false,
+  });
+  const token = acl.SecretID;
+  run.log.addSecret(token);
+  run.undoing(() => aclLogout(client, token, { retryDeadlineMs: 5000 }));
+  const replicated = waitForTokenReplication(client, token, { clock: run.clock, signal: run.signal }).then(() =>
+    run.log.debug('the token reads back with stale consistency'),
+  );
+  replicated.catch(() => {});
+  await run.write('serviceToken', token);
+  if (previous && previous !== token) await aclLogout(client, previous, { retryDeadlineMs: 0 }).catch(() => {});
+  return { token, loggedIn: true, bearerToken, replicated };
+}
+
+/**
+ * Registers the service and its proxy (or the gateway), both at once and while
+ * the login token replicates: a registration that a server refuses because it
+ * does not know the token yet is sent again once it does. Whichever succeeded is
+ * undone if the other failed.
+ */
+async function register(run: MeshInitRun, client: ConsulHttpClient, acl: TaskAcl, task: TaskInfo, identity: TaskServiceIdentity): Promise<TaskRegistrations> {
+  const registrations = taskRegistrations(run.config, identity, task, run.opts.env.AWS_REGION || undefined);
+  const catalog = new CatalogClient(client, () => acl.token);
+  const { signal, clock } = run;
+  const registerOnceKnown = (reg: CatalogRegistration) =>
+    catalog.register(reg, { signal, retryDeadlineMs: 0 }).catch(async (err: unknown) => {
+      if (!isUnknownToken(err)) throw err;
+      await acl.replicated;
+      return catalog.register(reg, { signal, retryDeadlineMs: 0 });
+    });
+  const regs = [registrations.service, registrations.proxy].flatMap((r) => (r?.Service ? [{ ...r, Service: r.Service }] : []));
+  const registered = await Promise.allSettled(
+    regs.map((reg) =>
+      retry(() => registerOnceKnown(reg), {
+        deadlineMs: run.opts.deadlineMs ?? 120_000,
+        clock,
+        signal,
+        initialDelayMs: 250,
+        maxDelayMs: 2000,
+        // A refusal, or a token that never replicated, stays so.
+        retryable: (err) => !(err instanceof ConsulEcsError && (err.code === 'consul-permission-denied' || err.code === 'consul-token-not-replicated')),
+        onRetry: (err) => run.log.warn('registration failed; retrying', { id: reg.Service.ID, error: describeError(err) }),
+      }),
+    ),
+  );
+  regs.forEach((reg, i) => {
+    if (registered[i]!.status !== 'fulfilled') return;
+    const svc = reg.Service;
+    run.undoing(() => catalog.deregisterService(reg.Node, svc.ID, identity.scope, { retryDeadlineMs: 5000 }));
+    run.log.info(`${svc.Kind ? 'proxy' : 'service'} registered successfully`, { name: svc.Service, id: svc.ID, kind: svc.Kind || undefined });
+  });
+  const refused = registered.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (refused) throw refused.reason;
+  await acl.replicated;
+  return registrations;
+}
+
+/** The proxy (or gateway) as Consul resolves it, proxy-defaults merged, as consul-dataplane reads it. */
+async function proxyAsConsulResolvesIt(
+  run: MeshInitRun,
+  client: ConsulHttpClient,
+  acl: TaskAcl,
+  registrations: TaskRegistrations,
+  identity: TaskServiceIdentity,
+): Promise<EnvoyProxyService> {
+  const reg = registrations.proxy;
+  const catalog = new CatalogClient(client, () => acl.token);
+  const [merged] = await catalog.nodeServices(reg.Node, `ID == "${reg.Service!.ID}"`, identity.scope, { mergeCentralConfig: true });
+  return merged ?? reg.Service!;
+}
+
+/** consul-dataplane's config, the gRPC CA, and Envoy's own bootstrap. */
+async function writeBootstrapFiles(
+  run: MeshInitRun,
+  p: { acl: TaskAcl; task: TaskInfo; identity: TaskServiceIdentity; registrations: TaskRegistrations; proxy: EnvoyProxyService },
+): Promise<void> {
+  const { config, env, addresses } = run.opts;
+  const grpc = config.consulServers.grpc;
+  let grpcCaFile = grpc.tls ? grpc.caCertFile : undefined;
+  if (grpc.tls && env.CONSUL_GRPC_CACERT_PEM) {
+    await run.write('grpcCaCert', env.CONSUL_GRPC_CACERT_PEM);
+    grpcCaFile = run.file('grpcCaCert');
+  }
+  const readyPort = readyPortOf(config, p.identity);
+  const proxyReg = p.registrations.proxy;
+  const dataplane = dataplaneConfig({
+    hosts: config.consulServers.hosts,
+    grpcPort: grpc.port,
+    skipServerWatch: config.consulServers.skipServerWatch,
+    grpcTls: { enabled: grpc.tls, caCertFile: grpcCaFile, tlsServerName: grpc.tlsServerName },
+    node: proxyReg.Node,
+    proxyId: proxyReg.Service!.ID,
+    namespace: p.identity.scope.namespace,
+    partition: p.identity.scope.partition,
+    readyPort,
+    logLevel: config.logLevel,
+    consulDns: consulDnsEnabled(config),
+    credentials: dataplaneCredentials(config, p.acl, p.task, p.identity),
+  });
+  await run.write('dataplaneConfig', JSON.stringify(dataplane));
+  run.log.info('wrote dataplane config', { file: run.file('dataplaneConfig') });
+  if (run.opts.envoyBootstrap === false) return;
+  const bootstrap = generateEnvoyBootstrap({
+    proxy: p.proxy,
+    nodeName: proxyReg.Node,
+    servers: { addresses, grpcPort: grpc.port, ...(grpc.tls ? { tls: { caFile: grpcCaFile, serverName: grpc.tlsServerName } } : {}) },
+    token: p.acl.token,
+    ready: { port: readyPort },
+    env,
+    onWarning: (message) => run.log.warn(message),
+  });
+  await run.write('envoyBootstrap', renderEnvoyBootstrap(bootstrap));
+  run.log.info('wrote Envoy bootstrap', { file: run.file('envoyBootstrap') });
+}
+
+/**
+ * How consul-dataplane gets its token: it logs in with the bearer token of this
+ * task's login, or, with CONSUL_HTTP_TOKEN, uses that token as it is.
+ */
+function dataplaneCredentials(config: ResolvedConfig, acl: TaskAcl, task: TaskInfo, identity: TaskServiceIdentity): DataplaneCredentials | undefined {
+  if (acl.bearerToken) {
+    return {
+      type: 'login',
+      login: {
+        authMethod: config.consulLogin.method,
+        ...(identity.scope.partition ? { partition: identity.scope.partition } : {}),
+        datacenter: config.consulLogin.datacenter ?? '',
+        bearerToken: acl.bearerToken,
+        meta: taskLoginMeta(config, task),
+      },
+    };
+  }
+  return acl.token ? { type: 'static', static: { token: acl.token } } : undefined;
+}
+
+/** The dataplane's ready port: the proxy's health-check port, or the gateway's. */
+function readyPortOf(config: ResolvedConfig, identity: TaskServiceIdentity): number {
+  return identity.gateway ? config.gateway!.healthCheckPort : config.proxy.healthCheckPort;
+}
+
+/** Puts the executable's copy in place for the task's other containers. */
+async function installExecutable(run: MeshInitRun): Promise<void> {
+  const executable = run.opts.executable;
+  if (!executable) return;
+  run.signal?.throwIfAborted();
+  await executable.install();
+  run.log.info('copied binary', { source: executable.source, destination: executable.path });
+}
+
+/** Transparent proxy's iptables rules (and Consul DNS in resolv.conf), when enabled. */
+async function applyTrafficRedirection(run: MeshInitRun, proxy: EnvoyProxyService): Promise<void> {
+  const { config } = run;
+  if (!transparentProxyEnabled(config)) return;
+  run.signal?.throwIfAborted();
+  const tp = config.transparentProxy;
+  const dns = consulDnsEnabled(config);
+  const rules = transparentProxyRules({
+    proxyService: proxy,
+    healthCheckPort: config.proxy.healthCheckPort,
+    excludeInboundPorts: tp.excludeInboundPorts,
+    excludeOutboundPorts: tp.excludeOutboundPorts,
+    excludeOutboundCIDRs: tp.excludeOutboundCIDRs,
+    excludeUIDs: tp.excludeUIDs,
+    consulDns: dns,
+  });
+  await applyTransparentProxy(rules, {
+    run: run.opts.transparentProxy?.run,
+    resolvConfPath: run.opts.transparentProxy?.resolvConfPath,
+    ...(dns ? { dnsNameserver: DATAPLANE_DNS_BIND.bindAddress } : {}),
+    logger: run.log,
+  });
+  run.log.info('successfully applied traffic redirection rules', { rules: rules.length, 'consul-dns': dns });
 }
 
 /**
@@ -383,86 +430,4 @@ function serviceTokenOwner(): { uid: number; gid: number; ifPermitted: true } | 
   if (process.getuid?.() !== 0) return undefined;
   const uid = Number(DEFAULT_HEALTH_SYNC_UID);
   return { uid, gid: uid, ifPermitted: true };
-}
-
-function proxySpec(config: ResolvedConfig) {
-  const p = config.proxy;
-  return {
-    publicListenerPort: p.publicListenerPort,
-    localServiceAddress: p.localServiceAddress,
-    config: p.config,
-    upstreams: p.upstreams.map((u) =>
-      stripUndefined({
-        DestinationType: u.destinationType,
-        DestinationNamespace: u.destinationNamespace,
-        DestinationPartition: u.destinationPartition,
-        DestinationPeer: u.destinationPeer,
-        DestinationName: u.destinationName,
-        Datacenter: u.datacenter,
-        LocalBindAddress: u.localBindAddress,
-        LocalBindPort: u.localBindPort,
-        Config: u.config,
-        MeshGateway: u.meshGateway ? { Mode: u.meshGateway.mode } : undefined,
-      }),
-    ),
-    meshGateway: p.meshGateway ? { Mode: p.meshGateway.mode } : undefined,
-    expose: p.expose
-      ? {
-          Checks: p.expose.checks,
-          Paths: p.expose.paths.map((e) =>
-            stripUndefined({ ListenerPort: e.listenerPort, Path: e.path, LocalPathPort: e.localPathPort, Protocol: e.protocol }),
-          ),
-        }
-      : undefined,
-  };
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
-
-/** Adds outlier detection to the service's service-defaults unless it already has a passive health check. */
-async function upsertPassiveHealthCheck(
-  client: ConsulHttpClient,
-  token: string | undefined,
-  service: string,
-  scope: { namespace?: string; partition?: string },
-  od: NonNullable<ResolvedConfig['service']['networkResilienceConfig']>['outlierDetection'],
-  log: Logger,
-): Promise<void> {
-  const query = { ns: scope.namespace, partition: scope.partition };
-  let entry: Record<string, unknown> = { Kind: 'service-defaults', Name: service, Namespace: scope.namespace, Partition: scope.partition };
-  try {
-    entry = await client.call<Record<string, unknown>>({ path: `/v1/config/service-defaults/${encodeURIComponent(service)}`, query, token });
-  } catch (err) {
-    if ((err as { status?: number }).status !== 404) throw err;
-  }
-  const upstream = ((entry.UpstreamConfig ??= {}) as Record<string, unknown>);
-  const defaults = ((upstream.Defaults ??= {}) as Record<string, unknown>);
-  if (defaults.PassiveHealthCheck) {
-    log.debug('passive health check already in service-defaults; leaving it', { service });
-    return;
-  }
-  defaults.PassiveHealthCheck = stripUndefined({
-    Interval: od.interval,
-    MaxFailures: od.maxFailures,
-    EnforcingConsecutive5xx: od.enforcingConsecutive5xx,
-    Consecutive5xx: od.consecutive5xx,
-    EnforcingConsecutiveGatewayFailure: od.enforcingConsecutiveGatewayFailure,
-    ConsecutiveGatewayFailure: od.consecutiveGatewayFailure,
-    MaxEjectionPercent: od.maxEjectionPercent,
-  });
-  const phc = defaults.PassiveHealthCheck as Record<string, unknown>;
-  try {
-    await client.send({ method: 'PUT', path: '/v1/config', query, body: entry, token });
-  } catch (err) {
-    // Older Consul servers know fewer outlier detection settings: drop the ones
-    // this server rejects, say which, and write the rest.
-    const rejected = [...String((err as { body?: unknown }).body ?? '').matchAll(/invalid config key "UpstreamConfig\.Defaults\.PassiveHealthCheck\.(\w+)"/g)].map((m) => m[1]!).sort();
-    if (!rejected.length) throw err;
-    for (const key of rejected) delete phc[key];
-    log.warn('this Consul server does not support some outlier detection settings; they are left out', { service, settings: rejected.join(',') });
-    await client.send({ method: 'PUT', path: '/v1/config', query, body: entry, token });
-  }
-  log.info('added a passive health check to service-defaults', { service });
 }
