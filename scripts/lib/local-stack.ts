@@ -301,15 +301,25 @@ export const MOTO_ACCOUNT = '123456789012';
 /** How many requests moto lets through unauthenticated: enough to create the admin user and its key. */
 const BOOTSTRAP_ACTIONS = 3;
 
-/** moto in server mode on loopback, refusing requests whose SigV4 signature does not check out. */
+export interface MotoServerOptions {
+  /**
+   * The address it listens on (its URL's host); default 127.0.0.1. A bridge's
+   * address makes it reachable from network namespaces on that bridge.
+   */
+  host?: string;
+}
+
+/** moto in server mode on loopback (or the address given), refusing requests whose SigV4 signature does not check out. */
 export class MotoServer {
   #proc: ResultPromise | undefined;
   #workDir = '';
+  #host = '127.0.0.1';
   port = 0;
   admin!: AwsAdmin;
 
-  static async start(): Promise<MotoServer> {
+  static async start(opts: MotoServerOptions = {}): Promise<MotoServer> {
     const m = new MotoServer();
+    if (opts.host) m.#host = opts.host;
     try {
       await m.#start();
     } catch (err) {
@@ -324,7 +334,7 @@ export class MotoServer {
     m.#workDir = await mkdtemp(join(tmpdir(), 'moto-peer-'));
     m.port = await freePort();
     const log = { file: m.logFile, append: true };
-    m.#proc = execa(peerBinary('moto_server'), ['-H', '127.0.0.1', '-p', String(m.port)], {
+    m.#proc = execa(peerBinary('moto_server'), ['-H', m.#host, '-p', String(m.port)], {
       stdin: 'ignore',
       stdout: log,
       stderr: log,
@@ -355,7 +365,7 @@ export class MotoServer {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.#host}:${this.port}`;
   }
 
   get logFile(): string {
@@ -369,8 +379,8 @@ export class MotoServer {
 }
 
 /** Starts Consul and moto side by side; if either fails, the other is stopped too. */
-export async function startConsulAndMoto(opts: ConsulServerOptions = {}): Promise<[ConsulServer, MotoServer]> {
-  const [consul, moto] = await Promise.allSettled([ConsulServer.start(opts), MotoServer.start()]);
+export async function startConsulAndMoto(opts: ConsulServerOptions = {}, motoOpts: MotoServerOptions = {}): Promise<[ConsulServer, MotoServer]> {
+  const [consul, moto] = await Promise.allSettled([ConsulServer.start(opts), MotoServer.start(motoOpts)]);
   if (consul.status === 'fulfilled' && moto.status === 'fulfilled') return [consul.value, moto.value];
   if (consul.status === 'fulfilled') await consul.value.dispose();
   if (moto.status === 'fulfilled') await moto.value.dispose();
