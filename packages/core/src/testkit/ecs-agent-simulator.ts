@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ContainerHealthStatus, EcsContainerMetadata, EcsTaskMetadata } from '../ecs/task-metadata.js';
+import { LoopbackServer } from './loopback-server.js';
 
 /** The body the ECS agent's credentials endpoint answers with. */
 export interface ContainerCredentialsDocument {
@@ -73,8 +73,7 @@ export class EcsAgentSimulator {
   readonly hits = { task: 0, credentials: 0, credentialsRefused: 0 };
 
   #opts: EcsAgentSimulatorOptions;
-  #server: Server | undefined;
-  #port = 0;
+  readonly #server: LoopbackServer;
   #containers = new Map<string, EcsContainerMetadata>();
   #credentialsFailure: number | undefined;
   #metadataFailure: number | undefined;
@@ -85,6 +84,7 @@ export class EcsAgentSimulator {
 
   constructor(opts: EcsAgentSimulatorOptions = {}) {
     this.#opts = opts;
+    this.#server = new LoopbackServer(opts.host, opts.port);
     this.region = opts.region ?? 'us-east-1';
     this.account = opts.account ?? '123456789012';
     this.cluster = opts.cluster ?? 'test-cluster';
@@ -104,12 +104,12 @@ export class EcsAgentSimulator {
 
   /** `ECS_CONTAINER_METADATA_URI_V4` for a container of the task. */
   get metadataUri(): string {
-    return `http://${this.#hostForUrl()}:${this.#port}/v4/${this.#containerId}`;
+    return `${this.#server.origin}/v4/${this.#containerId}`;
   }
 
   /** `AWS_CONTAINER_CREDENTIALS_FULL_URI`. */
   get credentialsUri(): string {
-    return `http://${this.#hostForUrl()}:${this.#port}/v2/credentials/${this.#credentialsId}`;
+    return `${this.#server.origin}/v2/credentials/${this.#credentialsId}`;
   }
 
   /** The environment the ECS agent gives a container of the task. */
@@ -198,31 +198,12 @@ export class EcsAgentSimulator {
   }
 
   async start(): Promise<this> {
-    this.#server = createServer((req, res) => {
-      this.#handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(String(err instanceof Error ? err.message : err));
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.#server!.once('error', reject);
-      this.#server!.listen(this.#opts.port ?? 0, this.#opts.host ?? '127.0.0.1', () => resolve());
-    });
-    this.#port = (this.#server.address() as AddressInfo).port;
+    await this.#server.start((req, res) => this.#handle(req, res));
     return this;
   }
 
   async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  #hostForUrl(): string {
-    const host = this.#opts.host ?? '127.0.0.1';
-    return host.includes(':') ? `[${host}]` : host;
+    await this.#server.stop();
   }
 
   #mustGet(name: string): EcsContainerMetadata {
