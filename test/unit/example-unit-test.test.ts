@@ -12,6 +12,7 @@ it('examples/unit-test passes with node --test, as its README runs it', async ()
   const { NODE_TEST_CONTEXT: _context, NODE_OPTIONS: _options, ...env } = process.env;
   const run = await execa(process.execPath, ['--test', 'examples/unit-test/entrypoint.test.mjs'], { cwd: root, env, extendEnv: false, reject: false, timeout: 60_000 });
   assert.equal(run.exitCode, 0, `${run.stdout}\n${run.stderr}`);
-  assert.match(run.stdout, /^# pass 3$/m);
-  assert.match(run.stdout, /^# fail 0$/m);
+  // Node.js 20 reports in TAP when its output is not a terminal, later ones as spec.
+  assert.match(run.stdout, /^[#ℹ] pass 3$/m);
+  assert.match(run.stdout, /^[#ℹ] fail 0$/m);
 });
