@@ -418,6 +418,8 @@ export class MeshTask {
     let task: MeshTask | undefined;
     try {
       const roleArn = await stack.role(roleName, opts.service);
+      const credentials = assumeRoleCredentials({ stsEndpoint: stack.moto.url, credentials: stack.moto.admin.credentials, roleArn });
+      const secrets: string[] = [];
       const consulContainers =
         shape === 'control-plane'
           ? [{ name: CONTAINERS.controlPlane, ipv4 }]
@@ -431,7 +433,12 @@ export class MeshTask {
         // Transparent proxy is for awsvpc tasks on EC2 (mesh-init refuses it elsewhere).
         launchType: opts.transparentProxy ? 'EC2' : 'FARGATE',
         networkMode: 'awsvpc',
-        credentials: assumeRoleCredentials({ stsEndpoint: stack.moto.url, credentials: stack.moto.admin.credentials, roleArn }),
+        credentials: async () => {
+          const doc = await credentials();
+          // The task role's credentials are secrets too.
+          secrets.push(doc.SecretAccessKey, ...(doc.Token ? [doc.Token] : []));
+          return doc;
+        },
         containers: [
           ...consulContainers,
           { name: CONTAINERS.dataplane, hasHealthCheck: true, health: 'UNKNOWN', ipv4 },
@@ -440,6 +447,7 @@ export class MeshTask {
       });
       task = new MeshTask(opts, dir, sim);
       task.#roleName = roleName;
+      task.#secrets = secrets;
       await mkdir(task.bootstrapDir, { mode: 0o755 });
       await chmod(task.bootstrapDir, 0o755);
       await sim.start();
