@@ -1,12 +1,4 @@
-import {
-  DEFAULT_AUTH_METHOD,
-  TaskMetadataClient,
-  TOKEN_META_CLUSTER,
-  TOKEN_META_TASK_ID,
-  defaultCredentialProvider,
-  loginWithAwsIam,
-  taskInfo,
-} from '@consul-ecs-ts/core';
+import { DEFAULT_AUTH_METHOD, loginInTask } from '@consul-ecs-ts/core';
 import { commandLogger, runGuarded, type Command } from '../command.js';
 import { parseFlags, parseKeyValues, UsageError } from '../flags.js';
 import { consulClientFromFlags, consulConnectionFlags } from './consul-flags.js';
@@ -63,37 +55,16 @@ export const loginCommand: Command = {
       const meta = parseKeyValues(f.meta, 'meta');
 
       const keyId = f['aws-access-key-id'];
-      const credentials = defaultCredentialProvider({
-        env: keyId
-          ? { ...ctx.env, AWS_ACCESS_KEY_ID: keyId, AWS_SECRET_ACCESS_KEY: f['aws-secret-access-key'], AWS_SESSION_TOKEN: f['aws-session-token'] }
-          : ctx.env,
-        dispatcher: ctx.dispatcher,
-        clock: ctx.clock,
-      });
-      // Fetch the credentials while task metadata is read; login reuses them (cached).
-      const prefetch = credentials().catch(() => undefined);
-
-      let region = f['aws-region'] || ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION;
-      const metadataUri = ctx.env.ECS_CONTAINER_METADATA_URI_V4;
-      // Task metadata only fills in what the flags and environment left out.
-      const missing = meta[TOKEN_META_TASK_ID] === undefined || meta[TOKEN_META_CLUSTER] === undefined || !region;
-      if (f['task-meta'] && metadataUri && missing) {
-        const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher: ctx.dispatcher, clock: ctx.clock }).task());
-        meta[TOKEN_META_TASK_ID] ??= task.taskId;
-        meta[TOKEN_META_CLUSTER] ??= task.clusterArn;
-        region ||= task.region;
-        logger.debug('read ECS task metadata', { 'task-id': task.taskId });
-      }
-      if (!region) throw new UsageError('no AWS region: pass -aws-region, set AWS_REGION, or run in an ECS task');
-      await prefetch;
-
       const client = consulClientFromFlags(f, ctx.env, { dispatcher: ctx.dispatcher, clock: ctx.clock });
       try {
-        await loginWithAwsIam({
+        await loginInTask({
+          env: keyId
+            ? { ...ctx.env, AWS_ACCESS_KEY_ID: keyId, AWS_SECRET_ACCESS_KEY: f['aws-secret-access-key'], AWS_SESSION_TOKEN: f['aws-session-token'] }
+            : ctx.env,
           client,
-          credentials,
           authMethod: f.method,
-          region,
+          region: f['aws-region'],
+          readTaskMetadata: f['task-meta'],
           stsEndpoint: f['aws-sts-endpoint'],
           iamEndpoint: f['aws-iam-endpoint'],
           includeEntity: f['aws-include-entity'],
@@ -105,7 +76,7 @@ export const loginCommand: Command = {
           tokenSinkFile: sink,
           tokenSinkMode: mode,
           deadlineMs: timeoutSec * 1000,
-          awsDispatcher: ctx.dispatcher,
+          dispatcher: ctx.dispatcher,
           clock: ctx.clock,
           logger,
           signal: ctx.signal,

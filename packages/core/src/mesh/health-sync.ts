@@ -13,7 +13,11 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { describeError, stopReason } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
+import { join } from 'node:path';
+import { readTokenFile } from '../io/token-file.js';
+import { BOOTSTRAP_FILES } from './bootstrap-files.js';
 import { taskServiceIdentity } from './consul-connection.js';
+import { loginAsTask } from './task-login.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -69,6 +73,60 @@ export async function runHealthSync(opts: HealthSyncRunOptions): Promise<void> {
   } finally {
     await servers.close();
   }
+}
+
+export type HealthSyncContainerOptions = Omit<HealthSyncRunOptions, 'token' | 'logoutOnShutdown' | 'tokenFile' | 'task' | 'startDeadlineMs'>;
+
+/**
+ * health-sync as its own container (terraform's mesh-task shape): it takes
+ * CONSUL_HTTP_TOKEN, or the token mesh-init wrote to `service-token`, or, when it
+ * cannot read that file (mesh-init ran as root with transparent proxy, and this
+ * container as another user), logs in with the task role itself, as consul-ecs's
+ * health-sync always does; then syncs until SIGTERM. Not essential to the task,
+ * it waits for Consul as long as it takes. A token it logged in for itself is
+ * logged out also when it fails.
+ */
+export async function runHealthSyncContainer(opts: HealthSyncContainerOptions): Promise<void> {
+  const { config, env } = opts;
+  const log = opts.logger ?? silentLogger;
+  const client = opts.clients[0]!;
+  const staticToken = env.CONSUL_HTTP_TOKEN || undefined;
+  const fromLogin = !staticToken && config.consulLogin.enabled;
+  let token = staticToken;
+  let tokenFile: string | undefined;
+  let task: TaskInfo | undefined;
+  if (fromLogin) {
+    const file = join(config.bootstrapDir, BOOTSTRAP_FILES.serviceToken.name);
+    const written = await readTokenFile(file).catch((err: unknown) => {
+      log.info('cannot read the service token mesh-init wrote; logging in with the task role instead', { file, reason: describeError(err) });
+      return '';
+    });
+    if (written) {
+      token = written;
+      tokenFile = file;
+    } else {
+      const metadata = new TaskMetadataClient({ baseUrl: env.ECS_CONTAINER_METADATA_URI_V4 ?? '', dispatcher: opts.dispatcher, clock: opts.clock });
+      task = taskInfo(await metadata.task());
+      const acl = await loginAsTask({
+        config,
+        env,
+        task,
+        client,
+        deadlineMs: Number.POSITIVE_INFINITY,
+        dispatcher: opts.dispatcher,
+        clock: opts.clock,
+        logger: log,
+        signal: opts.signal,
+      });
+      token = acl.SecretID;
+    }
+  }
+  log.addSecret(token);
+  const ownToken = fromLogin && !tokenFile ? token : undefined;
+  await runHealthSync({ ...opts, token, logoutOnShutdown: fromLogin, tokenFile, task, startDeadlineMs: Number.POSITIVE_INFINITY }).catch(async (err: unknown) => {
+    if (ownToken) await aclLogout(client, ownToken, { retryDeadlineMs: 5000 }).catch(() => {});
+    throw err;
+  });
 }
 
 async function syncUntilStopped(

@@ -3,9 +3,10 @@ import { defaultCredentialProvider, type CredentialProvider } from '../aws/crede
 import type { ResolvedConfig } from '../config/types.js';
 import { TOKEN_META_CLUSTER, TOKEN_META_TASK_ID, type AclToken, type WaitForTokenOptions } from '../consul/acl.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
-import { loginWithAwsIam } from '../consul/login.js';
-import type { TaskInfo } from '../ecs/task-metadata.js';
+import { loginWithAwsIam, type AwsIamLoginOptions } from '../consul/login.js';
+import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import type { Clock } from '../util/clock.js';
+import { ConsulEcsError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { taskServiceIdentity } from './consul-connection.js';
 
@@ -64,4 +65,41 @@ export function loginAsTask(opts: TaskLoginOptions): Promise<AclToken> {
     onBearerToken: opts.onBearerToken,
     waitForReplication: opts.waitForReplication,
   });
+}
+
+export interface LoginInTaskOptions extends Omit<AwsIamLoginOptions, 'credentials' | 'region' | 'awsDispatcher'> {
+  env: Record<string, string | undefined>;
+  /** The STS region; else AWS_REGION, AWS_DEFAULT_REGION, then the task's region. */
+  region?: string;
+  /** Credentials to use instead of the task role's (or the environment's keys). */
+  credentials?: CredentialProvider;
+  /**
+   * Read the task metadata (ECS_CONTAINER_METADATA_URI_V4) for what the caller left
+   * out: the task-id and cluster token meta and the region. Default true.
+   */
+  readTaskMetadata?: boolean;
+  dispatcher?: Dispatcher;
+}
+
+/**
+ * `consul-ecs login`: a login with the task's IAM identity, as the consul-ecs docs'
+ * startup script does it by hand with `consul login`, filling in the token meta and
+ * region from the task metadata when run in an ECS task.
+ */
+export async function loginInTask(opts: LoginInTaskOptions): Promise<AclToken> {
+  const { env, dispatcher, clock, logger } = opts;
+  const credentials = opts.credentials ?? defaultCredentialProvider({ env, dispatcher, clock });
+  const meta = { ...opts.meta };
+  let region = opts.region || env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  const metadataUri = env.ECS_CONTAINER_METADATA_URI_V4;
+  const missing = meta[TOKEN_META_TASK_ID] === undefined || meta[TOKEN_META_CLUSTER] === undefined || !region;
+  if ((opts.readTaskMetadata ?? true) && metadataUri && missing) {
+    const task = taskInfo(await new TaskMetadataClient({ baseUrl: metadataUri, dispatcher, clock }).task());
+    meta[TOKEN_META_TASK_ID] ??= task.taskId;
+    meta[TOKEN_META_CLUSTER] ??= task.clusterArn;
+    region ||= task.region;
+    logger?.debug('read ECS task metadata', { 'task-id': task.taskId });
+  }
+  if (!region) throw new ConsulEcsError('aws-region-missing', 'no AWS region: pass -aws-region, set AWS_REGION, or run in an ECS task');
+  return loginWithAwsIam({ ...opts, credentials, region, meta, awsDispatcher: dispatcher });
 }
