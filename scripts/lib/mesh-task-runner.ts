@@ -290,18 +290,28 @@ export class ContainerProcess {
   }
 }
 
+/**
+ * When a change in Consul happened, as polling (every 50 ms) saw it: after
+ * `notYetAt` (the start of the last look that did not see it; undefined when
+ * the first look saw it) and by `seenAt` (the end of the first look that did).
+ */
+export interface ConsulObservation {
+  notYetAt: number | undefined;
+  seenAt: number;
+}
+
 /** When each step of a task's stop happened (ms since the epoch), as seen by the ECS agent and in Consul. */
 export interface ShutdownTimeline {
   /** T0: every running container got SIGTERM. */
   sigtermAt: number;
   /** When each container's process exited, and how. */
   exits: Partial<Record<ContainerName, { at: number; code: number | undefined; signal: string | undefined }>>;
-  /** First seen in Consul: neither the service instance nor its sidecar passes its checks. */
-  unhealthyAt?: number;
-  /** First seen in Consul: neither is registered on the cluster's node. */
-  deregisteredAt?: number;
-  /** First seen in Consul: no login token of the task is left. */
-  loggedOutAt?: number;
+  /** Consul: neither the service instance nor its sidecar passes its checks. */
+  unhealthy?: ConsulObservation;
+  /** Consul: neither is registered on the cluster's node any more. */
+  deregistered?: ConsulObservation;
+  /** Consul: no login token of the task is left. */
+  loggedOut?: ConsulObservation;
   /** Containers still running at the stop timeout, which got SIGKILL. */
   killed: ContainerName[];
 }
@@ -712,19 +722,25 @@ export class MeshTask {
     // Consul as the rest of the mesh sees it, until everything has exited and
     // is gone from Consul (or a little after the last exit).
     let settledAt: number | undefined;
+    let previousLook: number | undefined;
     for (;;) {
-      const now = Date.now();
+      const look = Date.now();
       try {
         const passing = await this.#passingIds();
-        if (timeline.unhealthyAt === undefined && !passing.has(this.serviceId) && !passing.has(this.proxyId)) timeline.unhealthyAt = now;
-        if (timeline.deregisteredAt === undefined && (await this.registeredIds()).length === 0) timeline.deregisteredAt = now;
-        if (timeline.loggedOutAt === undefined && (await stack.taskTokens(this.taskId)).length === 0) timeline.loggedOutAt = now;
+        const unhealthy = !passing.has(this.serviceId) && !passing.has(this.proxyId);
+        const deregistered = (await this.registeredIds()).length === 0;
+        const loggedOut = (await stack.taskTokens(this.taskId)).length === 0;
+        const seen = { notYetAt: previousLook, seenAt: Date.now() };
+        if (unhealthy) timeline.unhealthy ??= seen;
+        if (deregistered) timeline.deregistered ??= seen;
+        if (loggedOut) timeline.loggedOut ??= seen;
+        previousLook = look;
       } catch {
         // Consul unreachable for a moment: look again
       }
       if (allExited) {
         settledAt ??= Date.now();
-        const seenAll = timeline.unhealthyAt !== undefined && timeline.deregisteredAt !== undefined && timeline.loggedOutAt !== undefined;
+        const seenAll = timeline.unhealthy && timeline.deregistered && timeline.loggedOut;
         if (seenAll || Date.now() - settledAt > 3000) break;
       }
       await sleep(50);

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { peerBinary } from '../../scripts/lib/local-stack.ts';
-import { CONSUL_ECS_EXECUTABLE, CONTAINERS, ECS_AGENT_ADDRESS, MeshStack, MeshTask, type DataplaneKind, type MeshTaskOptions } from '../../scripts/lib/mesh-task-runner.ts';
+import { CONSUL_ECS_EXECUTABLE, CONTAINERS, ECS_AGENT_ADDRESS, MeshStack, MeshTask, type ConsulObservation, type DataplaneKind, type MeshTaskOptions } from '../../scripts/lib/mesh-task-runner.ts';
 import { TaskNetwork, taskNetworkPrerequisites } from '../../scripts/lib/task-network.ts';
 
 const UPSTREAM_PORT = 1234;
@@ -136,14 +136,15 @@ describe('mesh traffic between two tasks in network namespaces', () => {
     // T0: ECS sends SIGTERM to every container of the client task; this stands in for the
     // ECS agent (containers marked STOPPED as their processes exit) and watches Consul.
     const t = await client.stop();
-    const line = (what: string, at: number | undefined) => `${what} +${at === undefined ? '?' : at - t.sigtermAt} ms`;
+    const ms = (at: number | undefined) => (at === undefined ? '?' : `+${at - t.sigtermAt} ms`);
+    const seen = (o: ConsulObservation | undefined) => (o ? `after ${ms(o.notYetAt)}, by ${ms(o.seenAt)}` : 'never seen');
     const story = [
-      line('checks critical (Consul: neither the client nor its sidecar passing)', t.unhealthyAt),
-      line('app exited', t.exits.app?.at),
-      line('dataplane exited', t.exits[CONTAINERS.dataplane]?.at),
-      line('deregistered', t.deregisteredAt),
-      line('logged out', t.loggedOutAt),
-      line('control plane exited', t.exits[CONTAINERS.controlPlane]?.at),
+      `checks critical (Consul: neither the client nor its sidecar passing) ${seen(t.unhealthy)}`,
+      `app exited ${ms(t.exits.app?.at)}`,
+      `dataplane exited ${ms(t.exits[CONTAINERS.dataplane]?.at)}`,
+      `deregistered ${seen(t.deregistered)}`,
+      `logged out ${seen(t.loggedOut)}`,
+      `control plane exited ${ms(t.exits[CONTAINERS.controlPlane]?.at)}`,
     ].join('\n');
     assert.deepEqual(t.killed, [], `nothing needed SIGKILL\n${story}\n${client.describe()}`);
     for (const name of [CONTAINERS.app, CONTAINERS.dataplane, CONTAINERS.controlPlane]) assert.equal(t.exits[name]?.code, 0, `${name} exits 0\n${client.describe()}`);
@@ -152,12 +153,12 @@ describe('mesh traffic between two tasks in network namespaces', () => {
 
     // T0 → T1: the checks turn critical at once, while the app and Envoy still run: the
     // rest of the mesh stops sending the client traffic before anything goes away.
-    assert.ok(t.unhealthyAt !== undefined && t.unhealthyAt < appExit, `the client was unhealthy in Consul before its app exited\n${story}`);
+    assert.ok(t.unhealthy && t.unhealthy.seenAt < appExit, `the client was unhealthy in Consul before its app exited\n${story}`);
     // The app keeps calling out through its Envoy until it exits: app-entrypoint holds
     // SIGTERM for the shutdown delay (3 s) and Envoy keeps running meanwhile.
     const appSigterm = client.appEvents.find((e) => e.event === 'sigterm');
     assert.ok(appSigterm && appSigterm.at - t.sigtermAt >= 2500, `the app got SIGTERM after the shutdown delay\n${story}`);
-    const whileDraining = client.callsSince(t.unhealthyAt).filter((e) => e.at < appExit);
+    const whileDraining = client.callsSince(t.unhealthy.seenAt).filter((e) => e.at < appExit);
     assert.ok(whileDraining.length >= 5, `the app called out while draining: ${whileDraining.length} calls\n${story}`);
     assert.deepEqual(
       whileDraining.filter((e) => !answered(e)),
@@ -167,8 +168,9 @@ describe('mesh traffic between two tasks in network namespaces', () => {
     // T1: envoy-entrypoint stops Envoy only once the app container has stopped.
     assert.ok(dataplaneExit > appExit, `the dataplane exited after the app\n${story}`);
     // Then health-sync deregisters and logs out, and the control plane exits.
-    assert.ok(t.deregisteredAt !== undefined && t.deregisteredAt > dataplaneExit, `deregistered after the dataplane stopped\n${story}`);
-    assert.ok(t.loggedOutAt !== undefined && t.loggedOutAt >= t.deregisteredAt, `logged out after the deregistration\n${story}`);
+    assert.ok((t.deregistered?.notYetAt ?? 0) > dataplaneExit, `deregistered after the dataplane stopped\n${story}`);
+    assert.ok((t.loggedOut?.notYetAt ?? 0) > dataplaneExit, `logged out after the dataplane stopped\n${story}`);
+    // Deregistration and logout come milliseconds apart: their order is the control plane's log's.
     const cpLog = client.containers.get(CONTAINERS.controlPlane)!.output();
     const steps = ['set all Consul health checks to critical', 'dataplane has stopped', 'deregistered', 'logged out of Consul'].map((m) => cpLog.indexOf(m));
     assert.ok(steps.every((at, n) => at >= 0 && (n === 0 || at > steps[n - 1]!)), `the control plane's steps in order: ${steps}\n${cpLog}`);
@@ -222,7 +224,7 @@ describe('mesh traffic between two tasks in network namespaces', () => {
     for (const t of [client, server]) {
       const timeline = await t.stop();
       assert.deepEqual(timeline.killed, [], `${t.service} stops cleanly\n${t.describe()}`);
-      assert.ok(timeline.deregisteredAt && timeline.loggedOutAt, `${t.service}: deregistered and logged out\n${t.describe()}`);
+      assert.ok(timeline.deregistered && timeline.loggedOut, `${t.service}: deregistered and logged out\n${t.describe()}`);
     }
     assert.equal(await TaskNetwork.hostNatTable(), hostNatBefore, "the host namespace's nat table is as it was");
     assert.equal(await readFile('/etc/resolv.conf', 'utf8'), hostResolvConf, "Consul DNS went into the namespaces' resolv.conf, not the host's");
