@@ -595,7 +595,7 @@ function report(samples: Record<string, RoundResult[]>): number {
   console.log(`first request: from the first sidecar process's start to the server app's reply through both Envoys (mTLS); the client app polls every ${pollMs} ms`);
   console.log(`steady RSS: the task's sidecar processes together, ${steadySeconds} s after the first request; page cache ${dropCaches ? 'dropped once before the warm-up round' : 'left as it is'}`);
   const cols = ['first ms', 'p25', 'p75', 'init ms', 'proxy→1st', 'peak MB', 'steady MB', 'stop ms'];
-  const ratioCols = ['first ×', 'peak ×', 'steady ×'];
+  const ratioCols = ['first ×', 'paired Δ', 'peak ×', 'steady ×'];
   console.log(`${'contender'.padEnd(44)} ${cols.map((c) => c.padStart(9)).join(' ')}${ref ? `  ${ratioCols.map((c) => c.padStart(8)).join(' ')}` : ''}`);
   let unclean = 0;
   for (const c of contenders) {
@@ -613,8 +613,11 @@ function report(samples: Record<string, RoundResult[]>): number {
     ].map((v, i) => v.toFixed(i >= 5 && i <= 6 ? 1 : 0));
     let line = `${c.name.padEnd(44)} ${values.map((v) => v.padStart(9)).join(' ')}`;
     if (ref) {
+      // Each round runs every contender once: the median of a round's difference cancels the machine's drift.
+      const paired = median(s.map((r, i) => r.firstMs - samples[ref]![i]!.firstMs));
       line += `  ${[
         ratio(median(first), med(ref, (r) => r.firstMs)),
+        `${paired > 0 ? '+' : ''}${paired.toFixed(0)}`,
         ratio(med(c.name, (r) => r.peakMb), med(ref, (r) => r.peakMb)),
         ratio(med(c.name, (r) => r.steadyMb), med(ref, (r) => r.steadyMb)),
       ]
@@ -624,7 +627,8 @@ function report(samples: Record<string, RoundResult[]>): number {
     console.log(line);
     unclean += s.filter((r) => !r.clean).length;
   }
-  if (!ref) console.log('anchor: not measured (--no-anchor)');
+  if (ref) console.log('(× is ours / anchor; paired Δ is the median over rounds of ours minus the anchor\'s first-request time in the same round, ms)');
+  else console.log('anchor: not measured (--no-anchor)');
   console.log('\nwhere the time goes (medians, ms from the start) and the steady RSS by process (medians, MB)');
   for (const c of contenders) {
     const s = samples[c.name]!;
