@@ -189,6 +189,7 @@ const [consul, moto] = await startConsulAndMoto();
 const sims: EcsAgentSimulator[] = [];
 /** The server task's sidecar processes and its simulated agent, stopped at the end as ECS would. */
 let serverTask: { sim: EcsAgentSimulator; controlPlane: ResultPromise; dataplane?: ResultPromise } | undefined;
+let serverDir = '';
 let serverApp: Server | undefined;
 let exitCode = 0;
 try {
@@ -249,7 +250,7 @@ try {
   ];
 
   // The server task, up for every round: the server app (here), ours control-plane and consul-dataplane.
-  const serverDir = await mkdtemp(join(tmpdir(), 'bench-ts-server-'));
+  serverDir = await mkdtemp(join(tmpdir(), 'bench-ts-server-'));
   const [serverAppPort] = await freePorts(1);
   serverApp = createServer((_req, res) => res.end(SERVER_REPLY));
   await new Promise<void>((r) => serverApp!.listen(serverAppPort, '127.0.0.1', r));
@@ -450,6 +451,7 @@ try {
   console.error(err);
 } finally {
   if (serverTask) await stopServerTask(serverTask);
+  if (serverDir) await rm(serverDir, { recursive: true, force: true });
   for (const s of sims) await s.stop();
   serverApp?.close();
   await Promise.all([consul.dispose(), moto.dispose()]);
