@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Agent, type Dispatcher } from 'undici';
 import { httpRequest, type HttpResponse } from '../http/request.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { ConsulEcsError, describeError } from '../util/errors.js';
+import { ConsulEcsError, describeError, type ConsulEcsErrorCode } from '../util/errors.js';
 import { retry, type BackoffOptions } from '../util/retry.js';
 
 export interface ConsulTlsOptions {
@@ -63,7 +63,7 @@ export class ConsulApiError extends ConsulEcsError {
   }
 }
 
-function consulErrorCode(status: number): string {
+function consulErrorCode(status: number): ConsulEcsErrorCode {
   if (status === 401 || status === 403) return 'consul-permission-denied';
   if (status === 404) return 'consul-not-found';
   return 'consul-api-error';

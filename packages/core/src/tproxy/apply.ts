@@ -1,6 +1,6 @@
 import { writeFileAtomic } from '../io/atomic-file.js';
 import { open, readFile, stat } from 'node:fs/promises';
-import { ConsulEcsError, describeError } from '../util/errors.js';
+import { ConsulEcsError, describeError, type ConsulEcsErrorCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { consulDnsResolvConf, resolvConfNameservers, RESOLV_CONF_MAX_NAMESERVERS } from './dns.js';
 import { formatIptablesRule, iptablesArgv, type IptablesRule } from './iptables.js';
@@ -64,7 +64,7 @@ export class TransparentProxyError extends ConsulEcsError {
   readonly output: string;
 
   constructor(
-    code: string,
+    code: Extract<ConsulEcsErrorCode, `tproxy-${string}`>,
     message: string,
     details: { applied: IptablesRule[]; failedRule?: IptablesRule; output: string; cause?: unknown },
   ) {
