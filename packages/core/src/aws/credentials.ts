@@ -1,10 +1,10 @@
-import type { Dispatcher } from 'undici';
 import { httpRequest, type HttpResponse } from '../http/request.js';
 import { readFile as fsReadFile } from 'node:fs/promises';
-import { systemClock, type Clock } from '../util/clock.js';
+import { systemClock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { isIPv4 } from 'node:net';
 import { retry } from '../util/retry.js';
+import type { IoOptions } from '../util/options.js';
 
 /** AWS credentials. Temporary ones carry a session token and an expiry. */
 export interface AwsCredentials {
@@ -54,11 +54,9 @@ export const ECS_CREDENTIALS_HOST = '169.254.170.2';
 
 const ALLOWED_HTTP_HOSTS = new Set(['169.254.170.2', '169.254.170.23', 'fd00:ec2::23', 'localhost']);
 
-export interface ContainerCredentialsOptions {
+export interface ContainerCredentialsOptions extends Pick<IoOptions, 'dispatcher' | 'clock'> {
   env: Env;
-  dispatcher?: Dispatcher;
   readFile?: (path: string) => Promise<string>;
-  clock?: Clock;
   /** Attempts per fetch on connection errors and 5xx. Default 3. */
   maxAttempts?: number;
   timeoutMs?: number;
@@ -211,8 +209,7 @@ export function firstConfigured(...providers: Array<CredentialProvider | undefin
   return providers.find((p): p is CredentialProvider => p !== undefined);
 }
 
-export interface RefreshingOptions {
-  clock?: Clock;
+export interface RefreshingOptions extends Pick<IoOptions, 'clock'> {
   /** Refresh this long before expiry. Default 5 minutes (as the AWS SDKs do). */
   refreshWindowMs?: number;
 }
@@ -265,13 +262,11 @@ export function refreshing(provider: CredentialProvider, opts: RefreshingOptions
   };
 }
 
-export interface DefaultCredentialsOptions {
+export interface DefaultCredentialsOptions extends Pick<IoOptions, 'dispatcher' | 'clock'> {
   env: Env;
   /** Explicit keys (config `consulLogin.accessKeyId`/`secretAccessKey`) win over everything. */
   accessKeyId?: string;
   secretAccessKey?: string;
-  dispatcher?: Dispatcher;
-  clock?: Clock;
   readFile?: (path: string) => Promise<string>;
 }
 

@@ -1,10 +1,10 @@
-import type { Dispatcher } from 'undici';
-import { systemClock, type Clock } from '../util/clock.js';
+import { systemClock } from '../util/clock.js';
 import { ConsulEcsError } from '../util/errors.js';
 import { parsePrincipalArn } from './arn.js';
 import type { AwsCredentials, CredentialProvider } from './credentials.js';
 import { getCallerIdentity, IAM_API_VERSION, STS_API_VERSION } from './query-client.js';
 import { formBody, signQueryRequest, type SignedRequest } from './sigv4.js';
+import type { IoOptions } from '../util/options.js';
 
 /** Header names the Consul AWS IAM auth method reads (consul `agent/consul/authmethod/awsauth`). */
 export const CONSUL_IAM_HEADERS = {
@@ -26,7 +26,7 @@ export interface AwsIamBearerToken {
   iam_request_body: string;
 }
 
-export interface BearerTokenOptions {
+export interface BearerTokenOptions extends Pick<IoOptions, 'dispatcher' | 'clock'> {
   credentials: CredentialProvider | AwsCredentials;
   /** STS region (`consulLogin.region`, else the task's region). */
   region: string;
@@ -38,8 +38,6 @@ export interface BearerTokenOptions {
   includeEntity?: boolean;
   /** Value for `X-Consul-IAM-ServerID`, signed into both requests when set. */
   serverIdHeaderValue?: string;
-  dispatcher?: Dispatcher;
-  clock?: Clock;
 }
 
 /** The default regional STS endpoint for a region, as the AWS SDKs resolve it. */

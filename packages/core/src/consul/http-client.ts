@@ -4,6 +4,7 @@ import { httpRequest, type HttpResponse } from '../http/request.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError, type ConsulEcsErrorCode } from '../util/errors.js';
 import { retry, type BackoffOptions } from '../util/retry.js';
+import type { IoOptions } from '../util/options.js';
 
 export interface ConsulTlsOptions {
   /** CA certificate(s) in PEM form (e.g. `CONSUL_HTTPS_CACERT_PEM`). Wins over `caFile`. */
@@ -16,7 +17,7 @@ export interface ConsulTlsOptions {
   insecureSkipVerify?: boolean;
 }
 
-export interface ConsulClientOptions {
+export interface ConsulClientOptions extends Pick<IoOptions, 'dispatcher' | 'clock'> {
   /** `https://host:8501`, `http://host:8500` or `host:port` (plain HTTP, as the consul CLI assumes). */
   address: string;
   tls?: ConsulTlsOptions;
@@ -26,7 +27,6 @@ export interface ConsulClientOptions {
   datacenter?: string;
   partition?: string;
   namespace?: string;
-  clock?: Clock;
   /**
    * How long one call keeps retrying connection errors, 5xx and 429 before it
    * gives up, in milliseconds. Default 30 s; 0 disables retries.

@@ -2,16 +2,17 @@ import type { Dispatcher } from 'undici';
 import type { CredentialProvider } from '../aws/credentials.js';
 import { createLoginBearerToken } from '../aws/sigv4-login.js';
 import { prepareFileAtomic } from '../io/atomic-file.js';
-import { systemClock, type Clock } from '../util/clock.js';
+import { systemClock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
-import { silentLogger, type Logger } from '../util/logger.js';
+import { silentLogger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
 import { aclLogin, aclLogout, isLoginSetUpPending, waitForTokenReplication, type AclToken, type WaitForTokenOptions } from './acl.js';
 import { isRetryableConsulError, type ConsulHttpClient } from './http-client.js';
+import type { IoOptions } from '../util/options.js';
 
 export const DEFAULT_AUTH_METHOD = 'iam-ecs-service-token';
 
-export interface AwsIamLoginOptions {
+export interface AwsIamLoginOptions extends Omit<IoOptions, 'dispatcher'> {
   client: ConsulHttpClient;
   credentials: CredentialProvider;
   /** Auth method name. Default `iam-ecs-service-token`. */
@@ -53,9 +54,6 @@ export interface AwsIamLoginOptions {
   waitForReplication?: WaitForTokenOptions | false;
   /** Dispatcher for the AWS calls (STS GetCallerIdentity). */
   awsDispatcher?: Dispatcher;
-  clock?: Clock;
-  logger?: Logger;
-  signal?: AbortSignal;
 }
 
 /**

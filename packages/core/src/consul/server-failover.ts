@@ -2,13 +2,14 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { ConsulHttpClient } from './http-client.js';
+import type { IoOptions } from '../util/options.js';
 
 /** A client of the Consul API that sends through one server connection at a time (CatalogClient, AclAdmin). */
 export interface UsesConsulServer {
   http: ConsulHttpClient;
 }
 
-export interface ServerFailoverOptions {
+export interface ServerFailoverOptions extends Pick<IoOptions, 'clock'> {
   /**
    * Finds the Consul servers again (`consulServers.hosts`: a DNS name or
    * `exec=<command>`), for when every known one has stopped answering: servers
@@ -17,7 +18,6 @@ export interface ServerFailoverOptions {
   rediscover?: () => Promise<ConsulHttpClient[]>;
   /** Least time between two rediscoveries. Default 10 s. */
   rediscoverEveryMs?: number;
-  clock?: Clock;
 }
 
 /**

@@ -1,4 +1,3 @@
-import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
 import { CatalogClient } from '../catalog/client.js';
 import { AclAdmin, isUnknownToken } from '../consul/acl-admin.js';
@@ -6,19 +5,20 @@ import { ConsulApiError, type ConsulHttpClient } from '../consul/http-client.js'
 import { ServerFailover } from '../consul/server-failover.js';
 import { EcsApiClient, ecsEndpoint } from '../ecs/ecs-api.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
-import { systemClock, type Clock } from '../util/clock.js';
+import { systemClock } from '../util/clock.js';
 import { ConsulEcsError, describeError, stopReason } from '../util/errors.js';
-import { silentLogger, type Logger } from '../util/logger.js';
+import { silentLogger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
 import { controllerPartition, upsertControllerResources, type ControllerSettings } from './acl-setup.js';
 import { reapStoppedTasks, type ReapResult } from './task-reaper.js';
+import type { IoOptions } from '../util/options.js';
 
 type Env = Record<string, string | undefined>;
 
 /** How often the controller looks for tasks that stopped, as consul-ecs does. */
 export const CONTROLLER_POLLING_INTERVAL_MS = 10_000;
 
-export interface ControllerRunOptions {
+export interface ControllerRunOptions extends IoOptions {
   settings: ControllerSettings;
   env: Env;
   /** Clients for the Consul servers, in order of preference; the next is used when one stops answering. */
@@ -33,9 +33,6 @@ export interface ControllerRunOptions {
   task?: TaskInfo;
   /** AWS credentials for ECS; the default chain (environment, task role) when absent. */
   credentials?: CredentialProvider;
-  dispatcher?: Dispatcher;
-  clock?: Clock;
-  logger?: Logger;
   intervalMs?: number;
   /** Called after each pass, e.g. by tests. */
   onPass?: (result: ReapResult) => void;

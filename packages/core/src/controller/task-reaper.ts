@@ -7,6 +7,7 @@ import { ecsTagValue, type EcsApiClient, type EcsTask } from '../ecs/ecs-api.js'
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { DEFAULT_NAMESPACE, DEFAULT_PARTITION } from './acl-setup.js';
+import type { IoOptions } from '../util/options.js';
 
 /** ECS task tags set by terraform's mesh-task module. */
 export const ECS_TAG_MESH = 'consul.hashicorp.com/mesh';
@@ -54,7 +55,7 @@ export function meshTaskScope(task: EcsTask): { partition: string; namespace: st
   return { partition, namespace };
 }
 
-export interface TaskReaperOptions {
+export interface TaskReaperOptions extends Pick<IoOptions, 'logger' | 'signal'> {
   ecs: EcsApiClient;
   admin: AclAdmin;
   catalog: CatalogClient;
@@ -66,8 +67,6 @@ export interface TaskReaperOptions {
    * leaves it out cannot be trusted, and nothing is removed on it.
    */
   ownTaskArn?: string;
-  logger?: Logger;
-  signal?: AbortSignal;
 }
 
 export interface ReapResult {

@@ -1,7 +1,7 @@
-import type { Dispatcher } from 'undici';
 import { callJsonApi } from '../aws/json-client.js';
 import type { CredentialProvider } from '../aws/credentials.js';
 import { ConsulEcsError } from '../util/errors.js';
+import type { IoOptions } from '../util/options.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -53,11 +53,10 @@ export function ecsEndpoint(env: Env, region: string): URL {
   }
 }
 
-export interface EcsApiClientOptions {
+export interface EcsApiClientOptions extends Pick<IoOptions, 'dispatcher'> {
   region: string;
   endpoint: URL;
   credentials: CredentialProvider;
-  dispatcher?: Dispatcher;
 }
 
 /** The ECS API calls consul-ecs makes (the controller lists the tasks of its cluster). */

@@ -1,9 +1,8 @@
-import type { Dispatcher } from 'undici';
 import { httpRequest, type HttpResponse } from '../http/request.js';
 import { parseTaskArn } from '../aws/arn.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { retry } from '../util/retry.js';
-import type { Clock } from '../util/clock.js';
+import type { IoOptions } from '../util/options.js';
 
 /** ECS task metadata v4 `Containers[].Health.status`. */
 export type ContainerHealthStatus = 'HEALTHY' | 'UNHEALTHY' | 'UNKNOWN';
@@ -56,11 +55,9 @@ export interface TaskInfo {
   networkMode?: string;
 }
 
-export interface TaskMetadataClientOptions {
+export interface TaskMetadataClientOptions extends Pick<IoOptions, 'dispatcher' | 'clock'> {
   /** `ECS_CONTAINER_METADATA_URI_V4`. */
   baseUrl: string;
-  dispatcher?: Dispatcher;
-  clock?: Clock;
   timeoutMs?: number;
   /** Attempts on connection errors and 5xx. Default 3. */
   maxAttempts?: number;

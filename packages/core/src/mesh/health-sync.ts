@@ -1,4 +1,3 @@
-import type { Dispatcher } from 'undici';
 import { CatalogClient } from '../catalog/client.js';
 import { DATAPLANE_CONTAINER, sidecarId, sidecarName } from '../catalog/registration.js';
 import type { ResolvedConfig } from '../config/types.js';
@@ -18,10 +17,11 @@ import { readTokenFile } from '../io/token-file.js';
 import { BOOTSTRAP_FILES } from './bootstrap-files.js';
 import { taskServiceIdentity } from './consul-connection.js';
 import { loginAsTask } from './task-login.js';
+import type { IoOptions } from '../util/options.js';
 
 type Env = Record<string, string | undefined>;
 
-export interface HealthSyncRunOptions {
+export interface HealthSyncRunOptions extends IoOptions {
   config: ResolvedConfig;
   env: Env;
   /** Clients for the Consul servers, in order of preference; the next is used when one stops answering. */
@@ -40,9 +40,6 @@ export interface HealthSyncRunOptions {
   /** Aborted on SIGTERM: starts the graceful shutdown. */
   signal: AbortSignal;
   task?: TaskInfo;
-  dispatcher?: Dispatcher;
-  clock?: Clock;
-  logger?: Logger;
   intervalMs?: number;
   /**
    * How long to keep trying, at start, to read the task's checks from Consul

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
 import { CatalogClient } from '../catalog/client.js';
 import type { TaskRegistrations } from '../catalog/registration.js';
@@ -27,18 +26,15 @@ import { consulClientFor, taskServiceIdentity, type TaskServiceIdentity } from '
 import { upsertPassiveHealthCheck } from './passive-health-check.js';
 import { taskRegistrations } from './registrations.js';
 import { loginAsTask, taskLoginMeta } from './task-login.js';
+import type { IoOptions } from '../util/options.js';
 
 type Env = Record<string, string | undefined>;
 
-export interface MeshInitOptions {
+export interface MeshInitOptions extends IoOptions {
   config: ResolvedConfig;
   env: Env;
   /** Consul server addresses (resolved from consulServers.hosts), in order of preference. */
   addresses: string[];
-  dispatcher?: Dispatcher;
-  clock?: Clock;
-  logger?: Logger;
-  signal?: AbortSignal;
   credentials?: CredentialProvider;
   /**
    * The consul-ecs executable on its way into the bootstrap dir, for the task's

@@ -1,26 +1,20 @@
-import type { Dispatcher } from 'undici';
 import { defaultCredentialProvider, type CredentialProvider } from '../aws/credentials.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { TOKEN_META_CLUSTER, TOKEN_META_TASK_ID, type AclToken, type WaitForTokenOptions } from '../consul/acl.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { loginWithAwsIam, type AwsIamLoginOptions } from '../consul/login.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
-import type { Clock } from '../util/clock.js';
 import { ConsulEcsError } from '../util/errors.js';
-import type { Logger } from '../util/logger.js';
 import { taskServiceIdentity } from './consul-connection.js';
+import type { IoOptions } from '../util/options.js';
 
-export interface TaskLoginOptions {
+export interface TaskLoginOptions extends IoOptions {
   config: ResolvedConfig;
   env: Record<string, string | undefined>;
   task: TaskInfo;
   client: ConsulHttpClient;
   /** The task role's credentials. Default: the ECS container credentials, else the environment's keys. */
   credentials?: CredentialProvider;
-  dispatcher?: Dispatcher;
-  clock?: Clock;
-  logger?: Logger;
-  signal?: AbortSignal;
   /** How long to keep retrying while Consul is unavailable. Default 2 minutes. */
   deadlineMs?: number;
   /** Given the bearer token of the login that succeeded (consul-dataplane logs in with it too). */
@@ -67,7 +61,7 @@ export function loginAsTask(opts: TaskLoginOptions): Promise<AclToken> {
   });
 }
 
-export interface LoginInTaskOptions extends Omit<AwsIamLoginOptions, 'credentials' | 'region' | 'awsDispatcher'> {
+export interface LoginInTaskOptions extends Omit<AwsIamLoginOptions, 'credentials' | 'region' | 'awsDispatcher'>, IoOptions {
   env: Record<string, string | undefined>;
   /** The STS region; else AWS_REGION, AWS_DEFAULT_REGION, then the task's region. */
   region?: string;
@@ -78,7 +72,6 @@ export interface LoginInTaskOptions extends Omit<AwsIamLoginOptions, 'credential
    * out: the task-id and cluster token meta and the region. Default true.
    */
   readTaskMetadata?: boolean;
-  dispatcher?: Dispatcher;
 }
 
 /**

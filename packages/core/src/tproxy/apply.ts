@@ -4,6 +4,7 @@ import { ConsulEcsError, describeError, type ConsulEcsErrorCode } from '../util/
 import type { Logger } from '../util/logger.js';
 import { consulDnsResolvConf, resolvConfNameservers, RESOLV_CONF_MAX_NAMESERVERS } from './dns.js';
 import { formatIptablesRule, iptablesArgv, type IptablesRule } from './iptables.js';
+import type { IoOptions } from '../util/options.js';
 
 /** What one iptables run returned. */
 export interface IptablesRunResult {
@@ -33,7 +34,7 @@ export const spawnIptablesRunner: IptablesRunner = async (command, args) => {
   });
 };
 
-export interface ApplyTransparentProxyOptions {
+export interface ApplyTransparentProxyOptions extends Pick<IoOptions, 'logger'> {
   /** Runs `iptables`. Default: spawn it from PATH. Tests run it in another network namespace. */
   run?: IptablesRunner;
   /** The iptables executable. Default 'iptables'. */
@@ -45,7 +46,6 @@ export interface ApplyTransparentProxyOptions {
   dnsNameserver?: string;
   /** Default '/etc/resolv.conf'. */
   resolvConfPath?: string;
-  logger?: Logger;
 }
 
 export interface ApplyTransparentProxyResult {

@@ -1,4 +1,5 @@
-import { systemClock, type Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import type { IoOptions } from './options.js';
 
 export interface BackoffOptions {
   /** First delay in milliseconds. Default 100. */
@@ -25,13 +26,11 @@ export function backoffDelay(attempt: number, opts: BackoffOptions = {}): number
   return Math.round(capped / 2 + (capped / 2) * random());
 }
 
-export interface RetryOptions extends BackoffOptions {
+export interface RetryOptions extends BackoffOptions, Pick<IoOptions, 'clock' | 'signal'> {
   /** Stop retrying once this many milliseconds have passed since the first attempt. */
   deadlineMs?: number;
   /** Stop after this many attempts in all. Default: unlimited (bounded by the deadline). */
   maxAttempts?: number;
-  clock?: Clock;
-  signal?: AbortSignal;
   /** Whether an error may be retried. Default: always. */
   retryable?: (err: unknown) => boolean;
   /** Called before each wait, e.g. to log. */
