@@ -6,7 +6,10 @@ import { isIPv4 } from 'node:net';
 import { retry } from '../util/retry.js';
 import type { IoOptions } from '../util/options.js';
 
-/** AWS credentials. Temporary ones carry a session token and an expiry. */
+/**
+ * AWS credentials. Temporary ones carry a session token and an expiry. The AWS
+ * SDK's `AwsCredentialIdentity` (`@smithy/types`) is one as it is.
+ */
 export interface AwsCredentials {
   accessKeyId: string;
   secretAccessKey: string;
@@ -21,7 +24,13 @@ export interface AwsCredentials {
   principalArn?: string;
 }
 
-/** Returns usable credentials, refreshing them when needed. */
+/**
+ * Returns usable credentials, refreshing them when needed. The AWS SDK's
+ * credential providers (`fromNodeProviderChain()`, `fromTemporaryCredentials()`…
+ * of `@aws-sdk/credential-providers`, typed `AwsCredentialIdentityProvider`) are
+ * ones, taken as they are; and each provider here can be an SDK client's
+ * `credentials`.
+ */
 export type CredentialProvider = () => Promise<AwsCredentials>;
 
 type Env = Record<string, string | undefined>;
