@@ -13,7 +13,9 @@ export const controlPlaneCommand: Command = {
       const setup = await setUpMeshCommand(controlPlaneCommand, ctx, log);
       let init: MeshInitResult;
       try {
-        init = await runMeshInit(ctx, setup);
+        // This process stays in the task's network namespace, as root: with transparent proxy its
+        // own calls to Consul and the ECS agent stay off Envoy, which exits before health-sync's last ones.
+        init = await runMeshInit(ctx, setup, { transparentProxy: { exemptOwnTraffic: true } });
       } catch (err) {
         // SIGTERM while starting: mesh-init has undone its work; that is a clean stop.
         if (ctx.signal.aborted) {

@@ -8,6 +8,7 @@ import {
   resolveServerAddresses,
   retry,
   type Logger,
+  type MeshInitOptions,
   type MeshInitResult,
   type ResolvedConfig,
 } from '@consul-ecs-ts/core';
@@ -56,9 +57,10 @@ export async function setUpMeshCommand(cmd: Command, ctx: CommandContext, log: L
 }
 
 /** mesh-init as the commands run it, with the executable's copy that setUpMeshCommand started. */
-export async function runMeshInit(ctx: CommandContext, setup: MeshCommandSetup): Promise<MeshInitResult> {
+export async function runMeshInit(ctx: CommandContext, setup: MeshCommandSetup, opts: Pick<MeshInitOptions, 'transparentProxy'> = {}): Promise<MeshInitResult> {
   return meshInit({
     ...setup,
+    ...opts,
     env: ctx.env,
     dispatcher: ctx.dispatcher,
     clock: ctx.clock,

@@ -16,6 +16,7 @@ import { removeFile } from '../io/fs.js';
 import { readTokenFile } from '../io/token-file.js';
 import { applyTransparentProxy, type IptablesRunner } from '../tproxy/apply.js';
 import { DEFAULT_HEALTH_SYNC_UID, transparentProxyRules } from '../tproxy/iptables.js';
+import { ownTrafficCidrs } from '../tproxy/own-traffic.js';
 import { assertTransparentProxySupported } from '../tproxy/supported.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
@@ -46,9 +47,12 @@ export interface MeshInitOptions extends IoOptions {
   envoyBootstrap?: boolean;
   /**
    * How the iptables rules run (default: the `iptables` executable) and where
-   * resolv.conf is (default /etc/resolv.conf), when transparent proxy is on.
+   * resolv.conf is (default /etc/resolv.conf), when transparent proxy is on;
+   * `exemptOwnTraffic` keeps the caller's own traffic to the Consul servers and
+   * the ECS agent out of the redirection (see {@link ownTrafficCidrs}), for a
+   * caller that stays in the task's network namespace as root (control-plane).
    */
-  transparentProxy?: { run?: IptablesRunner; resolvConfPath?: string };
+  transparentProxy?: { run?: IptablesRunner; resolvConfPath?: string; exemptOwnTraffic?: boolean };
   /** How long to keep retrying registration while Consul is unavailable. Default 2 minutes. */
   deadlineMs?: number;
 }
@@ -397,12 +401,16 @@ async function applyTrafficRedirection(run: MeshInitRun, proxy: EnvoyProxyServic
   run.signal?.throwIfAborted();
   const tp = config.transparentProxy;
   const dns = consulDnsEnabled(config);
+  const own = run.opts.transparentProxy?.exemptOwnTraffic ? ownTrafficCidrs(run.opts.addresses, run.opts.env) : [];
+  const configured = tp.excludeOutboundCIDRs ?? [];
+  const ownOnly = own.filter((c) => !configured.includes(c));
+  if (ownOnly.length) run.log.info("keeping this process's own traffic out of the redirection", { 'excluded-outbound-cidrs': ownOnly.join(',') });
   const rules = transparentProxyRules({
     proxyService: proxy,
     healthCheckPort: config.proxy.healthCheckPort,
     excludeInboundPorts: tp.excludeInboundPorts,
     excludeOutboundPorts: tp.excludeOutboundPorts,
-    excludeOutboundCIDRs: tp.excludeOutboundCIDRs,
+    excludeOutboundCIDRs: [...configured, ...ownOnly],
     excludeUIDs: tp.excludeUIDs,
     consulDns: dns,
   });
