@@ -190,18 +190,16 @@ describe('mesh traffic between two tasks in network namespaces', () => {
   it('transparent proxy (EC2 awsvpc): the client app reaches the server by its virtual IP and by its Consul DNS name, with no upstream; the host nat table is untouched', async () => {
     await stack.setIntentions('server', { client: 'allow' });
     // The server as terraform-aws-consul-ecs v0.10 runs it (mesh-init as root, health-sync as 5996,
-    // whose traffic the rules leave alone); the client with one control-plane container, as root:
-    // its own traffic to Consul and to the ECS agent is kept out of the redirection here, else it
-    // goes into Envoy, and once Envoy has exited the control plane can neither see the dataplane
-    // stop nor deregister and log out (it is killed at the stop timeout).
+    // whose traffic the rules leave alone); the client with one control-plane container, as root,
+    // whose own traffic to Consul and the ECS agent the rules must leave alone too: else, once
+    // Envoy has exited, it can neither see the dataplane stop nor deregister and log out.
     const hostResolvConf = await readFile('/etc/resolv.conf', 'utf8');
     const server = await startTask('server-t', { service: 'server', dataplane: 'consul-dataplane', controlPlane: 'mesh-init+health-sync', transparentProxy: { consulDns: true } });
-    const client = await startTask('client-t', {
-      service: 'client',
-      dataplane: 'consul-dataplane',
-      transparentProxy: { consulDns: true, excludeOutboundCIDRs: [`${stack.address}/32`, `${ECS_AGENT_ADDRESS}/32`] },
-    });
+    const client = await startTask('client-t', { service: 'client', dataplane: 'consul-dataplane', transparentProxy: { consulDns: true } });
     for (const t of [client, server]) assert.match(await t.namespace.natTable(), /-A CONSUL_PROXY_REDIRECT -p tcp -j REDIRECT --to-ports 15001/, `${t.service}: the rules are in its namespace`);
+    const exempt = (nat: string) => [`${stack.address}/32`, `${ECS_AGENT_ADDRESS}/32`].filter((cidr) => nat.includes(`-A CONSUL_PROXY_OUTPUT -d ${cidr} -j RETURN`));
+    assert.deepEqual(exempt(await client.namespace.natTable()), [`${stack.address}/32`, `${ECS_AGENT_ADDRESS}/32`], "the control plane's own traffic is not redirected");
+    assert.deepEqual(exempt(await server.namespace.natTable()), [], "mesh-init's rules exempt health-sync's user, not these addresses");
 
     const vip = await stack.virtualIp('server');
     assert.ok(vip?.startsWith('240.'), `Consul gave the server a virtual IP: ${vip}`);
