@@ -19,7 +19,8 @@
 // health-sync and controller run so that every contender starts as a container's first run does
 // (--no-drop-caches to skip); the anonymous part is printed as well, which the
 // page cache does not affect.
-//   node --import tsx scripts/bench-control-plane.ts [--runs=N] [--seconds=S] [--anchor=PATH | --no-anchor] [--no-drop-caches]
+//   node --import tsx scripts/bench-control-plane.ts [--runs=N] [--seconds=S] [--anchor=PATH | --no-anchor] [--also=PATH] [--no-drop-caches]
+// --also=PATH adds another build of our executable (e.g. one kept from before a change).
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -57,6 +58,9 @@ const contenders: Record<string, string[]> = {
   'consul-ecs-ts (executable)': [SEA],
   [`consul-ecs-ts (node ${process.version})`]: [process.execPath, BUNDLE],
 };
+// Another build of ours (e.g. one kept from before a change), as a contender of its own.
+const also = arg('also', '');
+if (also) contenders[`consul-ecs (executable at ${also})`] = [also];
 if (anchor) contenders['hashicorp/consul-ecs (anchor)'] = [anchor];
 
 const SERVER_ID = 'consul.bench.local';

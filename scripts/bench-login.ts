@@ -2,7 +2,7 @@
 // -aws-auto-bearer-token -aws-include-entity`, alternating, against the same
 // local stack (Consul + moto + the ECS agent simulator). Prints the median wall
 // time and peak RSS of each and the ratios. Not a test: it only prints figures.
-//   node --import tsx scripts/bench-login.ts [--runs=N]
+//   node --import tsx scripts/bench-login.ts [--runs=N] [--also=PATH]
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -20,6 +20,8 @@ const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs'
 const sea = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
 if (!existsSync(sea)) throw new Error(`${sea} is missing: run npm run build (npm run bench:login does)`);
 const runs = Number(process.argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? 15);
+// Another build of our executable (e.g. one kept from before a change), as a contender of its own.
+const also = process.argv.find((a) => a.startsWith('--also='))?.slice('--also='.length);
 requireGnuTime();
 const ltsNode = execFileSync('bash', [fileURLToPath(new URL('./runtime.sh', import.meta.url))], { encoding: 'utf8' }).trim();
 
@@ -45,6 +47,7 @@ try {
     [`consul-ecs login (node ${process.version})`]: [process.execPath, CLI, 'login', ...same],
     [`consul-ecs login (node ${execFileSync(ltsNode, ['--version'], { encoding: 'utf8' }).trim()} LTS)`]: [ltsNode, CLI, 'login', ...same],
     'consul-ecs login (executable, task metadata)': [sea, 'login', ...common],
+    ...(also ? { [`consul-ecs login (executable at ${also})`]: [also, 'login', ...same] } : {}),
     'consul login -type aws-iam (Go)': [peerBinary('consul'), 'login', '-type', 'aws-iam', '-method', 'iam-ecs-service-token', '-aws-auto-bearer-token', '-aws-include-entity', '-aws-region', sim.region, ...common, ...meta],
   };
   const samples: Record<string, Array<{ ms: number; rssKb: number }>> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
