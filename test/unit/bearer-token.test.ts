@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { MockAgent } from 'undici';
-import { createLoginBearerToken, decodeLoginBearerToken, parsePrincipalArn } from '@consul-ecs-ts/core';
+import { createLoginBearerToken, decodeLoginBearerToken } from '@consul-ecs-ts/core';
+import { parsePrincipalArn } from '../../packages/core/src/aws/arn.ts';
 
 const fixture = JSON.parse(readFileSync(new URL('../fixtures/login-bearer-token.json', import.meta.url), 'utf8')) as {
   inputs: { credentials: { accessKeyId: string; secretAccessKey: string; sessionToken: string }; clock: string; region: string; serverIdHeaderValue: string };

@@ -10,7 +10,6 @@ import {
   ConfigValidationError,
   ConsulEcsError,
   consulDnsEnabled,
-  findJsonSyntaxError,
   gatewayName,
   isGateway,
   loadConfig,
@@ -20,6 +19,7 @@ import {
   validateConfig,
   type ResolvedConfig,
 } from '@consul-ecs-ts/core';
+import { findJsonSyntaxError } from '../../packages/core/src/config/json.ts';
 
 // Configurations written for consul-ecs v0.10.0, copied from its repository (README.md beside them).
 const anchorConfigs = new URL('../fixtures/config/consul-ecs-v0.10.0/', import.meta.url);

@@ -3,7 +3,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Agent, MockAgent } from 'undici';
-import { aclLogin, ConsulHttpClient, isLoginSetUpPending, waitForTokenReplication } from '@consul-ecs-ts/core';
+import { aclLogin, ConsulHttpClient, waitForTokenReplication } from '@consul-ecs-ts/core';
+import { isLoginSetUpPending } from '../../packages/core/src/consul/acl.ts';
 import { fakeClock } from '../helpers/fake-clock.ts';
 
 const ORIGIN = 'http://127.0.0.1:8500';

@@ -8,20 +8,16 @@ import { describe, it } from 'node:test';
 import { MockAgent } from 'undici';
 import {
   AclAdmin,
-  anonymousPolicyRules,
-  apiGatewayPolicyRules,
   AwsApiError,
   CatalogClient,
   ConsulEcsError,
   ConsulHttpClient,
-  controllerPartition,
   EcsApiClient,
   ecsEndpoint,
-  loginTokenTask,
-  meshGatewayPolicyRules,
-  reapStoppedTasks,
   signJsonRequest,
 } from '@consul-ecs-ts/core';
+import { anonymousPolicyRules, apiGatewayPolicyRules, controllerPartition, meshGatewayPolicyRules } from '../../packages/core/src/controller/acl-setup.ts';
+import { loginTokenTask, reapStoppedTasks } from '../../packages/core/src/controller/task-reaper.ts';
 
 const sigv4 = JSON.parse(readFileSync(new URL('../fixtures/ecs-list-tasks-sigv4.json', import.meta.url), 'utf8')) as {
   request: { url: string; body: string; region: string; accessKeyId: string; secretAccessKey: string; sessionToken: string };

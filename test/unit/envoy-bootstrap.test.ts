@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
   ConsulEcsError,
-  consulResourceTagSpecifiers,
   generateEnvoyBootstrap,
   renderEnvoyBootstrap,
   type EnvoyBootstrap,
@@ -13,6 +12,7 @@ import {
   type EnvoyCluster,
   type EnvoyListener,
 } from '@consul-ecs-ts/core';
+import { consulResourceTagSpecifiers } from '../../packages/core/src/envoy/stats-tags.ts';
 
 const TOKEN = '6a1f4e2c-93b0-4d7e-8c55-2f0e9b1d7a34';
 

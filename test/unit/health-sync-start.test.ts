@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { MockAgent } from 'undici';
-import { ConsulHttpClient, createLogger, resolveConfig, runHealthSync, stopReason, type EcsTaskMetadata, type HealthCheck } from '@consul-ecs-ts/core';
+import { ConsulHttpClient, createLogger, resolveConfig, runHealthSync, type EcsTaskMetadata, type HealthCheck } from '@consul-ecs-ts/core';
+import { stopReason } from '../../packages/core/src/util/errors.ts';
 import { fakeClock } from '../helpers/fake-clock.ts';
 
 const CONSUL = 'http://127.0.0.1:8500';

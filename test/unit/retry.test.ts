@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backoffDelay, retry } from '@consul-ecs-ts/core';
+import { retry } from '@consul-ecs-ts/core';
+import { backoffDelay } from '../../packages/core/src/util/retry.ts';
 import { fakeClock } from '../helpers/fake-clock.ts';
 
 describe('backoff', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConsulEcsError, ConsulHttpClient, createLogger, ServerFailover, type UsesConsulServer } from '@consul-ecs-ts/core';
+import { ConsulEcsError, ConsulHttpClient, createLogger } from '@consul-ecs-ts/core';
+import { ServerFailover, type UsesConsulServer } from '../../packages/core/src/consul/server-failover.ts';
 import { fakeClock } from '../helpers/fake-clock.ts';
 
 const unreachable = () => new ConsulEcsError('consul-unreachable', 'could not connect');

@@ -2,7 +2,8 @@
 // its own calls to the Consul servers and the ECS agent.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ownTrafficCidrs, transparentProxyRules } from '@consul-ecs-ts/core';
+import { transparentProxyRules } from '@consul-ecs-ts/core';
+import { ownTrafficCidrs } from '../../packages/core/src/tproxy/own-traffic.ts';
 
 describe('ownTrafficCidrs', () => {
   it('the Consul servers and the ECS agent of an awsvpc task, each once', () => {

@@ -6,15 +6,14 @@ import { after, before, describe, it } from 'node:test';
 import {
   applyTransparentProxy,
   ConsulEcsError,
-  consulDnsResolvConf,
   formatIptablesRule,
-  iptablesArgv,
-  resolvConfNameservers,
   TransparentProxyError,
   transparentProxyRules,
   type IptablesRunner,
   type IptablesRule,
 } from '@consul-ecs-ts/core';
+import { consulDnsResolvConf, resolvConfNameservers } from '../../packages/core/src/tproxy/dns.ts';
+import { iptablesArgv } from '../../packages/core/src/tproxy/iptables.ts';
 
 const lines = (rules: IptablesRule[]) => rules.map((r) => formatIptablesRule(r));
 

@@ -4,7 +4,7 @@ import { systemClock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
 import { isIPv4 } from 'node:net';
 import { retry } from '../util/retry.js';
-import type { IoOptions } from '../util/options.js';
+import type { Env, IoOptions } from '../util/options.js';
 
 /**
  * AWS credentials. Temporary ones carry a session token and an expiry. The AWS
@@ -32,8 +32,6 @@ export interface AwsCredentials {
  * `credentials`.
  */
 export type CredentialProvider = () => Promise<AwsCredentials>;
-
-type Env = Record<string, string | undefined>;
 
 /** Fixed keys, e.g. `consulLogin.accessKeyId`/`secretAccessKey` from the config. */
 export function fromStaticCredentials(creds: AwsCredentials): CredentialProvider {

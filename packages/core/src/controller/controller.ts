@@ -11,9 +11,7 @@ import { silentLogger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
 import { controllerPartition, upsertControllerResources, type ControllerSettings } from './acl-setup.js';
 import { reapStoppedTasks, type ReapResult } from './task-reaper.js';
-import type { IoOptions } from '../util/options.js';
-
-type Env = Record<string, string | undefined>;
+import type { Env, IoOptions } from '../util/options.js';
 
 /** How often the controller looks for tasks that stopped, as consul-ecs does. */
 export const CONTROLLER_POLLING_INTERVAL_MS = 10_000;
@@ -23,7 +21,7 @@ export interface ControllerRunOptions extends IoOptions {
   env: Env;
   /** Clients for the Consul servers, in order of preference; the next is used when one stops answering. */
   clients: ConsulHttpClient[];
-  /** Clients for the Consul servers found again, once none of the known ones answers (see {@link ServerFailover}). */
+  /** Clients for the Consul servers found again, once none of the known ones answers. */
   rediscover?: () => Promise<ConsulHttpClient[]>;
   /** A token with `acl:write` (the bootstrap token, `CONSUL_HTTP_TOKEN`). */
   token?: string;

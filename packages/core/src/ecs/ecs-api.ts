@@ -1,9 +1,7 @@
 import { callJsonApi } from '../aws/json-client.js';
 import type { CredentialProvider } from '../aws/credentials.js';
 import { ConsulEcsError } from '../util/errors.js';
-import type { IoOptions } from '../util/options.js';
-
-type Env = Record<string, string | undefined>;
+import type { Env, IoOptions } from '../util/options.js';
 
 const TARGET_PREFIX = 'AmazonEC2ContainerServiceV20141113';
 /** DescribeTasks takes at most this many tasks per call. */

@@ -112,7 +112,7 @@ export interface EnvoyBootstrapInput {
    * of this port (`net-dial`) passes only after xDS has delivered.
    */
   ready?: { address?: string; port?: number } | false;
-  /** Default {@link DEFAULT_ADS_CLUSTER_NAME}. */
+  /** Default `local_agent`. */
   adsClusterName?: string;
   /**
    * Leave out the pre-1.9 `consul.*` cluster stats tags (default true, as

@@ -5,8 +5,7 @@ import type { ResolvedConfig } from '../config/types.js';
 import { ConsulHttpClient } from '../consul/http-client.js';
 import type { TaskInfo } from '../ecs/task-metadata.js';
 import type { Clock } from '../util/clock.js';
-
-type Env = Record<string, string | undefined>;
+import type { Env } from '../util/options.js';
 
 /** The HTTPS CA and server name consul-ecs uses for the servers' HTTP API. */
 export function httpTlsSettings(config: ResolvedConfig, env: Env): { caPem?: string; caFile?: string; serverName?: string } {

@@ -17,16 +17,14 @@ import { readTokenFile } from '../io/token-file.js';
 import { BOOTSTRAP_FILES } from './bootstrap-files.js';
 import { taskServiceIdentity } from './consul-connection.js';
 import { loginAsTask } from './task-login.js';
-import type { IoOptions } from '../util/options.js';
-
-type Env = Record<string, string | undefined>;
+import type { Env, IoOptions } from '../util/options.js';
 
 export interface HealthSyncRunOptions extends IoOptions {
   config: ResolvedConfig;
   env: Env;
   /** Clients for the Consul servers, in order of preference; the next is used when one stops answering. */
   clients: ConsulHttpClient[];
-  /** Clients for the Consul servers found again, once none of the known ones answers (see {@link ServerFailover}). */
+  /** Clients for the Consul servers found again, once none of the known ones answers. */
   rediscover?: () => Promise<ConsulHttpClient[]>;
   token?: string;
   /** Log the token out at shutdown (it came from login). */

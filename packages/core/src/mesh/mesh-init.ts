@@ -27,9 +27,7 @@ import { consulClientFor, taskServiceIdentity, type TaskServiceIdentity } from '
 import { upsertPassiveHealthCheck } from './passive-health-check.js';
 import { taskRegistrations } from './registrations.js';
 import { loginAsTask, taskLoginMeta } from './task-login.js';
-import type { IoOptions } from '../util/options.js';
-
-type Env = Record<string, string | undefined>;
+import type { Env, IoOptions } from '../util/options.js';
 
 export interface MeshInitOptions extends IoOptions {
   config: ResolvedConfig;
@@ -49,7 +47,7 @@ export interface MeshInitOptions extends IoOptions {
    * How the iptables rules run (default: the `iptables` executable) and where
    * resolv.conf is (default /etc/resolv.conf), when transparent proxy is on;
    * `exemptOwnTraffic` keeps the caller's own traffic to the Consul servers and
-   * the ECS agent out of the redirection (see {@link ownTrafficCidrs}), for a
+   * the ECS agent out of the redirection (their IPv4 addresses as /32 CIDRs), for a
    * caller that stays in the task's network namespace as root (control-plane).
    */
   transparentProxy?: { run?: IptablesRunner; resolvConfPath?: string; exemptOwnTraffic?: boolean };

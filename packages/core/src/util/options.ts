@@ -2,6 +2,9 @@ import type { Dispatcher } from 'undici';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 
+/** Environment variables, as `process.env` holds them; each call reads only those it documents. */
+export type Env = Record<string, string | undefined>;
+
 /**
  * How a library call reaches the outside world, shared by the options of every
  * use case and client: whatever is left out takes the default, so production code
