@@ -230,7 +230,7 @@ describe('applyTransparentProxy with real iptables in a network namespace', () =
     await writeFile(source, 'nameserver 10.255.0.53\nsearch ec2.internal\n');
     await writeFile(mountPoint, 'not mounted\n');
     const script = join(dir, 'apply-in-namespace.mts');
-    const core = join(repoRoot, 'packages/core/src/tproxy/index.ts');
+    const core = join(repoRoot, 'packages/core/src/index.ts');
     await writeFile(
       script,
       `import { applyTransparentProxy, transparentProxyRules } from ${JSON.stringify(core)};

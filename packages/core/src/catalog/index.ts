@@ -1,3 +1,0 @@
-export * from './types.js';
-export * from './registration.js';
-export * from './client.js';
