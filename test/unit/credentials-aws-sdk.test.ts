@@ -3,10 +3,12 @@
 // AwsCredentialIdentityProvider of @smithy/types. The library takes one wherever
 // it takes a CredentialProvider, with no adapter, and its own providers go the
 // other way, into an SDK client's `credentials`. The assignments below are
-// checked by the type checker (npx tsc); the tests run an SDK-shaped provider
-// through the library.
+// checked by the type checker: by npx tsc, and by the first test, for npm
+// test; the others run an SDK-shaped provider through the library.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import {
   createLoginBearerToken,
@@ -41,6 +43,17 @@ const asSdk: AwsCredentialIdentityProvider = fromStaticCredentials({ accessKeyId
 void [asOurs, asOurCredentials, inUseCases, asSdk];
 
 describe('AWS SDK credential providers', () => {
+  it('are assignable to the library\'s types, and back (type check of this file)', () => {
+    const file = fileURLToPath(import.meta.url);
+    const config = ts.getParsedCommandLineOfConfigFile(fileURLToPath(new URL('../../tsconfig.json', import.meta.url)), {}, {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, '\n')),
+    });
+    const program = ts.createProgram([file], config!.options);
+    const problems = ts.getPreEmitDiagnostics(program, program.getSourceFile(file)).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+    assert.deepEqual(problems, []);
+  });
+
   it('sign the login request as given', async () => {
     const clock = fakeClock(Date.parse('2026-01-02T03:04:05Z'));
     const token = await createLoginBearerToken({ credentials: sdkProvider, region: 'us-west-2', clock });
