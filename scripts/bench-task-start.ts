@@ -191,7 +191,7 @@ const sims: EcsAgentSimulator[] = [];
 let serverTask: { sim: EcsAgentSimulator; controlPlane: ResultPromise; dataplane?: ResultPromise } | undefined;
 let serverDir = '';
 let serverApp: Server | undefined;
-let exitCode = 0;
+let exitCode: number;
 try {
   await configureIamAuthMethod(consul, moto, { serverIdHeaderValue: SERVER_ID });
   const roles = {
@@ -294,8 +294,8 @@ try {
     }));
     const procs: Array<{ role: string; proc: ResultPromise }> = [];
     let proxy: ResultPromise | undefined;
-    let initMs = Number.NaN;
-    let proxyStartMs = Number.NaN;
+    let initMs: number;
+    let proxyStartMs: number;
     let rewriteMs = Number.NaN;
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;

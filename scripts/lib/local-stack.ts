@@ -330,6 +330,7 @@ export class MotoServer {
   }
 
   async #start(): Promise<void> {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the steps below read as moto's
     const m = this;
     m.#workDir = await mkdtemp(join(tmpdir(), 'moto-peer-'));
     m.port = await freePort();

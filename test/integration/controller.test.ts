@@ -81,7 +81,7 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
   let dir: string;
   let clusterArn: string;
   let ctrlSim: EcsAgentSimulator;
-  let runs: Array<ReturnType<LoginStack['spawn']>> = [];
+  const runs: Array<ReturnType<LoginStack['spawn']>> = [];
 
   /** Starts the controller and waits for its first pass over the cluster. */
   const startController = async (env = controllerEnv(stack, ctrlSim)) => {

@@ -140,7 +140,7 @@ async function waitReady(envoy: RunningEnvoy, timeoutMs = 30_000): Promise<numbe
   try {
     await waitFor(`Envoy ready at ${envoy.readyUrl}`, timeoutMs, async () => ((await envoy.readyStatus()) === 200 ? true : undefined));
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- envoy log ---\n${(await envoy.log()).slice(-4000)}`);
+    throw new Error(`${(err as Error).message}\n--- envoy log ---\n${(await envoy.log()).slice(-4000)}`, { cause: err });
   }
   return Date.now() - started;
 }

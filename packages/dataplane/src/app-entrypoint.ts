@@ -5,8 +5,8 @@ import { sleepFor, supervise, terminateGroup, type EntrypointDeps } from './entr
 
 const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 const SEGMENT = /(\d*)(?:\.(\d*))?([^\d.]*)/y;
-/** Go's time.Duration is an int64 of nanoseconds. */
-const MAX_DURATION_NS = 9223372036854775807;
+/** Go's time.Duration is an int64 of nanoseconds: at most 2^63 - 1, which a double rounds to 2^63. */
+const MAX_DURATION_NS = 2 ** 63;
 
 /**
  * Parses a duration as Go's `time.ParseDuration` does (`10s`, `1m30s`, `500ms`,

@@ -44,7 +44,7 @@ const WRAPPER_TAIL = '\n})';
  * asset's bytes as Latin-1.
  */
 export function bundleSource(text: string): string {
-  return WRAPPER_HEAD + text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + WRAPPER_TAIL;
+  return WRAPPER_HEAD + text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + WRAPPER_TAIL;
 }
 
 /** What compiling the bundle gives: its function, called as Node.js calls a CommonJS module. */

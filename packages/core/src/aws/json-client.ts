@@ -63,8 +63,8 @@ export async function callJsonApi<T = Record<string, unknown>>(input: JsonCallIn
  * authorization failures in XML) is read too.
  */
 export function jsonApiError(text: string, errorTypeHeader?: string | string[]): { code: string; message: string } {
-  let code = '';
-  let message = '';
+  let code: string;
+  let message: string;
   try {
     const doc = JSON.parse(text) as Record<string, unknown>;
     code = String(doc.__type ?? doc.code ?? '');

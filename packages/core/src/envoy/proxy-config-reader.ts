@@ -104,7 +104,7 @@ export class ProxyConfigReader {
   statsSinkAddress(key: string, env: Record<string, string | undefined>): EnvoyAddress | undefined {
     const raw = this.string(key);
     if (raw === undefined) return undefined;
-    let url = raw;
+    let url: string;
     const whole = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(raw);
     if (whole) {
       // The whole value names an environment variable holding the URL.
