@@ -330,12 +330,10 @@ export class MotoServer {
   }
 
   async #start(): Promise<void> {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the steps below read as moto's
-    const m = this;
-    m.#workDir = await mkdtemp(join(tmpdir(), 'moto-peer-'));
-    m.port = await freePort();
-    const log = { file: m.logFile, append: true };
-    m.#proc = execa(peerBinary('moto_server'), ['-H', m.#host, '-p', String(m.port)], {
+    this.#workDir = await mkdtemp(join(tmpdir(), 'moto-peer-'));
+    this.port = await freePort();
+    const log = { file: this.logFile, append: true };
+    this.#proc = execa(peerBinary('moto_server'), ['-H', this.#host, '-p', String(this.port)], {
       stdin: 'ignore',
       stdout: log,
       stderr: log,
@@ -344,17 +342,17 @@ export class MotoServer {
       env: { INITIAL_NO_AUTH_ACTION_COUNT: String(BOOTSTRAP_ACTIONS), AWS_DEFAULT_REGION: 'us-east-1' },
     });
     await waitFor(
-      `moto on ${m.url}`,
+      `moto on ${this.url}`,
       30_000,
       async () => {
-        const res = await fetch(`${m.url}/moto-api/`);
+        const res = await fetch(`${this.url}/moto-api/`);
         await res.arrayBuffer();
         return res.status < 500 ? true : undefined;
       },
-      m.#proc,
+      this.#proc,
     );
     // The first BOOTSTRAP_ACTIONS requests need no valid signature: make the admin.
-    const anonymous = new AwsAdmin(m.url, { accessKeyId: 'AKIABOOTSTRAPEXAMPLE', secretAccessKey: 'bootstrap' }, MOTO_ACCOUNT);
+    const anonymous = new AwsAdmin(this.url, { accessKeyId: 'AKIABOOTSTRAPEXAMPLE', secretAccessKey: 'bootstrap' }, MOTO_ACCOUNT);
     await anonymous.call('iam', 'CreateUser', { UserName: 'admin' });
     await anonymous.call('iam', 'PutUserPolicy', {
       UserName: 'admin',
@@ -362,7 +360,7 @@ export class MotoServer {
       PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
     });
     const key = (await anonymous.call('iam', 'CreateAccessKey', { UserName: 'admin' })).AccessKey as Record<string, string>;
-    m.admin = new AwsAdmin(m.url, { accessKeyId: key.AccessKeyId!, secretAccessKey: key.SecretAccessKey! }, MOTO_ACCOUNT);
+    this.admin = new AwsAdmin(this.url, { accessKeyId: key.AccessKeyId!, secretAccessKey: key.SecretAccessKey! }, MOTO_ACCOUNT);
   }
 
   get url(): string {
