@@ -12,7 +12,12 @@
 // task's stop: SIGTERM to every container at once, SIGKILL at the stop timeout.
 // MeshStack is the shared part: Consul and moto listening on the bridge address
 // for the namespaces, the aws-iam auth method, intentions.
-import { chmod, copyFile, link, mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
+// On a loopback network (TaskNetwork.loopback(), no root) the tasks share the
+// host's loopback instead: each gets free ports of its own (app, public listener,
+// Envoy's ready and admin ports), the containers run as the current user and
+// reach the ECS agent simulator where it listens; Envoy only, no transparent proxy.
+import { readdirSync, readFileSync } from 'node:fs';
+import { chmod, copyFile, link, mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +26,7 @@ import type { ResultPromise } from 'execa';
 import type { AclTokenListEntry } from '@consul-ecs-ts/core';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './aws-admin.ts';
-import { configureIamAuthMethod, peerBinary, startConsulAndMoto, type ConsulServer, type MotoServer } from './local-stack.ts';
+import { configureIamAuthMethod, freePorts, peerBinary, startConsulAndMoto, type ConsulServer, type MotoServer } from './local-stack.ts';
 import type { TaskNamespace, TaskNetwork } from './task-network.ts';
 
 /** The self-contained executable `npm run build` makes. */
@@ -80,7 +85,7 @@ export class MeshStack {
   ) {}
 
   static async start(network: TaskNetwork): Promise<MeshStack> {
-    const [consul, moto] = await startConsulAndMoto({ alsoListenOn: [network.hostAddress] }, { host: network.hostAddress });
+    const [consul, moto] = await startConsulAndMoto({ alsoListenOn: network.loopback ? [] : [network.hostAddress] }, { host: network.hostAddress });
     let dir: string | undefined;
     try {
       await configureIamAuthMethod(consul, moto, { serverIdHeaderValue: SERVER_ID_HEADER });
@@ -89,9 +94,14 @@ export class MeshStack {
       await mkdir(join(dir, 'bin'), { mode: 0o755 });
       // The peers live under root's home, which user 5995 cannot enter: link them (same file system) or
       // copy them. The executable is copied, so that a build running meanwhile cannot change it under the tasks.
+      // On a loopback network the containers run as the current user, who can reach the peers where they are.
       for (const name of ['envoy', 'consul-dataplane'] as const) {
         const source = await realpath(peerBinary(name));
         const target = join(dir, 'bin', name);
+        if (network.loopback) {
+          await symlink(source, target);
+          continue;
+        }
         await link(source, target).catch(() => copyFile(source, target));
         await chmod(target, 0o755);
       }
@@ -214,7 +224,7 @@ export interface MeshTaskOptions {
   dataplane: DataplaneKind;
   /** Default 'control-plane'. */
   controlPlane?: ControlPlaneShape;
-  /** The app's port on 127.0.0.1 (the service port). Default 8080. */
+  /** The app's port on 127.0.0.1 (the service port). Default 8080 in a namespace, a free port on a loopback network. */
   appPort?: number;
   upstreams?: Array<{ destinationName: string; localBindPort: number }>;
   /** Transparent proxy (the task is then reported as an EC2 awsvpc task), optionally with Consul DNS. */
@@ -233,6 +243,19 @@ export interface MeshTaskOptions {
   /** Progress, for a demo to print. */
   onProgress?: (message: string) => void;
 }
+
+/** Where a task's sidecar listens on its 127.0.0.1 (and its address, for the public listener). */
+export interface TaskPorts {
+  /** The public listener (mTLS from the rest of the mesh). */
+  publicListener: number;
+  /** Envoy's ready listener, which the dataplane container's health check dials. */
+  ready: number;
+  /** Envoy's admin API. */
+  admin: number;
+}
+
+/** The ports of a task in a network namespace of its own: the defaults of the bootstrap mesh-init writes. */
+export const DEFAULT_TASK_PORTS: Readonly<TaskPorts> = { publicListener: 20000, ready: 22000, admin: 19000 };
 
 /** A line the app printed (see mesh-app.mjs). */
 export interface AppEvent {
@@ -336,10 +359,17 @@ export class MeshTask {
     readonly opts: MeshTaskOptions,
     readonly dir: string,
     sim: EcsAgentSimulator,
+    readonly ports: TaskPorts,
+    appPort: number,
   ) {
     this.sim = sim;
     this.bootstrapDir = join(dir, 'consul');
-    this.appPort = opts.appPort ?? 8080;
+    this.appPort = appPort;
+  }
+
+  /** False on a loopback network: the task shares the host's network (see the header). */
+  get isolated(): boolean {
+    return this.opts.namespace.isolated;
   }
 
   get service(): string {
@@ -389,7 +419,10 @@ export class MeshTask {
       },
       consulLogin: { enabled: true, stsEndpoint: stack.moto.url, serverIdHeaderValue: stack.serverIdHeaderValue },
       service: { name: this.service, port: this.appPort },
-      proxy: { upstreams: this.opts.upstreams ?? [] },
+      proxy: {
+        upstreams: this.opts.upstreams ?? [],
+        ...(this.isolated ? {} : { publicListenerPort: this.ports.publicListener, healthCheckPort: this.ports.ready }),
+      },
       healthSyncContainers: [CONTAINERS.app],
       transparentProxy: tp
         ? { enabled: true, consulDNS: { enabled: tp.consulDns ?? false }, ...(tp.excludeOutboundCIDRs ? { excludeOutboundCIDRs: tp.excludeOutboundCIDRs } : {}) }
@@ -400,6 +433,7 @@ export class MeshTask {
   /** The environment the ECS agent gives every container: its endpoints at 169.254.170.2. */
   containerEnv(): Record<string, string> {
     const env = this.sim.containerEnv();
+    if (!this.isolated) return { ...env, PATH: SYSTEM_PATH, HOME: this.dir };
     const atAgent = (uri: string) => {
       const u = new URL(uri);
       return `http://${ECS_AGENT_ADDRESS}${u.pathname}`;
@@ -420,6 +454,13 @@ export class MeshTask {
    */
   static async start(opts: MeshTaskOptions): Promise<MeshTask> {
     const { stack } = opts;
+    const isolated = opts.namespace.isolated;
+    if (!isolated && (opts.dataplane !== 'envoy' || opts.transparentProxy)) {
+      throw new Error(`${opts.service}: on a loopback network a task runs Envoy (not consul-dataplane) and no transparent proxy`);
+    }
+    const free = isolated ? [] : await freePorts(4);
+    const ports: TaskPorts = isolated ? { ...DEFAULT_TASK_PORTS } : { publicListener: free[0]!, ready: free[1]!, admin: free[2]! };
+    const appPort = opts.appPort ?? (isolated ? 8080 : free[3]!);
     const dir = await mkdtemp(join(stack.dir, `${opts.service}-`));
     await chmod(dir, 0o755);
     const ipv4 = opts.namespace.address;
@@ -455,14 +496,14 @@ export class MeshTask {
           { name: CONTAINERS.app, hasHealthCheck: true, health: 'UNKNOWN', ipv4 },
         ],
       });
-      task = new MeshTask(opts, dir, sim);
+      task = new MeshTask(opts, dir, sim, ports, appPort);
       task.#roleName = roleName;
       task.#secrets = secrets;
       await mkdir(task.bootstrapDir, { mode: 0o755 });
       await chmod(task.bootstrapDir, 0o755);
       await sim.start();
       task.#secrets.push(sim.authorizationToken);
-      await task.#startAgentEndpoint();
+      if (isolated) await task.#startAgentEndpoint();
       await stack.registerClusterNode(sim.clusterArn);
       await task.#run(opts.stepTimeoutMs ?? 60_000);
       return task;
@@ -550,24 +591,25 @@ export class MeshTask {
     const bearer = dpConfig?.consul?.credentials?.login?.bearerToken;
     if (bearer) this.#secrets.push(bearer);
     this.#progress('the task is registered and its bootstrap files written');
+    // A container's user, as the task definition has it; on a loopback network the current user.
+    const asUser = (uid: number) => (this.isolated ? ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'] : []);
     if (this.shape === 'mesh-init+health-sync') {
-      const asHealthSync = ['setpriv', `--reuid=${HEALTH_SYNC_UID}`, `--regid=${HEALTH_SYNC_UID}`, '--clear-groups'];
-      this.#spawn(CONTAINERS.healthSync, [...asHealthSync, this.executableCopy, 'health-sync'], { ...env, CONSUL_ECS_CONFIG_JSON: configJson });
+      this.#spawn(CONTAINERS.healthSync, [...asUser(HEALTH_SYNC_UID), this.executableCopy, 'health-sync'], { ...env, CONSUL_ECS_CONFIG_JSON: configJson });
       this.#progress('health-sync started');
     }
 
     // The dataplane, under envoy-entrypoint, as the proxy's user.
     const bin = stack.binDir;
+    const bootstrap = this.isolated ? join(this.bootstrapDir, 'envoy-bootstrap.json') : await this.#bootstrapWithAdminPort();
     const proxyCommand =
       this.opts.dataplane === 'envoy'
-        ? [join(bin, 'envoy'), '-c', join(this.bootstrapDir, 'envoy-bootstrap.json'), '--disable-hot-restart', '-l', 'warning']
+        ? [join(bin, 'envoy'), '-c', bootstrap, '--disable-hot-restart', '-l', 'warning']
         : [join(bin, 'consul-dataplane'), '-config-file', join(this.bootstrapDir, 'consul-dataplane.json')];
-    const asProxy = ['setpriv', `--reuid=${PROXY_UID}`, `--regid=${PROXY_UID}`, '--clear-groups'];
-    const dp = this.#spawn(CONTAINERS.dataplane, [...asProxy, this.executableCopy, 'envoy-entrypoint', ...proxyCommand], { ...env, PATH: `${bin}:${SYSTEM_PATH}` });
-    this.#progress(`${this.opts.dataplane} started under envoy-entrypoint`);
+    const dp = this.#spawn(CONTAINERS.dataplane, [...asUser(PROXY_UID), this.executableCopy, 'envoy-entrypoint', ...proxyCommand], { ...env, PATH: `${bin}:${SYSTEM_PATH}` });
+    this.#progress(`${this.opts.dataplane === 'envoy' ? 'Envoy' : 'consul-dataplane'} started under envoy-entrypoint${this.isolated ? `, as user ${PROXY_UID}` : ''}`);
     void this.#dataplaneHealthChecks();
     await until(
-      `${this.service}: the dataplane healthy (net-dial 127.0.0.1:22000)`,
+      `${this.service}: the dataplane healthy (net-dial 127.0.0.1:${this.ports.ready})`,
       stepMs,
       async () => {
         if (await this.#healthy(CONTAINERS.dataplane)) return true;
@@ -576,7 +618,7 @@ export class MeshTask {
       },
       () => this.describe(),
     );
-    this.#progress('the dataplane is healthy');
+    this.#progress(`the dataplane is healthy: ${this.opts.dataplane === 'envoy' ? 'Envoy' : 'consul-dataplane'} is ready (net-dial 127.0.0.1:${this.ports.ready} passes)`);
 
     // The app, under app-entrypoint.
     const app = this.#spawn(
@@ -609,16 +651,69 @@ export class MeshTask {
     this.#progress('Consul has the service and its sidecar passing');
   }
 
+  /**
+   * envoy-bootstrap.json with Envoy's admin API on this task's admin port instead
+   * of 19000 (and the ready listener's route to it), beside it; returns the new file.
+   */
+  async #bootstrapWithAdminPort(): Promise<string> {
+    const file = join(this.bootstrapDir, 'envoy-bootstrap.json');
+    const bootstrap = JSON.parse(await readFile(file, 'utf8'));
+    bootstrap.admin.address.socket_address.port_value = this.ports.admin;
+    for (const c of bootstrap.static_resources?.clusters ?? []) {
+      if (c.name === 'self_admin') c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = this.ports.admin;
+    }
+    const local = join(this.bootstrapDir, 'envoy-bootstrap.local.json');
+    // It holds the service token, as the original does.
+    await writeFile(local, JSON.stringify(bootstrap), { mode: 0o600 });
+    return local;
+  }
+
   #spawn(name: ContainerName, argv: string[], env: Record<string, string>, stdin = false): ContainerProcess {
     // No forced SIGKILL after a SIGTERM (execa's default): the stop timeout is stop()'s to keep.
     const proc = this.namespace.spawn(argv, { env, extendEnv: false, stdin: stdin ? 'pipe' : 'ignore', buffer: false, cleanup: true, forceKillAfterDelay: false });
     const c = new ContainerProcess(name, proc, Date.now(), (exited) => {
       // The ECS agent reports an exited container STOPPED.
       this.sim.stopContainer(exited.name);
-      this.#progress(`${exited.name} exited (${exited.exitCode ?? exited.signal})`);
+      const what = exited.name === CONTAINERS.dataplane ? `${exited.name} (${this.opts.dataplane === 'envoy' ? 'Envoy' : 'consul-dataplane'} under envoy-entrypoint)` : exited.name;
+      this.#progress(`${what} exited (${exited.exitCode ?? exited.signal})${exited.name === CONTAINERS.app ? this.#lastCall(exited.exitedAt!) : ''}`);
     });
     this.containers.set(name, c);
+    if (this.opts.onProgress && name !== CONTAINERS.app && name !== CONTAINERS.dataplane) {
+      for (const stream of [proc.stdout, proc.stderr]) {
+        let partial = '';
+        stream?.on('data', (d: Buffer) => {
+          const lines = (partial + d.toString()).split('\n');
+          partial = lines.pop() ?? '';
+          for (const line of lines) this.#consulEcsLine(line);
+        });
+      }
+    }
     return c;
+  }
+
+  /** Progress for the steps of consul-ecs's log a reader follows (login, registration, the stop's steps). */
+  #consulEcsLine(line: string): void {
+    const field = (key: string) => new RegExp(`\\b${key}=("[^"]*"|\\S+)`).exec(line)?.[1]?.replace(/^"|"$/g, '');
+    if (/logged in to Consul/.test(line)) this.#progress(`consul-ecs logged in to Consul (auth method ${field('method') ?? '?'}, with the task role's credentials)`);
+    else if (/(service|proxy) registered successfully/.test(line)) this.#progress(`consul-ecs registered ${field('id') ?? field('name') ?? 'a service'} in Consul`);
+    else if (/set all Consul health checks to critical/.test(line)) this.#progress('consul-ecs set the task\'s Consul checks critical');
+    else if (/dataplane has stopped/.test(line)) this.#progress('consul-ecs saw the dataplane container stop');
+    else if (/\bderegistered\b/.test(line)) this.#progress(`consul-ecs deregistered ${field('id') ?? 'a service'}`);
+    else if (/logged out of Consul/.test(line)) this.#progress('consul-ecs logged out of Consul');
+  }
+
+  /** `; its last call …` for the app's exit message, when it made calls. */
+  #lastCall(exitedAt: number): string {
+    const last = this.appEvents.filter((e) => e.event === 'call').at(-1);
+    if (!last) return '';
+    let from = '';
+    try {
+      from = String((JSON.parse(last.body ?? '') as { service?: unknown }).service ?? '');
+    } catch {
+      // not the mesh app's answer
+    }
+    const outcome = last.ok ? `answered (${last.status}${from ? ` from ${from}` : ''})` : `failed (${last.status ?? last.error})`;
+    return `; its last call, ${exitedAt - last.at} ms before, was ${outcome}`;
   }
 
   #appOutput(text: string): void {
@@ -642,7 +737,7 @@ export class MeshTask {
   async #dataplaneHealthChecks(): Promise<void> {
     const dp = this.containers.get(CONTAINERS.dataplane)!;
     while (dp.running && this.#healthChecks) {
-      const r = await this.namespace.run([this.executableCopy, 'net-dial', '127.0.0.1:22000'], { env: { PATH: SYSTEM_PATH }, extendEnv: false, timeout: 5000 });
+      const r = await this.namespace.run([this.executableCopy, 'net-dial', `127.0.0.1:${this.ports.ready}`], { env: { PATH: SYSTEM_PATH }, extendEnv: false, timeout: 5000 });
       if (!dp.running || !this.#healthChecks) break;
       this.sim.setHealth(CONTAINERS.dataplane, r.exitCode === 0 ? 'HEALTHY' : 'UNHEALTHY');
       await sleep(1000);
@@ -731,6 +826,9 @@ export class MeshTask {
         const deregistered = (await this.registeredIds()).length === 0;
         const loggedOut = (await stack.taskTokens(this.taskId)).length === 0;
         const seen = { notYetAt: previousLook, seenAt: Date.now() };
+        if (unhealthy && !timeline.unhealthy) this.#progress('Consul: the service and its sidecar no longer pass their checks');
+        if (deregistered && !timeline.deregistered) this.#progress('Consul: neither the service nor its sidecar is registered any more');
+        if (loggedOut && !timeline.loggedOut) this.#progress('Consul: no login token of the task is left');
         if (unhealthy) timeline.unhealthy ??= seen;
         if (deregistered) timeline.deregistered ??= seen;
         if (loggedOut) timeline.loggedOut ??= seen;
@@ -777,9 +875,11 @@ export class MeshTask {
   async dispose(): Promise<void> {
     this.#healthChecks = false;
     const { stack } = this.opts;
+    // On a loopback network no namespace holds what the containers started (Envoy, in a process group of its own under envoy-entrypoint).
+    const stragglers = this.isolated ? [] : [...this.containers.values()].filter((c) => c.running && c.proc.pid).flatMap((c) => descendants(c.proc.pid!));
     for (const c of this.containers.values()) c.signalProcess('SIGKILL');
     this.#agentRelay?.kill('SIGKILL');
-    for (const pid of await this.namespace.pids()) {
+    for (const pid of [...stragglers, ...(await this.namespace.pids())]) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -801,4 +901,17 @@ export class MeshTask {
     await stack.deleteRole(this.#roleName);
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The processes under `pid` (children, theirs, …), from /proc. */
+export function descendants(pid: number): number[] {
+  const children: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      children.push(...readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    }
+  } catch {
+    // gone
+  }
+  return children.flatMap((child) => [child, ...descendants(child)]);
 }

@@ -5,7 +5,9 @@
 // agent simulators). Traffic stays on the bridge: no NAT, no route out, and no
 // iptables rule in the host namespace. dispose() (or, failing that, the process's
 // exit) removes the namespaces, their processes, the veths and the bridge.
-// Needs root and iproute2.
+// Needs root and iproute2. TaskNetwork.loopback() is the stand-in without root:
+// no namespaces, every "namespace" the host's own network, whose tasks share
+// loopback (and so need ports of their own).
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -53,9 +55,14 @@ export class TaskNamespace {
     this.resolvConfPath = `/etc/netns/${name}/resolv.conf`;
   }
 
-  /** `argv` run inside the namespace: `ip netns exec <name> …argv`. */
+  /** False on a {@link TaskNetwork.loopback} network: the task shares the host's network. */
+  get isolated(): boolean {
+    return !this.network.loopback;
+  }
+
+  /** `argv` run inside the namespace: `ip netns exec <name> …argv` (`argv` itself on a loopback network). */
   command(argv: readonly string[]): string[] {
-    return ['ip', 'netns', 'exec', this.name, ...argv];
+    return this.isolated ? ['ip', 'netns', 'exec', this.name, ...argv] : [...argv];
   }
 
   /** Runs a command inside the namespace and waits for it (never rejects on exit code). */
@@ -75,8 +82,9 @@ export class TaskNamespace {
     return String((await this.run(['iptables-save', '-t', 'nat'])).stdout);
   }
 
-  /** The processes running in the namespace. */
+  /** The processes running in the namespace (none known on a loopback network). */
   async pids(): Promise<number[]> {
+    if (!this.isolated) return [];
     const r = await execa('ip', ['netns', 'pids', this.name], { reject: false });
     return String(r.stdout).split('\n').filter(Boolean).map(Number);
   }
@@ -96,6 +104,8 @@ export class TaskNetwork {
   private constructor(
     /** `a.b.c.0/24`. */
     readonly subnet: string,
+    /** See {@link TaskNetwork.loopback}. */
+    readonly loopback = false,
   ) {}
 
   /** The bridge's name in the host namespace. */
@@ -105,11 +115,22 @@ export class TaskNetwork {
 
   /** The bridge's address (`.1`): peers the tasks reach listen here, in the host namespace. */
   get hostAddress(): string {
-    return `${this.#prefix}.1`;
+    return this.loopback ? '127.0.0.1' : `${this.#prefix}.1`;
   }
 
   get #prefix(): string {
     return this.subnet.split('.').slice(0, 3).join('.');
+  }
+
+  /**
+   * The stand-in for a task network where none can be made (not root): no
+   * bridge, and each "namespace" is the host's own network, its address
+   * 127.0.0.1. Tasks on it share loopback, so each needs ports of its own, and
+   * nothing that needs a namespace of its own (transparent proxy) can run.
+   * Creates nothing, so dispose() has nothing to remove.
+   */
+  static loopback(): TaskNetwork {
+    return new TaskNetwork('127.0.0.0/8', true);
   }
 
   static async create(opts: TaskNetworkOptions = {}): Promise<TaskNetwork> {
@@ -138,6 +159,7 @@ export class TaskNetwork {
    * them), and a resolv.conf of its own for `ip netns exec` to mount.
    */
   async addNamespace(label: string): Promise<TaskNamespace> {
+    if (this.loopback) return new TaskNamespace(`loopback-${label}`, '127.0.0.1', this);
     if (this.#next > 254) throw new Error(`task network ${this.subnet} is full`);
     const index = this.#next++;
     const ns = new TaskNamespace(`ce-${this.#id}-${index}-${label}`.slice(0, 48), `${this.#prefix}.${index}`, this);
@@ -172,6 +194,7 @@ export class TaskNetwork {
     if (this.#disposed) return;
     this.#disposed = true;
     live.delete(this);
+    if (this.loopback) return;
     for (const ns of this.namespaces) {
       for (const pid of await ns.pids()) {
         try {
@@ -192,6 +215,7 @@ export class TaskNetwork {
     if (this.#disposed) return;
     this.#disposed = true;
     live.delete(this);
+    if (this.loopback) return;
     const quiet = { stdio: 'ignore' as const };
     for (const ns of this.namespaces) {
       try {
