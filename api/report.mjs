@@ -112,7 +112,7 @@ for (const { name, entry } of REPORTS) {
   } else {
     console.log(`api: ${report} is up to date`);
   }
-  if (problems.length || !result.succeeded && !result.apiReportChanged) {
+  if (problems.length || (!result.succeeded && !result.apiReportChanged)) {
     console.error(`api: ${entry}: ${problems.length} problems (above): ${[...new Set(problems)].join(', ')}`);
     failed = true;
   }

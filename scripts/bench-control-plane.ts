@@ -87,7 +87,12 @@ try {
     healthSyncContainers: containers,
     transparentProxy: { enabled: false },
   });
-  const env = (dir: string) => ({ ...sim.containerEnv(), CONSUL_ECS_CONFIG_JSON: JSON.stringify(config(dir)), CONSUL_ECS_EXECUTABLE: SEA, PATH: process.env.PATH ?? '' });
+  const env = (dir: string) => ({
+    ...sim.containerEnv(),
+    CONSUL_ECS_CONFIG_JSON: JSON.stringify(config(dir)),
+    CONSUL_ECS_EXECUTABLE: SEA,
+    PATH: process.env.PATH ?? '',
+  });
   const cleanup = async () => {
     for (const id of [`web-${sim.taskId}`, `web-${sim.taskId}-sidecar-proxy`]) {
       await consul.api('PUT', '/v1/catalog/deregister', { Node: sim.clusterArn, ServiceID: id });
@@ -167,7 +172,12 @@ try {
   await moto.admin.createCluster(sim.cluster);
   await moto.admin.runTasks(sim.cluster, 'web', { count: 10, tags: { 'consul.hashicorp.com/mesh': 'true' } });
   const [own] = await moto.admin.runTasks(sim.cluster, 'consul-ecs-controller');
-  const ctrlRole = await moto.admin.createRole({ name: 'bench-controller', path: '/ecs/', allowGetRole: false, allowActions: ['ecs:ListTasks', 'ecs:DescribeTasks'] });
+  const ctrlRole = await moto.admin.createRole({
+    name: 'bench-controller',
+    path: '/ecs/',
+    allowGetRole: false,
+    allowActions: ['ecs:ListTasks', 'ecs:DescribeTasks'],
+  });
   const ctrlSim = await new EcsAgentSimulator({
     family: 'consul-ecs-controller',
     cluster: sim.cluster,
@@ -207,7 +217,15 @@ try {
   });
   for (const name of Object.keys(contenders)) {
     const f = figures(name);
-    const values = [f.ms.toFixed(0), f.exitMs.toFixed(0), f.peak.toFixed(1), f.rssMb.toFixed(1), f.anonMb.toFixed(1), f.maxRssMb.toFixed(1), f.cpuPct.toFixed(2)];
+    const values = [
+      f.ms.toFixed(0),
+      f.exitMs.toFixed(0),
+      f.peak.toFixed(1),
+      f.rssMb.toFixed(1),
+      f.anonMb.toFixed(1),
+      f.maxRssMb.toFixed(1),
+      f.cpuPct.toFixed(2),
+    ];
     let line = `${name.padEnd(36)} ${values.map((v) => v.padStart(10)).join(' ')}`;
     if (ref) {
       const a = figures(ref);
@@ -215,7 +233,7 @@ try {
     }
     console.log(line);
   }
-  console.log('targets: ready at most half the anchor\'s (ready × ≤ 0.50); health-sync steady RSS under 60 MB');
+  console.log("targets: ready at most half the anchor's (ready × ≤ 0.50); health-sync steady RSS under 60 MB");
   console.log(`\nnet-dial (the dataplane container's health check), ${runs * 3} runs each, alternating`);
   console.log(`${'contender'.padEnd(36)} ${['wall ms', 'peak MB'].map((c) => c.padStart(10)).join(' ')}${ref ? `  ${'wall ×'.padStart(7)}` : ''}`);
   const dialMs = (name: string) => median(dial[name]!.map((d) => d.ms));
@@ -224,7 +242,9 @@ try {
     console.log(`${name.padEnd(36)} ${values.map((v) => v.padStart(10)).join(' ')}${ref ? `  ${ratio(dialMs(name), dialMs(ref)).padStart(7)}` : ''}`);
   }
   console.log(`\ncontroller steady state over ${seconds}s, a cluster of 10 running mesh tasks, one pass every 10 s`);
-  console.log(`${'contender'.padEnd(36)} ${['RSS MB', 'anon MB', 'max MB', 'CPU %'].map((c) => c.padStart(10)).join(' ')}${ref ? `  ${['RSS ×', 'CPU ×'].map((c) => c.padStart(7)).join(' ')}` : ''}`);
+  console.log(
+    `${'contender'.padEnd(36)} ${['RSS MB', 'anon MB', 'max MB', 'CPU %'].map((c) => c.padStart(10)).join(' ')}${ref ? `  ${['RSS ×', 'CPU ×'].map((c) => c.padStart(7)).join(' ')}` : ''}`,
+  );
   for (const name of Object.keys(contenders)) {
     const c = controller[name]!;
     const values = [c.rssMb.toFixed(1), c.anonMb.toFixed(1), c.maxRssMb.toFixed(1), c.cpuPct.toFixed(2)];

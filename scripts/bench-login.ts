@@ -37,7 +37,18 @@ try {
     credentials: assumeRoleCredentials({ stsEndpoint: moto.url, credentials: moto.admin.credentials, roleArn: role.arn }),
   }).start();
   const sink = join(dir, 'token');
-  const common = ['-http-addr', consul.httpAddr, '-aws-sts-endpoint', moto.url, '-aws-iam-endpoint', moto.url, '-aws-server-id-header-value', SERVER_ID, '-token-sink-file', sink];
+  const common = [
+    '-http-addr',
+    consul.httpAddr,
+    '-aws-sts-endpoint',
+    moto.url,
+    '-aws-iam-endpoint',
+    moto.url,
+    '-aws-server-id-header-value',
+    SERVER_ID,
+    '-token-sink-file',
+    sink,
+  ];
   const meta = ['-meta', `consul.hashicorp.com/task-id=${sim.taskId}`, '-meta', `consul.hashicorp.com/cluster=${sim.clusterArn}`];
   // Ours gets the same inputs as the Go CLI (region and task meta as flags); the
   // last row of ours reads them from the task's metadata, as a task would by default.
@@ -48,7 +59,20 @@ try {
     [`consul-ecs login (node ${execFileSync(ltsNode, ['--version'], { encoding: 'utf8' }).trim()} LTS)`]: [ltsNode, CLI, 'login', ...same],
     'consul-ecs login (executable, task metadata)': [sea, 'login', ...common],
     ...(also ? { [`consul-ecs login (executable at ${also})`]: [also, 'login', ...same] } : {}),
-    'consul login -type aws-iam (Go)': [peerBinary('consul'), 'login', '-type', 'aws-iam', '-method', 'iam-ecs-service-token', '-aws-auto-bearer-token', '-aws-include-entity', '-aws-region', sim.region, ...common, ...meta],
+    'consul login -type aws-iam (Go)': [
+      peerBinary('consul'),
+      'login',
+      '-type',
+      'aws-iam',
+      '-method',
+      'iam-ecs-service-token',
+      '-aws-auto-bearer-token',
+      '-aws-include-entity',
+      '-aws-region',
+      sim.region,
+      ...common,
+      ...meta,
+    ],
   };
   const samples: Record<string, Array<{ ms: number; rssKb: number }>> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
 
@@ -82,7 +106,9 @@ try {
   const goRss = median(samples[go]!.map((s) => s.rssKb));
   console.log(`\nlogin benchmark: ${runs} runs each, alternating, same Consul ${consul.httpAddr} and moto ${moto.url}`);
   console.log(`page cache ${dropped ? 'dropped before the first run' : 'left as it is (RSS includes whatever file pages it holds)'}`);
-  console.log(`${'contender'.padEnd(44)} ${'median ms'.padStart(10)} ${'peak RSS MB'.padStart(12)} ${'time ratio'.padStart(11)} ${'paired Δ ms'.padStart(12)} ${'RSS ratio'.padStart(10)}`);
+  console.log(
+    `${'contender'.padEnd(44)} ${'median ms'.padStart(10)} ${'peak RSS MB'.padStart(12)} ${'time ratio'.padStart(11)} ${'paired Δ ms'.padStart(12)} ${'RSS ratio'.padStart(10)}`,
+  );
   for (const [name, s] of Object.entries(samples)) {
     const ms = median(s.map((x) => x.ms));
     const rss = median(s.map((x) => x.rssKb));
@@ -92,7 +118,9 @@ try {
       `${name.padEnd(44)} ${ms.toFixed(0).padStart(10)} ${(rss / 1024).toFixed(1).padStart(12)} ${ratio(ms, goMs).padStart(11)} ${`${paired > 0 ? '+' : ''}${paired.toFixed(1)}`.padStart(12)} ${ratio(rss, goRss).padStart(10)}`,
     );
   }
-  console.log('(ratios are ours / Go; paired Δ is the median over rounds of ours minus Go\'s in the same round; our login also waits until the token reads back with stale consistency before writing it)');
+  console.log(
+    "(ratios are ours / Go; paired Δ is the median over rounds of ours minus Go's in the same round; our login also waits until the token reads back with stale consistency before writing it)",
+  );
 } finally {
   await sim?.stop();
   await Promise.all([consul.dispose(), moto.dispose()]);

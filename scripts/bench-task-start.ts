@@ -147,7 +147,11 @@ class ClientApp {
         else resolve({ ms: ms!, connectMs, attempts });
       };
       for (const p of procs) {
-        p.once('exit', (code, signal) => void tail(log).then((t) => finish(new Error(`a sidecar process exited (${code ?? signal}) before the first request went through${t}`))));
+        p.once(
+          'exit',
+          (code, signal) =>
+            void tail(log).then((t) => finish(new Error(`a sidecar process exited (${code ?? signal}) before the first request went through${t}`))),
+        );
       }
       const deadline = setTimeout(() => void tail(log).then((t) => finish(new Error(`no request crossed the mesh within ${timeoutMs} ms${t}`))), timeoutMs);
       const attempt = () => {
@@ -234,7 +238,15 @@ try {
     PATH: ENV_PATH,
   });
   const spawn = (argv: string[], env: Record<string, string>, log: string) =>
-    execa(argv[0]!, argv.slice(1), { env, extendEnv: false, reject: false, cleanup: true, stdin: 'ignore', stdout: { file: log, append: true }, stderr: { file: log, append: true } });
+    execa(argv[0]!, argv.slice(1), {
+      env,
+      extendEnv: false,
+      reject: false,
+      cleanup: true,
+      stdin: 'ignore',
+      stdout: { file: log, append: true },
+      stderr: { file: log, append: true },
+    });
   const dataplaneArgv = (binary: string, dir: string, ports: TaskPorts) => [
     binary,
     '-config-file',
@@ -256,15 +268,23 @@ try {
   await new Promise<void>((r) => serverApp!.listen(serverAppPort, '127.0.0.1', r));
   const serverPorts = await taskPorts();
   const serverSim = await newTask('server');
-  const serverEnv = taskEnv(serverSim, config(serverDir, 'server', serverAppPort!, { publicListenerPort: serverPorts.publicListener, healthCheckPort: serverPorts.ready }));
+  const serverEnv = taskEnv(
+    serverSim,
+    config(serverDir, 'server', serverAppPort!, { publicListenerPort: serverPorts.publicListener, healthCheckPort: serverPorts.ready }),
+  );
   const serverLog = join(serverDir, 'sidecars.log');
   serverTask = { sim: serverSim, controlPlane: spawn([SEA, 'control-plane'], serverEnv, serverLog) };
-  await until('the server task\'s dataplane config', 30_000, async () => existsSync(join(serverDir, 'consul-dataplane.json')) || undefined, serverLog);
+  await until("the server task's dataplane config", 30_000, async () => existsSync(join(serverDir, 'consul-dataplane.json')) || undefined, serverLog);
   serverTask.dataplane = spawn(dataplaneArgv(OUR_DATAPLANE, serverDir, serverPorts), serverEnv, serverLog);
-  await until('the server instance passing in Consul', 60_000, async () => {
-    const entries = await consul.api<unknown[]>('GET', '/v1/health/connect/server?passing=true');
-    return entries.length === 1 || undefined;
-  }, serverLog);
+  await until(
+    'the server instance passing in Consul',
+    60_000,
+    async () => {
+      const entries = await consul.api<unknown[]>('GET', '/v1/health/connect/server?passing=true');
+      return entries.length === 1 || undefined;
+    },
+    serverLog,
+  );
 
   if (dropCaches) dropPageCache();
   const samples: Record<string, RoundResult[]> = Object.fromEntries(contenders.map((c) => [c.name, []]));
@@ -287,11 +307,14 @@ try {
     const ports = await taskPorts();
     const sim = await newTask('client');
     const [appPort] = await freePorts(1);
-    const env = taskEnv(sim, config(dir, 'client', appPort!, {
-      publicListenerPort: ports.publicListener,
-      healthCheckPort: ports.ready,
-      upstreams: [{ destinationName: 'server', localBindPort: ports.upstream }],
-    }));
+    const env = taskEnv(
+      sim,
+      config(dir, 'client', appPort!, {
+        publicListenerPort: ports.publicListener,
+        healthCheckPort: ports.ready,
+        upstreams: [{ destinationName: 'server', localBindPort: ports.upstream }],
+      }),
+    );
     const procs: Array<{ role: string; proc: ResultPromise }> = [];
     let proxy: ResultPromise | undefined;
     let initMs: number;
@@ -331,7 +354,8 @@ try {
       // What the stop must remove: the task's instances and its tokens (found by the task id in their description).
       const services = (await consul.nodeServices(clusterArn)).filter((s) => s.ID.includes(sim.taskId)).length;
       const tokens = (await tokensOf(sim.taskId)).length;
-      if (services !== 2 || tokens === 0) throw new Error(`${c.name}: the running task has ${services} service instances and ${tokens} login tokens in Consul; expected 2 and at least 1`);
+      if (services !== 2 || tokens === 0)
+        throw new Error(`${c.name}: the running task has ${services} service instances and ${tokens} login tokens in Consul; expected 2 and at least 1`);
       const stopMs = await stopTask(sim, procs, proxy, log);
       const leftovers = await leftoversOf(sim.taskId);
       let meshInitPeakMb = Number.NaN;
@@ -542,12 +566,7 @@ function memoryOf(procs: Array<{ role: string; proc: ResultPromise }>): { rssMb:
 }
 
 function childrenOf(pid: number): number[] {
-  return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
-    readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8')
-      .split(' ')
-      .filter(Boolean)
-      .map(Number),
-  );
+  return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
 }
 
 async function until(what: string, timeoutMs: number, probe: () => Promise<true | undefined>, log: string): Promise<void> {
@@ -583,7 +602,10 @@ function quantile(xs: number[], q: number): number {
 
 function firstLine(argv: string[]): string {
   try {
-    return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0]!.trim();
+    return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .trim()
+      .split('\n')[0]!
+      .trim();
   } catch (err) {
     return `(${(err as Error).message.split('\n')[0]})`;
   }
@@ -594,8 +616,12 @@ function report(samples: Record<string, RoundResult[]>): number {
   const ref = anchor ? ANCHOR_NAME : undefined;
   const med = (name: string, f: (r: RoundResult) => number) => median(samples[name]!.map(f));
   console.log(`\ntask start benchmark: ${runs} rounds (after a warm-up round), contenders alternating, each round a fresh client task`);
-  console.log(`first request: from the first sidecar process's start to the server app's reply through both Envoys (mTLS); the client app polls every ${pollMs} ms`);
-  console.log(`steady RSS: the task's sidecar processes together, ${steadySeconds} s after the first request; page cache ${dropCaches ? 'dropped once before the warm-up round' : 'left as it is'}`);
+  console.log(
+    `first request: from the first sidecar process's start to the server app's reply through both Envoys (mTLS); the client app polls every ${pollMs} ms`,
+  );
+  console.log(
+    `steady RSS: the task's sidecar processes together, ${steadySeconds} s after the first request; page cache ${dropCaches ? 'dropped once before the warm-up round' : 'left as it is'}`,
+  );
   const cols = ['first ms', 'p25', 'p75', 'init ms', 'proxy→1st', 'peak MB', 'steady MB', 'stop ms'];
   const ratioCols = ['first ×', 'paired Δ', 'peak ×', 'steady ×'];
   console.log(`${'contender'.padEnd(44)} ${cols.map((c) => c.padStart(9)).join(' ')}${ref ? `  ${ratioCols.map((c) => c.padStart(8)).join(' ')}` : ''}`);
@@ -618,10 +644,19 @@ function report(samples: Record<string, RoundResult[]>): number {
       // Each round runs every contender once: the median of a round's difference cancels the machine's drift.
       const paired = median(s.map((r, i) => r.firstMs - samples[ref]![i]!.firstMs));
       line += `  ${[
-        ratio(median(first), med(ref, (r) => r.firstMs)),
+        ratio(
+          median(first),
+          med(ref, (r) => r.firstMs),
+        ),
         `${paired > 0 ? '+' : ''}${paired.toFixed(0)}`,
-        ratio(med(c.name, (r) => r.peakMb), med(ref, (r) => r.peakMb)),
-        ratio(med(c.name, (r) => r.steadyMb), med(ref, (r) => r.steadyMb)),
+        ratio(
+          med(c.name, (r) => r.peakMb),
+          med(ref, (r) => r.peakMb),
+        ),
+        ratio(
+          med(c.name, (r) => r.steadyMb),
+          med(ref, (r) => r.steadyMb),
+        ),
       ]
         .map((x) => x.padStart(8))
         .join(' ')}`;
@@ -629,7 +664,7 @@ function report(samples: Record<string, RoundResult[]>): number {
     console.log(line);
     unclean += s.filter((r) => !r.clean).length;
   }
-  if (ref) console.log('(× is ours / anchor; paired Δ is the median over rounds of ours minus the anchor\'s first-request time in the same round, ms)');
+  if (ref) console.log("(× is ours / anchor; paired Δ is the median over rounds of ours minus the anchor's first-request time in the same round, ms)");
   else console.log('anchor: not measured (--no-anchor)');
   console.log('\nwhere the time goes (medians, ms from the start) and the steady RSS by process (medians, MB)');
   for (const c of contenders) {
@@ -646,7 +681,9 @@ function report(samples: Record<string, RoundResult[]>): number {
     const mem = roles.map((role) => `${role} ${median(s.map((r) => r.byRole[role] ?? 0)).toFixed(1)}`);
     if (c.shape === 'mesh-init+dataplane') mem.push(`(mesh-init peak ${med(c.name, (r) => r.meshInitPeakMb).toFixed(1)})`);
     console.log(`${c.name.padEnd(44)} ${parts.join(', ')}`);
-    console.log(`${''.padEnd(44)} RSS: ${mem.join(', ')}; login tokens while up ${med(c.name, (r) => r.tokens)}; clean stops ${s.filter((r) => r.clean).length}/${s.length}`);
+    console.log(
+      `${''.padEnd(44)} RSS: ${mem.join(', ')}; login tokens while up ${med(c.name, (r) => r.tokens)}; clean stops ${s.filter((r) => r.clean).length}/${s.length}`,
+    );
   }
   for (const c of contenders) {
     for (const r of samples[c.name]!.filter((x) => !x.clean)) console.log(`${c.name}: left behind ${r.leftovers}`);
@@ -654,9 +691,13 @@ function report(samples: Record<string, RoundResult[]>): number {
   console.log('\nversions');
   console.log(`  consul-ecs-ts: ${firstLine([SEA, 'version'])} (the self-contained executable)`);
   if (anchor) console.log(`  anchor: ${firstLine([anchor, 'version'])} (${anchor})`);
-  console.log(`  consul-dataplane: ${firstLine([OUR_DATAPLANE, '-version'])} (ours B, the server task)${ANCHOR_DATAPLANE ? `; ${firstLine([ANCHOR_DATAPLANE, '-version'])} (the anchor)` : ''}`);
+  console.log(
+    `  consul-dataplane: ${firstLine([OUR_DATAPLANE, '-version'])} (ours B, the server task)${ANCHOR_DATAPLANE ? `; ${firstLine([ANCHOR_DATAPLANE, '-version'])} (the anchor)` : ''}`,
+  );
   console.log(`  envoy: ${firstLine([peerBinary('envoy'), '--version']).replace(/^.*version: /, '')}`);
   console.log(`  consul: ${firstLine([peerBinary('consul'), 'version'])}; Node.js (this script) ${process.version}`);
-  console.log('the server task (ours control-plane + consul-dataplane 1.9.9) stays up for every round; the rule each contender\'s proxy starts by is in the header of scripts/bench-task-start.ts');
+  console.log(
+    "the server task (ours control-plane + consul-dataplane 1.9.9) stays up for every round; the rule each contender's proxy starts by is in the header of scripts/bench-task-start.ts",
+  );
   return unclean ? 1 : 0;
 }

@@ -73,7 +73,10 @@ describe('the mesh-init entrypoint', () => {
     assert.equal(await readFile(join(bootstrapDir, 'mesh-ready'), 'utf8'), 'web\n');
     assert.equal(await readFile(join(bootstrapDir, 'service-token'), 'utf8'), token.secretId);
     // Consul asked AWS who signed the login, as for a task on ECS.
-    assert.deepEqual(aws.requests.map((r) => `${r.action} ${r.status}`), ['GetCallerIdentity 200', 'GetRole 200']);
+    assert.deepEqual(
+      aws.requests.map((r) => `${r.action} ${r.status}`),
+      ['GetCallerIdentity 200', 'GetRole 200'],
+    );
     assert.ok(!log.includes(token.secretId), 'the token is never logged');
   });
 

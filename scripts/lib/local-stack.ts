@@ -14,7 +14,8 @@ import { AwsAdmin, SERVICE_NAME_TAG } from './aws-admin.ts';
 
 export const PEERS_DIR = process.env.CONSUL_ECS_PEERS_DIR || join(homedir(), '.cache/consul-ecs-ts/peers');
 
-export type PeerName = 'consul' | 'envoy' | 'moto_server' | 'consul-dataplane' | 'consul-dataplane-config-check' | `consul-dataplane${'' | '-config-check'}-${string}`;
+export type PeerName =
+  'consul' | 'envoy' | 'moto_server' | 'consul-dataplane' | 'consul-dataplane-config-check' | `consul-dataplane${'' | '-config-check'}-${string}`;
 
 export function peerBinary(name: PeerName): string {
   return join(PEERS_DIR, 'bin', name);

@@ -62,7 +62,9 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
     await sleep(100);
   }
   const d = detail();
-  throw new Error(`${what}: ${last instanceof GaveUp ? last.message : `not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`}${d ? `\n${d}` : ''}`);
+  throw new Error(
+    `${what}: ${last instanceof GaveUp ? last.message : `not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`}${d ? `\n${d}` : ''}`,
+  );
 }
 
 const tail = (text: string, lines = 25) => text.trimEnd().split('\n').slice(-lines).join('\n');
@@ -181,7 +183,10 @@ export class MeshStack {
    * tagged address it puts on the service's sidecar proxies.
    */
   async virtualIp(service: string): Promise<string | undefined> {
-    const instances = await this.consul.api<Array<{ ServiceTaggedAddresses?: Record<string, { Address: string }> }>>('GET', `/v1/catalog/connect/${encodeURIComponent(service)}`);
+    const instances = await this.consul.api<Array<{ ServiceTaggedAddresses?: Record<string, { Address: string }> }>>(
+      'GET',
+      `/v1/catalog/connect/${encodeURIComponent(service)}`,
+    );
     return instances.map((i) => i.ServiceTaggedAddresses?.['consul-virtual']?.Address).find(Boolean);
   }
 
@@ -425,7 +430,11 @@ export class MeshTask {
       },
       healthSyncContainers: [CONTAINERS.app],
       transparentProxy: tp
-        ? { enabled: true, consulDNS: { enabled: tp.consulDns ?? false }, ...(tp.excludeOutboundCIDRs ? { excludeOutboundCIDRs: tp.excludeOutboundCIDRs } : {}) }
+        ? {
+            enabled: true,
+            consulDNS: { enabled: tp.consulDns ?? false },
+            ...(tp.excludeOutboundCIDRs ? { excludeOutboundCIDRs: tp.excludeOutboundCIDRs } : {}),
+          }
         : { enabled: false },
     };
   }
@@ -549,7 +558,12 @@ export class MeshTask {
     });
     const added = await this.namespace.run(['ip', 'addr', 'add', `${ECS_AGENT_ADDRESS}/32`, 'dev', 'lo']);
     if (added.exitCode !== 0) throw new Error(`cannot add ${ECS_AGENT_ADDRESS} to ${this.namespace.name}: ${String(added.stderr)}`);
-    const relay = this.namespace.spawn([process.execPath, LINK_LOCAL_RELAY, ECS_AGENT_ADDRESS, '80', socketPath], { stdin: 'ignore', buffer: false, cleanup: true, all: true });
+    const relay = this.namespace.spawn([process.execPath, LINK_LOCAL_RELAY, ECS_AGENT_ADDRESS, '80', socketPath], {
+      stdin: 'ignore',
+      buffer: false,
+      cleanup: true,
+      all: true,
+    });
     this.#agentRelay = relay;
     let out = '';
     relay.all?.on('data', (d: Buffer) => (out += d.toString()));
@@ -584,7 +598,12 @@ export class MeshTask {
     } else {
       const mi = this.#spawn(CONTAINERS.meshInit, [stack.executable, 'mesh-init'], { ...env, CONSUL_ECS_CONFIG_JSON: configJson });
       this.#progress('mesh-init started');
-      await until(`${this.service}: mesh-init succeeding`, stepMs, async () => (mi.running ? undefined : mi.exitCode === 0 ? true : gaveUp(mi)), () => this.describe());
+      await until(
+        `${this.service}: mesh-init succeeding`,
+        stepMs,
+        async () => (mi.running ? undefined : mi.exitCode === 0 ? true : gaveUp(mi)),
+        () => this.describe(),
+      );
     }
     this.#secrets.push((await readFile(join(this.bootstrapDir, 'service-token'), 'utf8')).trim());
     const dpConfig = JSON.parse(await readFile(join(this.bootstrapDir, 'consul-dataplane.json'), 'utf8'));
@@ -605,8 +624,13 @@ export class MeshTask {
       this.opts.dataplane === 'envoy'
         ? [join(bin, 'envoy'), '-c', bootstrap, '--disable-hot-restart', '-l', 'warning']
         : [join(bin, 'consul-dataplane'), '-config-file', join(this.bootstrapDir, 'consul-dataplane.json')];
-    const dp = this.#spawn(CONTAINERS.dataplane, [...asUser(PROXY_UID), this.executableCopy, 'envoy-entrypoint', ...proxyCommand], { ...env, PATH: `${bin}:${SYSTEM_PATH}` });
-    this.#progress(`${this.opts.dataplane === 'envoy' ? 'Envoy' : 'consul-dataplane'} started under envoy-entrypoint${this.isolated ? `, as user ${PROXY_UID}` : ''}`);
+    const dp = this.#spawn(CONTAINERS.dataplane, [...asUser(PROXY_UID), this.executableCopy, 'envoy-entrypoint', ...proxyCommand], {
+      ...env,
+      PATH: `${bin}:${SYSTEM_PATH}`,
+    });
+    this.#progress(
+      `${this.opts.dataplane === 'envoy' ? 'Envoy' : 'consul-dataplane'} started under envoy-entrypoint${this.isolated ? `, as user ${PROXY_UID}` : ''}`,
+    );
     void this.#dataplaneHealthChecks();
     await until(
       `${this.service}: the dataplane healthy (net-dial 127.0.0.1:${this.ports.ready})`,
@@ -618,7 +642,9 @@ export class MeshTask {
       },
       () => this.describe(),
     );
-    this.#progress(`the dataplane is healthy: ${this.opts.dataplane === 'envoy' ? 'Envoy' : 'consul-dataplane'} is ready (net-dial 127.0.0.1:${this.ports.ready} passes)`);
+    this.#progress(
+      `the dataplane is healthy: ${this.opts.dataplane === 'envoy' ? 'Envoy' : 'consul-dataplane'} is ready (net-dial 127.0.0.1:${this.ports.ready} passes)`,
+    );
 
     // The app, under app-entrypoint.
     const app = this.#spawn(
@@ -647,7 +673,12 @@ export class MeshTask {
     this.sim.setHealth(CONTAINERS.app, 'HEALTHY');
     this.#progress('the app is listening');
 
-    await until(`${this.service}: Consul has the service and its sidecar passing`, stepMs, async () => ((await this.passingInConsul()) ? true : undefined), () => this.describe());
+    await until(
+      `${this.service}: Consul has the service and its sidecar passing`,
+      stepMs,
+      async () => ((await this.passingInConsul()) ? true : undefined),
+      () => this.describe(),
+    );
     this.#progress('Consul has the service and its sidecar passing');
   }
 
@@ -670,11 +701,21 @@ export class MeshTask {
 
   #spawn(name: ContainerName, argv: string[], env: Record<string, string>, stdin = false): ContainerProcess {
     // No forced SIGKILL after a SIGTERM (execa's default): the stop timeout is stop()'s to keep.
-    const proc = this.namespace.spawn(argv, { env, extendEnv: false, stdin: stdin ? 'pipe' : 'ignore', buffer: false, cleanup: true, forceKillAfterDelay: false });
+    const proc = this.namespace.spawn(argv, {
+      env,
+      extendEnv: false,
+      stdin: stdin ? 'pipe' : 'ignore',
+      buffer: false,
+      cleanup: true,
+      forceKillAfterDelay: false,
+    });
     const c = new ContainerProcess(name, proc, Date.now(), (exited) => {
       // The ECS agent reports an exited container STOPPED.
       this.sim.stopContainer(exited.name);
-      const what = exited.name === CONTAINERS.dataplane ? `${exited.name} (${this.opts.dataplane === 'envoy' ? 'Envoy' : 'consul-dataplane'} under envoy-entrypoint)` : exited.name;
+      const what =
+        exited.name === CONTAINERS.dataplane
+          ? `${exited.name} (${this.opts.dataplane === 'envoy' ? 'Envoy' : 'consul-dataplane'} under envoy-entrypoint)`
+          : exited.name;
       this.#progress(`${what} exited (${exited.exitCode ?? exited.signal})${exited.name === CONTAINERS.app ? this.#lastCall(exited.exitedAt!) : ''}`);
     });
     this.containers.set(name, c);
@@ -694,9 +735,11 @@ export class MeshTask {
   /** Progress for the steps of consul-ecs's log a reader follows (login, registration, the stop's steps). */
   #consulEcsLine(line: string): void {
     const field = (key: string) => new RegExp(`\\b${key}=("[^"]*"|\\S+)`).exec(line)?.[1]?.replace(/^"|"$/g, '');
-    if (/logged in to Consul/.test(line)) this.#progress(`consul-ecs logged in to Consul (auth method ${field('method') ?? '?'}, with the task role's credentials)`);
-    else if (/(service|proxy) registered successfully/.test(line)) this.#progress(`consul-ecs registered ${field('id') ?? field('name') ?? 'a service'} in Consul`);
-    else if (/set all Consul health checks to critical/.test(line)) this.#progress('consul-ecs set the task\'s Consul checks critical');
+    if (/logged in to Consul/.test(line))
+      this.#progress(`consul-ecs logged in to Consul (auth method ${field('method') ?? '?'}, with the task role's credentials)`);
+    else if (/(service|proxy) registered successfully/.test(line))
+      this.#progress(`consul-ecs registered ${field('id') ?? field('name') ?? 'a service'} in Consul`);
+    else if (/set all Consul health checks to critical/.test(line)) this.#progress("consul-ecs set the task's Consul checks critical");
     else if (/dataplane has stopped/.test(line)) this.#progress('consul-ecs saw the dataplane container stop');
     else if (/\bderegistered\b/.test(line)) this.#progress(`consul-ecs deregistered ${field('id') ?? 'a service'}`);
     else if (/logged out of Consul/.test(line)) this.#progress('consul-ecs logged out of Consul');
@@ -737,7 +780,11 @@ export class MeshTask {
   async #dataplaneHealthChecks(): Promise<void> {
     const dp = this.containers.get(CONTAINERS.dataplane)!;
     while (dp.running && this.#healthChecks) {
-      const r = await this.namespace.run([this.executableCopy, 'net-dial', `127.0.0.1:${this.ports.ready}`], { env: { PATH: SYSTEM_PATH }, extendEnv: false, timeout: 5000 });
+      const r = await this.namespace.run([this.executableCopy, 'net-dial', `127.0.0.1:${this.ports.ready}`], {
+        env: { PATH: SYSTEM_PATH },
+        extendEnv: false,
+        timeout: 5000,
+      });
       if (!dp.running || !this.#healthChecks) break;
       this.sim.setHealth(CONTAINERS.dataplane, r.exitCode === 0 ? 'HEALTHY' : 'UNHEALTHY');
       await sleep(1000);
@@ -772,7 +819,9 @@ export class MeshTask {
     if (!app?.running) throw new Error(`${this.service}: the app is not running`);
     const id = ++this.#requestId;
     app.proc.stdin?.write(`${JSON.stringify({ id, ...req })}\n`);
-    return until(`${this.service}: the app's reply to ${JSON.stringify(req)}`, timeoutMs, async () => this.appEvents.find((e) => e.event === 'reply' && e.id === id));
+    return until(`${this.service}: the app's reply to ${JSON.stringify(req)}`, timeoutMs, async () =>
+      this.appEvents.find((e) => e.event === 'reply' && e.id === id),
+    );
   }
 
   /** The app's periodic calls (appCallUrl) made at or after `since`. */
@@ -786,7 +835,11 @@ export class MeshTask {
       `${this.service}: ${what}`,
       timeoutMs,
       async () => this.callsSince(since).find(match),
-      () => `the last calls:\n${this.callsSince(since).slice(-5).map((e) => JSON.stringify(e)).join('\n')}`,
+      () =>
+        `the last calls:\n${this.callsSince(since)
+          .slice(-5)
+          .map((e) => JSON.stringify(e))
+          .join('\n')}`,
     );
   }
 

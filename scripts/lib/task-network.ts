@@ -15,7 +15,12 @@ import { execa, type Options, type Result, type ResultPromise } from 'execa';
 
 /** The tools the task network and the tests that use it need on PATH. */
 export const TASK_NETWORK_TOOLS = ['ip', 'iptables', 'iptables-save', 'setpriv'] as const;
-const TOOL_PACKAGES: Record<(typeof TASK_NETWORK_TOOLS)[number], string> = { ip: 'iproute2', iptables: 'iptables', 'iptables-save': 'iptables', setpriv: 'util-linux' };
+const TOOL_PACKAGES: Record<(typeof TASK_NETWORK_TOOLS)[number], string> = {
+  ip: 'iproute2',
+  iptables: 'iptables',
+  'iptables-save': 'iptables',
+  setpriv: 'util-linux',
+};
 
 /**
  * What is missing to build task networks here: tools not on PATH, or not being
@@ -272,7 +277,9 @@ function parsePrefix(text: string): Prefix | undefined {
 /** The host namespace's IPv4 routes (every table) and addresses, default routes left out. */
 async function hostPrefixes(): Promise<Prefix[]> {
   const routes = JSON.parse(String((await execa('ip', ['-4', '-j', 'route', 'show', 'table', 'all'])).stdout) || '[]') as Array<{ dst: string }>;
-  const addrs = JSON.parse(String((await execa('ip', ['-4', '-j', 'addr'])).stdout) || '[]') as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
+  const addrs = JSON.parse(String((await execa('ip', ['-4', '-j', 'addr'])).stdout) || '[]') as Array<{
+    addr_info?: Array<{ local: string; prefixlen: number }>;
+  }>;
   const texts = [
     ...routes.map((r) => r.dst).filter((d) => d && d !== 'default'),
     ...addrs.flatMap((a) => (a.addr_info ?? []).map((i) => `${i.local}/${i.prefixlen}`)),
@@ -287,7 +294,7 @@ function overlapping(subnet: string, prefixes: Prefix[]): string[] {
     .filter((p) => {
       const bits = Math.min(p.bits, s.bits);
       const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-      return ((p.net & mask) >>> 0) === ((s.net & mask) >>> 0);
+      return (p.net & mask) >>> 0 === (s.net & mask) >>> 0;
     })
     .map((p) => p.text);
 }

@@ -52,7 +52,13 @@ export class LoginStack {
   /** A task role in moto at /consul-ecs/ tagged for `service` unless told otherwise. */
   async role(name: string, spec: Partial<RoleSpec> & { service?: string | null } = {}): Promise<Role> {
     const tags = spec.tags ?? (spec.service === null ? {} : { [SERVICE_NAME_TAG]: spec.service ?? 'web' });
-    const role = await this.moto.admin.createRole({ name, path: spec.path ?? '/consul-ecs/', tags, allowGetRole: spec.allowGetRole, allowActions: spec.allowActions });
+    const role = await this.moto.admin.createRole({
+      name,
+      path: spec.path ?? '/consul-ecs/',
+      tags,
+      allowGetRole: spec.allowGetRole,
+      allowActions: spec.allowActions,
+    });
     this.#roles.push(name);
     return role;
   }
@@ -79,12 +85,18 @@ export class LoginStack {
   /** Flags every login in these tests needs to reach moto and match the auth method. */
   loginFlags(sinkFile: string): string[] {
     return [
-      '-http-addr', this.consul.httpAddr,
-      '-aws-sts-endpoint', this.moto.url,
-      '-aws-iam-endpoint', this.moto.url,
-      '-aws-server-id-header-value', SERVER_ID,
-      '-token-sink-file', sinkFile,
-      '-log-level', 'trace',
+      '-http-addr',
+      this.consul.httpAddr,
+      '-aws-sts-endpoint',
+      this.moto.url,
+      '-aws-iam-endpoint',
+      this.moto.url,
+      '-aws-server-id-header-value',
+      SERVER_ID,
+      '-token-sink-file',
+      sinkFile,
+      '-log-level',
+      'trace',
     ];
   }
 
@@ -94,7 +106,11 @@ export class LoginStack {
   }
 
   /** Starts the bundled CLI in the background; `result` settles when it exits. */
-  spawn(args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number } = {}): { proc: ResultPromise; result: Promise<CliResult>; output: () => string } {
+  spawn(
+    args: string[],
+    env: Record<string, string> = {},
+    opts: { timeoutMs?: number } = {},
+  ): { proc: ResultPromise; result: Promise<CliResult>; output: () => string } {
     const started = Date.now();
     const proc = execa(process.execPath, [CLI, ...args], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },

@@ -23,7 +23,12 @@ const ROLES: Record<LoginRole, { path: string; tags: Record<string, string> }> =
 function shape(v: unknown): unknown {
   if (v === null) return 'null';
   if (Array.isArray(v)) return ['array', ...new Set(v.map((e) => JSON.stringify(shape(e))))].sort();
-  if (typeof v === 'object') return Object.fromEntries(Object.keys(v as object).sort().map((k) => [k, shape((v as Record<string, unknown>)[k])]));
+  if (typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v as object)
+        .sort()
+        .map((k) => [k, shape((v as Record<string, unknown>)[k])]),
+    );
   return typeof v;
 }
 
@@ -112,8 +117,14 @@ describe('the Consul and AWS stand-ins answer as the real servers', () => {
     assert.deepEqual(consulStandIn.tokens, []);
     assert.deepEqual(consulStandIn.nodes(), [CLUSTER_ARN, MINIMAL_NODE]);
     assert.deepEqual(consulStandIn.services(CLUSTER_ARN), []);
-    assert.deepEqual(consulStandIn.services(MINIMAL_NODE).map((s) => s.ID), ['minimal-1', 'minimal-proxy-1']);
-    assert.deepEqual(consulStandIn.checks().map((c) => c.CheckID), ['minimal-check']);
+    assert.deepEqual(
+      consulStandIn.services(MINIMAL_NODE).map((s) => s.ID),
+      ['minimal-1', 'minimal-proxy-1'],
+    );
+    assert.deepEqual(
+      consulStandIn.checks().map((c) => c.CheckID),
+      ['minimal-check'],
+    );
   });
 
   it('GetCallerIdentity and GetRole: the same XML elements, content type and refusals as moto', async () => {
@@ -123,16 +134,31 @@ describe('the Consul and AWS stand-ins answer as the real servers', () => {
     const doc = aws.issueCredentials('xml-shape');
     const standInCreds = { accessKeyId: doc.AccessKeyId, secretAccessKey: doc.SecretAccessKey, sessionToken: doc.Token };
     const send = async (url: string, credentials: AwsCredentials, service: 'sts' | 'iam', tamper = false) => {
-      const params: Record<string, string> = service === 'sts' ? { Action: 'GetCallerIdentity', Version: STS_API_VERSION } : { Action: 'GetRole', RoleName: 'xml-shape', Version: IAM_API_VERSION };
+      const params: Record<string, string> =
+        service === 'sts' ? { Action: 'GetCallerIdentity', Version: STS_API_VERSION } : { Action: 'GetRole', RoleName: 'xml-shape', Version: IAM_API_VERSION };
       const signed = await signQueryRequest({ url: new URL(url), body: formBody(params), region: 'us-east-1', service, credentials });
       if (tamper) signed.headers.Authorization = signed.headers.Authorization!.replace(/Signature=\w+/, `Signature=${'0'.repeat(64)}`);
       const res = await request(signed.url, { method: 'POST', headers: signed.headers, body: signed.body });
       const xml = await res.body.text();
       // The element names, in order, and the text of the error code if any.
-      return { status: res.statusCode, contentType: res.headers['content-type'], elements: [...xml.matchAll(/<(\w+)[\s>]/g)].map((m) => m[1]), code: /<Code>([^<]*)</.exec(xml)?.[1] };
+      return {
+        status: res.statusCode,
+        contentType: res.headers['content-type'],
+        elements: [...xml.matchAll(/<(\w+)[\s>]/g)].map((m) => m[1]),
+        code: /<Code>([^<]*)</.exec(xml)?.[1],
+      };
     };
-    for (const [service, tamper] of [['sts', false], ['iam', false], ['sts', true], ['iam', true]] as const) {
-      assert.deepEqual(await send(aws.url, standInCreds, service, tamper), await send(moto.url, motoCreds, service, tamper), `${service}${tamper ? ', bad signature' : ''}`);
+    for (const [service, tamper] of [
+      ['sts', false],
+      ['iam', false],
+      ['sts', true],
+      ['iam', true],
+    ] as const) {
+      assert.deepEqual(
+        await send(aws.url, standInCreds, service, tamper),
+        await send(moto.url, motoCreds, service, tamper),
+        `${service}${tamper ? ', bad signature' : ''}`,
+      );
     }
     assert.equal(MOTO_ACCOUNT, aws.account);
   });

@@ -18,8 +18,7 @@ describe('control plane faults', () => {
   let sim: EcsAgentSimulator;
   let dir: string;
   let dataDir: string;
-  const checks = async () =>
-    (await stack.consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(sim.clusterArn)}`)).filter((c) => c.ServiceID);
+  const checks = async () => (await stack.consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(sim.clusterArn)}`)).filter((c) => c.ServiceID);
   const allStatus = async (status: string) => {
     const cs = await checks();
     return cs.length === 3 && cs.every((c) => c.Status === status) ? true : undefined;
@@ -52,7 +51,9 @@ describe('control plane faults', () => {
       await eventually('passing', 5000, () => allStatus('passing'));
       await stack.consul.stop();
       sim.setHealth('app', 'UNHEALTHY');
-      await eventually('a failed write is reported', 5000, async () => (/failed to update Consul health status; will retry/.test(hs.output()) ? true : undefined));
+      await eventually('a failed write is reported', 5000, async () =>
+        /failed to update Consul health status; will retry/.test(hs.output()) ? true : undefined,
+      );
       await stack.consul.restart();
       await eventually('the change made while Consul was down', 10_000, () => allStatus('critical'));
       sim.setHealth('app', 'HEALTHY');
@@ -128,7 +129,9 @@ describe('control plane faults', () => {
     // A fresh deployment: the tasks start while the controller is still creating them.
     await stack.consul.api('DELETE', '/v1/acl/auth-method/iam-ecs-service-token');
     const mi = stack.spawn(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 120_000 });
-    await eventually('retrying', 10_000, async () => (/login failed; retrying.*auth method \\"iam-ecs-service-token\\" not found/.test(mi.output()) ? true : undefined));
+    await eventually('retrying', 10_000, async () =>
+      /login failed; retrying.*auth method \\"iam-ecs-service-token\\" not found/.test(mi.output()) ? true : undefined,
+    );
     // The auth method first, its binding rule later, as the controller makes them.
     await createIamAuthMethod(stack.consul, stack.moto, { serverIdHeaderValue: SERVER_ID });
     await eventually('retrying', 10_000, async () => (/login failed; retrying.*Permission denied/.test(mi.output()) ? true : undefined));
@@ -214,7 +217,10 @@ describe('control plane faults', () => {
     assert.equal(cache.LocalBindAddress, '127.0.0.3');
     assert.equal(cache.DestinationType, 'service');
     assert.equal(p.Expose?.Checks, true);
-    assert.deepEqual(p.Expose?.Paths?.map((e) => [e.ListenerPort, e.Path, e.LocalPathPort, e.Protocol]), [[21500, '/health', 9090, 'http']]);
+    assert.deepEqual(
+      p.Expose?.Paths?.map((e) => [e.ListenerPort, e.Path, e.LocalPathPort, e.Protocol]),
+      [[21500, '/health', 9090, 'http']],
+    );
   });
 
   it('registers a mesh gateway (and no separate service) with its tagged addresses', async () => {
@@ -227,9 +233,17 @@ describe('control plane faults', () => {
     const role = await stack.role('gw-task', { service: 'mgw' });
     const gwSim = await stack.simulator(role.arn, { family: 'mgw', cluster: sim.cluster, containers: [{ name: 'consul-dataplane', hasHealthCheck: true }] });
     // A gateway needs more than a service identity: the controller binds a role by the gateway-kind tag.
-    await stack.consul.api('PUT', '/v1/acl/policy', { Name: 'mesh-gateway', Rules: 'service_prefix "" { policy = "read" } node_prefix "" { policy = "read" } service "mgw" { policy = "write" }' });
+    await stack.consul.api('PUT', '/v1/acl/policy', {
+      Name: 'mesh-gateway',
+      Rules: 'service_prefix "" { policy = "read" } node_prefix "" { policy = "read" } service "mgw" { policy = "write" }',
+    });
     await stack.consul.api('PUT', '/v1/acl/role', { Name: 'consul-ecs-mesh-gateway-role', Policies: [{ Name: 'mesh-gateway' }] });
-    await stack.consul.api('PUT', '/v1/acl/binding-rule', { AuthMethod: 'iam-ecs-service-token', BindType: 'role', BindName: 'consul-ecs-mesh-gateway-role', Selector: 'entity_tags["consul.hashicorp.com.service-name"] == "mgw"' });
+    await stack.consul.api('PUT', '/v1/acl/binding-rule', {
+      AuthMethod: 'iam-ecs-service-token',
+      BindType: 'role',
+      BindName: 'consul-ecs-mesh-gateway-role',
+      Selector: 'entity_tags["consul.hashicorp.com.service-name"] == "mgw"',
+    });
     const res = await stack.cli(['mesh-init'], meshEnv(gwSim, config));
     assert.equal(res.exitCode, 0, res.stderr);
     await stack.readToken(join(dir, 'service-token'));
@@ -252,10 +266,22 @@ describe('control plane faults', () => {
         gateway: { kind, name, tags: ['edge'], meta: { tier: 'edge' }, proxy: { config: { connect_timeout_ms: 3000 } } },
       });
       const role = await stack.role(`${name}-task`, { service: name });
-      const gwSim = await stack.simulator(role.arn, { family: name, cluster: sim.cluster, containers: [{ name: 'consul-dataplane', hasHealthCheck: true, ipv4: '127.0.0.21' }] });
-      await stack.consul.api('PUT', '/v1/acl/policy', { Name: kind, Rules: `service_prefix "" { policy = "read" } node_prefix "" { policy = "read" } service "${name}" { policy = "write" }` });
+      const gwSim = await stack.simulator(role.arn, {
+        family: name,
+        cluster: sim.cluster,
+        containers: [{ name: 'consul-dataplane', hasHealthCheck: true, ipv4: '127.0.0.21' }],
+      });
+      await stack.consul.api('PUT', '/v1/acl/policy', {
+        Name: kind,
+        Rules: `service_prefix "" { policy = "read" } node_prefix "" { policy = "read" } service "${name}" { policy = "write" }`,
+      });
       await stack.consul.api('PUT', '/v1/acl/role', { Name: `consul-ecs-${kind}-role`, Policies: [{ Name: kind }] });
-      await stack.consul.api('PUT', '/v1/acl/binding-rule', { AuthMethod: 'iam-ecs-service-token', BindType: 'role', BindName: `consul-ecs-${kind}-role`, Selector: `entity_tags["consul.hashicorp.com.service-name"] == "${name}"` });
+      await stack.consul.api('PUT', '/v1/acl/binding-rule', {
+        AuthMethod: 'iam-ecs-service-token',
+        BindType: 'role',
+        BindName: `consul-ecs-${kind}-role`,
+        Selector: `entity_tags["consul.hashicorp.com.service-name"] == "${name}"`,
+      });
       const res = await stack.cli(['mesh-init'], meshEnv(gwSim, config));
       assert.equal(res.exitCode, 0, res.stderr);
       await stack.readToken(join(dir, 'service-token'));
@@ -270,8 +296,13 @@ describe('control plane faults', () => {
       assert.deepEqual(gw.Meta, { 'task-id': gwSim.taskId, 'task-arn': gwSim.taskArn, source: 'consul-ecs', tier: 'edge' });
       assert.equal(gw.TaggedAddresses, undefined);
       assert.deepEqual(gw.Proxy?.Config, { connect_timeout_ms: 3000 });
-      const gwChecks = (await stack.consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(gwSim.clusterArn)}`)).filter((c) => c.ServiceID === gw.ID);
-      assert.deepEqual(gwChecks.map((c) => [c.CheckID, c.Status]), [[`${gw.ID}-consul-dataplane`, 'critical']]);
+      const gwChecks = (await stack.consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(gwSim.clusterArn)}`)).filter(
+        (c) => c.ServiceID === gw.ID,
+      );
+      assert.deepEqual(
+        gwChecks.map((c) => [c.CheckID, c.Status]),
+        [[`${gw.ID}-consul-dataplane`, 'critical']],
+      );
       const bootstrap = join(dir, 'envoy-bootstrap.json');
       const valid = await execa(peerBinary('envoy'), ['--mode', 'validate', '-c', bootstrap], { reject: false });
       assert.equal(valid.exitCode, 0, valid.stderr || valid.stdout);

@@ -13,15 +13,13 @@ import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack } from '../helpers/login-stack.ts';
 import { eventually, outputMatches, meshConfig, meshEnv, registerClusterNode, SEA } from '../helpers/mesh-task.ts';
 
-
 describe('control plane against Consul, moto and the simulated task', () => {
   let stack: LoginStack;
   let sim: Sim;
   let dir: string;
   let node: string;
   const services = () => stack.nodeServices(node);
-  const checks = async () =>
-    (await stack.consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(node)}`)).filter((c) => c.ServiceID);
+  const checks = async () => (await stack.consul.api<HealthCheck[]>('GET', `/v1/health/node/${encodeURIComponent(node)}`)).filter((c) => c.ServiceID);
   const statusOf = async () => Object.fromEntries((await checks()).map((c) => [c.CheckID.replace(`${sim.taskId}-`, ''), c.Status]));
   const loginTokens = () => stack.loginTokens();
 
@@ -65,7 +63,10 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal(proxy.Proxy?.DestinationServiceID, id);
     assert.equal(proxy.Proxy?.DestinationServiceName, 'web');
     assert.equal(proxy.Proxy?.LocalServicePort, 8080);
-    assert.deepEqual(proxy.Proxy?.Upstreams?.map((u) => [u.DestinationName, u.LocalBindPort]), [['backend', 1234]]);
+    assert.deepEqual(
+      proxy.Proxy?.Upstreams?.map((u) => [u.DestinationName, u.LocalBindPort]),
+      [['backend', 1234]],
+    );
 
     const cs = await checks();
     assert.deepEqual(cs.map((c) => c.CheckID).sort(), [`${id}-app`, `${id}-consul-dataplane`, `${id}-sidecar-proxy-consul-dataplane`]);
@@ -83,7 +84,10 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal(await mode('consul-ecs'), '755');
     const token = await stack.readToken(join(dir, 'service-token'));
     const self = await stack.consul.client().call<{ ServiceIdentities?: Array<{ ServiceName: string }> }>({ path: '/v1/acl/token/self', token });
-    assert.deepEqual(self.ServiceIdentities?.map((s) => s.ServiceName), ['web']);
+    assert.deepEqual(
+      self.ServiceIdentities?.map((s) => s.ServiceName),
+      ['web'],
+    );
 
     const dp = JSON.parse(await readFile(join(dir, 'consul-dataplane.json'), 'utf8'));
     assert.deepEqual(dp.proxy, { nodeName: node, id: `${id}-sidecar-proxy`, namespace: '', partition: '' });
@@ -104,14 +108,21 @@ describe('control plane against Consul, moto and the simulated task', () => {
       meta: dp.consul.credentials.login.meta,
     });
     stack.secrets.add(dpLogin.SecretID);
-    assert.deepEqual(dpLogin.ServiceIdentities?.map((s) => s.ServiceName), ['web']);
+    assert.deepEqual(
+      dpLogin.ServiceIdentities?.map((s) => s.ServiceName),
+      ['web'],
+    );
     assert.notEqual(dpLogin.SecretID, token, 'a token of its own');
     await aclLogout(stack.consul.client(), dpLogin.SecretID);
 
     // The executable copy runs with no Node.js at all.
     const copied = await execa(join(dir, 'consul-ecs'), ['version'], { env: { PATH: '/nonexistent' }, extendEnv: false });
     assert.match(copied.stdout, /^consul-ecs v\d+\.\d+\.\d+/);
-    const dial = await execa(join(dir, 'consul-ecs'), ['net-dial', `127.0.0.1:${stack.consul.ports.http}`], { env: { PATH: '/nonexistent' }, extendEnv: false, reject: false });
+    const dial = await execa(join(dir, 'consul-ecs'), ['net-dial', `127.0.0.1:${stack.consul.ports.http}`], {
+      env: { PATH: '/nonexistent' },
+      extendEnv: false,
+      reject: false,
+    });
     assert.equal(dial.exitCode, 0);
 
     // Idempotent: a second run leaves the same registrations and one login token.
@@ -137,10 +148,12 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal(bootstrap.node.metadata.node_name, sim.clusterArn);
     const envoy = await startEnvoyFromBootstrap(join(dir, 'envoy-bootstrap.json'));
     try {
-      await eventually('Envoy ready', 15_000, async () => ((await fetch(`http://127.0.0.1:${readyPort}/ready`)).status === 200 ? true : undefined)).catch(async (err) => {
-        await envoy.stop();
-        throw new Error(`${String(err)}; envoy said: ${String((await envoy.proc).stderr).slice(-1500)}`);
-      });
+      await eventually('Envoy ready', 15_000, async () => ((await fetch(`http://127.0.0.1:${readyPort}/ready`)).status === 200 ? true : undefined)).catch(
+        async (err) => {
+          await envoy.stop();
+          throw new Error(`${String(err)}; envoy said: ${String((await envoy.proc).stderr).slice(-1500)}`);
+        },
+      );
       const listeners = await envoy.listeners();
       assert.match(listeners, new RegExp(`public_listener:127\\.0\\.0\\.1:${publicPort}::`));
       assert.match(listeners, new RegExp(`backend:127\\.0\\.0\\.1:${upstreamPort}::`));
@@ -157,21 +170,35 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal(res.exitCode, 0, String(res.stderr));
     assert.equal((await stat(join(dir, 'consul-ecs'))).size, (await stat(SEA)).size);
     assert.match(String(res.stderr), new RegExp(`copied binary: source=${SEA.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-    assert.deepEqual((await readdir(dir)).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.includes('.tmp')),
+      [],
+      'no temporary file left',
+    );
     await stack.readToken(join(dir, 'service-token'));
 
     // The copy runs where there is no C or C++ library (hashicorp/consul-dataplane's
     // distroless image has no libstdc++; an app's may have musl, or nothing): a root
     // with only /proc and the bootstrap volume, at the same path as here.
     const libs = join(dir, '.consul-ecs-lib');
-    assert.deepEqual((await readdir(libs)).filter((f) => f.includes('.tmp')), [], 'no temporary library left');
-    for (const lib of ['ld-linux-x86-64.so.2', 'libc.so.6', 'libstdc++.so.6', 'libgcc_s.so.1']) assert.equal((await stat(join(libs, lib))).mode & 0o777, 0o755, lib);
+    assert.deepEqual(
+      (await readdir(libs)).filter((f) => f.includes('.tmp')),
+      [],
+      'no temporary library left',
+    );
+    for (const lib of ['ld-linux-x86-64.so.2', 'libc.so.6', 'libstdc++.so.6', 'libgcc_s.so.1'])
+      assert.equal((await stat(join(libs, lib))).mode & 0o777, 0o755, lib);
     const root = await mkdtemp(join(tmpdir(), 'empty-root-'));
     try {
       // In a mount namespace of its own: the mounts go with it.
-      const script = 'root="$0" dir="$1"; shift; mkdir -p "$root/proc" "$root$dir" && mount -t proc proc "$root/proc" && mount --bind "$dir" "$root$dir" && exec chroot "$root" "$dir/consul-ecs" "$@"';
+      const script =
+        'root="$0" dir="$1"; shift; mkdir -p "$root/proc" "$root$dir" && mount -t proc proc "$root/proc" && mount --bind "$dir" "$root$dir" && exec chroot "$root" "$dir/consul-ecs" "$@"';
       const inEmptyRoot = (...args: string[]) =>
-        execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, root, dir, ...args], { extendEnv: false, env: { PATH: process.env.PATH ?? '' }, reject: false });
+        execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, root, dir, ...args], {
+          extendEnv: false,
+          env: { PATH: process.env.PATH ?? '' },
+          reject: false,
+        });
       const version = await inEmptyRoot('version');
       assert.equal(version.exitCode, 0, version.stderr);
       assert.match(version.stdout, /^consul-ecs v\d+\.\d+\.\d+/);
@@ -208,7 +235,10 @@ describe('control plane against Consul, moto and the simulated task', () => {
       proc.kill('SIGTERM');
       const res = await proc;
       // Killed by the signal before the command handles signals, or stopped by it after.
-      assert.ok(res.signal === 'SIGTERM' || res.exitCode === 0 || res.exitCode === 1, `after ${delayMs} ms: ${res.signal ?? res.exitCode} ${String(res.stderr)}`);
+      assert.ok(
+        res.signal === 'SIGTERM' || res.exitCode === 0 || res.exitCode === 1,
+        `after ${delayMs} ms: ${res.signal ?? res.exitCode} ${String(res.stderr)}`,
+      );
       assert.deepEqual(await readdir(dir), [], `after ${delayMs} ms (${res.signal ?? `exit ${res.exitCode}`})`);
     }
   });
@@ -229,7 +259,10 @@ describe('control plane against Consul, moto and the simulated task', () => {
       await expectWithin2s(all('passing'), 'all passing');
 
       sim.setHealth('app', 'UNHEALTHY');
-      await expectWithin2s({ app: 'critical', 'consul-dataplane': 'critical', 'sidecar-proxy-consul-dataplane': 'critical' }, 'app unhealthy → dataplane critical');
+      await expectWithin2s(
+        { app: 'critical', 'consul-dataplane': 'critical', 'sidecar-proxy-consul-dataplane': 'critical' },
+        'app unhealthy → dataplane critical',
+      );
       sim.setHealth('app', 'HEALTHY');
       await expectWithin2s(all('passing'), 'app healthy again');
       sim.setHealth('consul-dataplane', 'UNHEALTHY');
@@ -248,7 +281,9 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
     const token = await stack.readToken(join(dir, 'service-token'));
     const hs = stack.spawn(['health-sync'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 120_000 });
-    await eventually('passing', 5000, async () => (Object.values(await statusOf()).every((s) => s === 'passing') && (await checks()).length === 3 ? true : undefined));
+    await eventually('passing', 5000, async () =>
+      Object.values(await statusOf()).every((s) => s === 'passing') && (await checks()).length === 3 ? true : undefined,
+    );
 
     hs.proc.kill('SIGTERM');
     await eventually('all critical after SIGTERM', 2000, async () => (Object.values(await statusOf()).every((s) => s === 'critical') ? true : undefined));
@@ -265,8 +300,13 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal((await services()).length, 0, 'service and proxy are gone');
     assert.equal((await loginTokens()).length, 0, 'the token is gone');
     await assert.rejects(stat(join(dir, 'service-token')), /ENOENT/);
-    const order = ['set all Consul health checks to critical', 'dataplane has stopped', 'deregistered: id=web-', 'logged out of Consul'].map((m) => res.stderr.indexOf(m));
-    assert.ok(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]!)), `shutdown steps in order: ${order}`);
+    const order = ['set all Consul health checks to critical', 'dataplane has stopped', 'deregistered: id=web-', 'logged out of Consul'].map((m) =>
+      res.stderr.indexOf(m),
+    );
+    assert.ok(
+      order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]!)),
+      `shutdown steps in order: ${order}`,
+    );
     stack.assertNoSecretsPrinted();
   });
 
@@ -280,7 +320,12 @@ describe('control plane against Consul, moto and the simulated task', () => {
     const uid = asUser === true ? 5996 : asUser;
     const user = uid === false ? '' : `setpriv --reuid=${uid} --regid=${uid} --clear-groups`;
     const script = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec ${user} "$2" health-sync`;
-    const proc = execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', dir, SEA], { env, extendEnv: false, reject: false, timeout: 120_000 });
+    const proc = execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', dir, SEA], {
+      env,
+      extendEnv: false,
+      reject: false,
+      timeout: 120_000,
+    });
     let live = '';
     proc.stderr?.on('data', (d: Buffer) => (live += d.toString()));
     const result = proc.then((r) => (stack.outputs.push(String(r.stderr)), { exitCode: r.exitCode, stderr: String(r.stderr) }));
@@ -299,7 +344,9 @@ describe('control plane against Consul, moto and the simulated task', () => {
   /** health-sync as terraform runs it (5996, /consul read-only) takes over mesh-init's token: one login in all, logged out at the end. */
   const healthSyncTakesOverToken = async () => {
     const hs = terraformHealthSync(true);
-    await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
+    await eventually('passing', 10_000, async () =>
+      (await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined,
+    );
     assert.equal((await loginTokens()).length, 1, "health-sync uses mesh-init's token");
     assert.doesNotMatch(hs.output(), /cannot read the service token/);
     const res = await stopTask(hs);
@@ -311,7 +358,9 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
     await stack.readToken(join(dir, 'service-token'));
     const hs = terraformHealthSync(false);
-    await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
+    await eventually('passing', 10_000, async () =>
+      (await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined,
+    );
     const res = await stopTask(hs);
     assert.match(res.stderr, /logged out of Consul/);
     assert.equal((await loginTokens()).length, 0, 'the token is gone');
@@ -335,11 +384,16 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
     const meshInitToken = await stack.readToken(join(dir, 'service-token'));
     const hs = terraformHealthSync(6000);
-    await eventually('passing', 10_000, async () => ((await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
+    await eventually('passing', 10_000, async () =>
+      (await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined,
+    );
     await outputMatches(hs.output, /cannot read the service token mesh-init wrote; logging in with the task role instead.*EACCES/);
     const tokens = await loginTokens();
     assert.equal(tokens.length, 2, "mesh-init's token and health-sync's");
-    assert.ok(tokens.every((t) => t.Description?.includes(sim.taskId)), 'both carry the task meta');
+    assert.ok(
+      tokens.every((t) => t.Description?.includes(sim.taskId)),
+      'both carry the task meta',
+    );
     const res = await stopTask(hs);
     assert.match(res.stderr, /logged out of Consul/);
     // health-sync's own token is gone; mesh-init's, which it cannot read, stays for the controller to remove.
@@ -353,7 +407,11 @@ describe('control plane against Consul, moto and the simulated task', () => {
     // As root, as users are named in a task definition, in the image's order: a new
     // user's process, and the files it leaves.
     const meshInitAs5996 = () =>
-      execa('setpriv', ['--reuid=5996', '--regid=5996', '--clear-groups', SEA, 'mesh-init'], { env: meshEnv(sim, meshConfig(stack, dir)), extendEnv: false, reject: false });
+      execa('setpriv', ['--reuid=5996', '--regid=5996', '--clear-groups', SEA, 'mesh-init'], {
+        env: meshEnv(sim, meshConfig(stack, dir)),
+        extendEnv: false,
+        reject: false,
+      });
     // ECS makes a task's volume root's, mode 0755, unless the image that mounts it first has the path as a VOLUME.
     await chmod(dir, 0o755);
     const refused = await meshInitAs5996();
@@ -373,7 +431,11 @@ describe('control plane against Consul, moto and the simulated task', () => {
     const asProxy = await execa('setpriv', ['--reuid=5995', '--regid=5995', '--clear-groups', 'cat', join(dir, 'envoy-bootstrap.json')], { reject: false });
     assert.equal(asProxy.exitCode, 0, asProxy.stderr);
     assert.equal(JSON.parse(asProxy.stdout).node.id, `web-${sim.taskId}-sidecar-proxy`);
-    const dial = await execa('setpriv', ['--reuid=5995', '--regid=5995', '--clear-groups', join(dir, 'consul-ecs'), 'net-dial', `127.0.0.1:${stack.consul.ports.http}`], { reject: false });
+    const dial = await execa(
+      'setpriv',
+      ['--reuid=5995', '--regid=5995', '--clear-groups', join(dir, 'consul-ecs'), 'net-dial', `127.0.0.1:${stack.consul.ports.http}`],
+      { reject: false },
+    );
     assert.equal(dial.exitCode, 0, dial.stderr);
 
     await healthSyncTakesOverToken();
@@ -382,7 +444,9 @@ describe('control plane against Consul, moto and the simulated task', () => {
 
   it('control-plane: one process does mesh-init then health-sync, and shuts down cleanly', async () => {
     const cp = stack.spawn(['control-plane'], meshEnv(sim, meshConfig(stack, dir)), { timeoutMs: 120_000 });
-    await eventually('registered and passing', 10_000, async () => (Object.values(await statusOf()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined));
+    await eventually('registered and passing', 10_000, async () =>
+      Object.values(await statusOf()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined,
+    );
     await stack.readToken(join(dir, 'service-token'));
     cp.proc.kill('SIGTERM');
     await eventually('all critical', 2000, async () => (Object.values(await statusOf()).every((s) => s === 'critical') ? true : undefined));
@@ -417,4 +481,3 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.equal((await loginTokens()).length, 0);
   });
 });
-

@@ -64,7 +64,10 @@ async function meshTask(stack: LoginStack, dir: string, service: string, roleArn
     cluster: CLUSTER,
     family: service,
     taskId: taskArn.split('/').pop()!,
-    containers: [{ name: 'app', hasHealthCheck: true }, { name: 'consul-dataplane', hasHealthCheck: true }],
+    containers: [
+      { name: 'app', hasHealthCheck: true },
+      { name: 'consul-dataplane', hasHealthCheck: true },
+    ],
   });
   const bootstrap = await mkdtemp(join(dir, `${service}-`));
   const env = meshEnv(sim, meshConfig(stack, bootstrap, { service: { name: service, port: 8080 } }));
@@ -135,26 +138,32 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
 
     const rules = await stack.consul.api<AclBindingRule[]>('GET', '/v1/acl/binding-rules?authmethod=iam-ecs-service-token');
     const ours = rules.filter((r) => r.Description?.endsWith('for ECS') || r.Description?.includes('gateways'));
-    assert.deepEqual(
-      ours.map((r) => [r.BindType, r.BindName, r.Selector ?? '']).sort(),
-      [
-        ['role', 'consul-ecs-api-gateway-role', 'entity_tags["consul.hashicorp.com.gateway-kind"] == "api-gateway"'],
-        ['role', 'consul-ecs-mesh-gateway-role', 'entity_tags["consul.hashicorp.com.gateway-kind"] == "mesh-gateway"'],
-        ['role', 'consul-ecs-terminating-gateway-role', 'entity_tags["consul.hashicorp.com.gateway-kind"] == "terminating-gateway"'],
-        ['service', '${entity_tags.consul.hashicorp.com.service-name}', ''],
-      ],
-    );
+    assert.deepEqual(ours.map((r) => [r.BindType, r.BindName, r.Selector ?? '']).sort(), [
+      ['role', 'consul-ecs-api-gateway-role', 'entity_tags["consul.hashicorp.com.gateway-kind"] == "api-gateway"'],
+      ['role', 'consul-ecs-mesh-gateway-role', 'entity_tags["consul.hashicorp.com.gateway-kind"] == "mesh-gateway"'],
+      ['role', 'consul-ecs-terminating-gateway-role', 'entity_tags["consul.hashicorp.com.gateway-kind"] == "terminating-gateway"'],
+      ['service', '${entity_tags.consul.hashicorp.com.service-name}', ''],
+    ]);
 
     const policy = (name: string) => stack.consul.api<AclPolicy>('GET', `/v1/acl/policy/name/${name}`);
     const role = (name: string) => stack.consul.api<AclRole>('GET', `/v1/acl/role/name/${name}`);
     assert.match((await policy('consul-ecs-api-gateway-policy')).Rules!, /^mesh = "read"\n\tnode_prefix "" \{\n\t\tpolicy = "read"/);
     assert.equal((await policy('consul-ecs-mesh-gateway-policy')).Rules, 'mesh = "write"\npeering = "read"');
-    assert.deepEqual((await role('consul-ecs-api-gateway-role')).Policies?.map((p) => p.Name), ['consul-ecs-api-gateway-policy']);
-    assert.deepEqual((await role('consul-ecs-mesh-gateway-role')).Policies?.map((p) => p.Name), ['consul-ecs-mesh-gateway-policy']);
+    assert.deepEqual(
+      (await role('consul-ecs-api-gateway-role')).Policies?.map((p) => p.Name),
+      ['consul-ecs-api-gateway-policy'],
+    );
+    assert.deepEqual(
+      (await role('consul-ecs-mesh-gateway-role')).Policies?.map((p) => p.Name),
+      ['consul-ecs-mesh-gateway-policy'],
+    );
     assert.deepEqual((await role('consul-ecs-terminating-gateway-role')).Policies ?? [], []);
 
     const anonymous = await stack.consul.api<AclToken>('GET', '/v1/acl/token/00000000-0000-0000-0000-000000000002');
-    assert.deepEqual(anonymous.Policies?.map((p) => p.Name), ['anonymous-token-policy']);
+    assert.deepEqual(
+      anonymous.Policies?.map((p) => p.Name),
+      ['anonymous-token-policy'],
+    );
     assert.match((await policy('anonymous-token-policy')).Rules!, /node_prefix "" \{\s+policy = "read"[\s\S]*service_prefix "" \{\s+policy = "read"/);
 
     const node = await stack.consul.api<{ Node: { Node: string; Address: string; Meta: Record<string, string> } }>(
@@ -167,7 +176,11 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
     assert.equal(done.exitCode, 0, done.stderr);
 
     // A second controller (a restarted task) finds everything in place.
-    const before = JSON.stringify([rules.length, (await stack.consul.api<unknown[]>('GET', '/v1/acl/policies')).length, (await stack.consul.api<unknown[]>('GET', '/v1/acl/roles')).length]);
+    const before = JSON.stringify([
+      rules.length,
+      (await stack.consul.api<unknown[]>('GET', '/v1/acl/policies')).length,
+      (await stack.consul.api<unknown[]>('GET', '/v1/acl/roles')).length,
+    ]);
     const again = await stop(await startController());
     assert.equal(again.exitCode, 0, again.stderr);
     assert.match(again.stderr, /ACL auth method already exists; skipping update/);
@@ -224,9 +237,7 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
     // Task b stops while it runs: the next pass (10 s later) cleans up.
     await stack.moto.admin.stopTask(CLUSTER, b.taskArn);
     await eventually('task b cleaned up', 25_000, async () => ((await tokensOf(b.taskId)).length === 0 ? true : undefined));
-    await eventually('task b deregistered', 5_000, async () =>
-      (await nodeServices()).every((s) => !s.ID.startsWith(b.serviceId)) ? true : undefined,
-    );
+    await eventually('task b deregistered', 5_000, async () => ((await nodeServices()).every((s) => !s.ID.startsWith(b.serviceId)) ? true : undefined));
     ids = (await nodeServices()).map((s) => s.ID).sort();
     assert.deepEqual(ids, [c.serviceId, `${c.serviceId}-sidecar-proxy`].sort());
     assert.equal((await tokensOf(c.taskId)).length, 1);
@@ -272,7 +283,10 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
     const run = await startController();
     const done = await stop(run);
     assert.equal(done.exitCode, 0, done.stderr);
-    assert.match(done.stderr, /error during reconcile.*AWS ListTasks at http:\/\/127\.0\.0\.1:\d+ failed with HTTP 403 AccessDenied: .*not authorized to perform: ecs:ListTasks/);
+    assert.match(
+      done.stderr,
+      /error during reconcile.*AWS ListTasks at http:\/\/127\.0\.0\.1:\d+ failed with HTTP 403 AccessDenied: .*not authorized to perform: ecs:ListTasks/,
+    );
     assert.equal((await nodeServices()).length, 2);
     assert.equal((await loginTokens()).length, 1);
     stack.assertNoSecretsPrinted();
@@ -282,7 +296,9 @@ describe('controller against Consul, moto (ECS, IAM) and the simulated task', ()
     await stack.consul.stop();
     const run = stack.spawn(['controller'], controllerEnv(stack, ctrlSim), { timeoutMs: 120_000 });
     runs.push(run);
-    await eventually('retrying', 10_000, async () => (/unable to set up Consul for the cluster; retrying.*could not connect/.test(run.output()) ? true : undefined));
+    await eventually('retrying', 10_000, async () =>
+      /unable to set up Consul for the cluster; retrying.*could not connect/.test(run.output()) ? true : undefined,
+    );
     await stack.consul.restart();
     await eventually('set up', 30_000, async () => (/registered the cluster node/.test(run.output()) ? true : undefined));
     const done = await stop(run);

@@ -13,7 +13,14 @@ import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import type { AclTokenListEntry } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
-import { DATAPLANE_RELEASES, dataplaneAccepts, startDataplane, type DataplaneRelease, type DataplaneRuntimeConfig, type RunningDataplane } from '../../scripts/lib/dataplane.ts';
+import {
+  DATAPLANE_RELEASES,
+  dataplaneAccepts,
+  startDataplane,
+  type DataplaneRelease,
+  type DataplaneRuntimeConfig,
+  type RunningDataplane,
+} from '../../scripts/lib/dataplane.ts';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack } from '../helpers/login-stack.ts';
 import { eventually, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
@@ -65,7 +72,12 @@ describe('consul-dataplane from the files mesh-init wrote', () => {
    * mesh-init with `over` merged into the usual config; the file it wrote must be
    * accepted by every release of consul-dataplane.
    */
-  async function initialise(service: string, over: Record<string, unknown>, env: Record<string, string> = {}, opts: { roleService?: string } = {}): Promise<InitialisedTask> {
+  async function initialise(
+    service: string,
+    over: Record<string, unknown>,
+    env: Record<string, string> = {},
+    opts: { roleService?: string } = {},
+  ): Promise<InitialisedTask> {
     tasks++;
     const role = await stack.role(`dp-${service}-${tasks}`, { service: opts.roleService ?? service });
     const sim = await stack.simulator(role.arn, {
@@ -95,7 +107,10 @@ describe('consul-dataplane from the files mesh-init wrote', () => {
   }
 
   /** Starts consul-dataplane (under `wrapper` if given) and waits until the task's health check passes. */
-  async function untilReady(task: InitialisedTask, opts: { release?: DataplaneRelease; wrapper?: string[]; env?: Record<string, string> } = {}): Promise<RunningDataplane> {
+  async function untilReady(
+    task: InitialisedTask,
+    opts: { release?: DataplaneRelease; wrapper?: string[]; env?: Record<string, string> } = {},
+  ): Promise<RunningDataplane> {
     const dp = await startDataplane(task.configFile, { ...opts, logLevel: 'debug' });
     running.push(dp);
     await eventually(`consul-dataplane ${opts.release ?? ''} ready on ${task.readyPort}`, 60_000, async () => {
@@ -106,7 +121,11 @@ describe('consul-dataplane from the files mesh-init wrote', () => {
     }).catch((err: Error) => {
       throw new Error(`${err.message}\n--- consul-dataplane's output:\n${dp.output().slice(-4000)}`);
     });
-    const dial = await execa(join(task.dir, 'consul-ecs'), ['net-dial', `127.0.0.1:${task.readyPort}`], { env: { PATH: '/nonexistent' }, extendEnv: false, reject: false });
+    const dial = await execa(join(task.dir, 'consul-ecs'), ['net-dial', `127.0.0.1:${task.readyPort}`], {
+      env: { PATH: '/nonexistent' },
+      extendEnv: false,
+      reject: false,
+    });
     assert.equal(dial.exitCode, 0, `net-dial 127.0.0.1:${task.readyPort} exited ${dial.exitCode}: ${dial.stderr}`);
     stack.outputs.push(dp.output());
     return dp;
@@ -125,7 +144,9 @@ describe('consul-dataplane from the files mesh-init wrote', () => {
   const tokensOf = async (sim: EcsAgentSimulator): Promise<AclTokenListEntry[]> => {
     const all = await stack.consul.api<Array<AclTokenListEntry & { AccessorID: string }>>('GET', '/v1/acl/tokens');
     const withMeta = await Promise.all(
-      all.filter((t) => t.AuthMethod).map((t) => stack.consul.api<{ Description: string }>('GET', `/v1/acl/token/${t.AccessorID}`).then((full) => ({ t, full }))),
+      all
+        .filter((t) => t.AuthMethod)
+        .map((t) => stack.consul.api<{ Description: string }>('GET', `/v1/acl/token/${t.AccessorID}`).then((full) => ({ t, full }))),
     );
     return withMeta.filter(({ full }) => full.Description.includes(sim.taskId)).map(({ t }) => t);
   };
@@ -170,7 +191,9 @@ describe('consul-dataplane from the files mesh-init wrote', () => {
     assert.equal(unnamed.accepted['1.9.9'].serverName, '');
     const dp = await startDataplane(unnamed.configFile, { logLevel: 'debug' });
     running.push(dp);
-    await eventually('a certificate error in the dataplane output', 30_000, async () => (/x509|certificate/i.test(dp.output()) ? true : undefined)).catch(() => {});
+    await eventually('a certificate error in the dataplane output', 30_000, async () => (/x509|certificate/i.test(dp.output()) ? true : undefined)).catch(
+      () => {},
+    );
     assert.match(dp.output(), /x509: certificate is valid for .*not 127\.0\.0\.2|certificate/i);
     const res = await fetch(`http://127.0.0.1:${unnamed.readyPort}/ready`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
     assert.notEqual(res?.status, 200, 'not ready without the server name');
@@ -234,8 +257,11 @@ describe('consul-dataplane from the files mesh-init wrote', () => {
     assert.equal(cfg.readyBindPort, healthCheckPort);
     const dp = await untilReady(task);
     // Its listener on the LAN port came from Consul.
-    const listeners = await (await fetch(`http://127.0.0.1:${dp.adminPort}/listeners?format=json`)).json() as { listener_statuses?: Array<{ name: string }> };
-    assert.ok(listeners.listener_statuses?.some((l) => l.name.includes(String(lanPort))), JSON.stringify(listeners));
+    const listeners = (await (await fetch(`http://127.0.0.1:${dp.adminPort}/listeners?format=json`)).json()) as { listener_statuses?: Array<{ name: string }> };
+    assert.ok(
+      listeners.listener_statuses?.some((l) => l.name.includes(String(lanPort))),
+      JSON.stringify(listeners),
+    );
     await stopCleanly(dp);
     stack.assertNoSecretsPrinted();
   });

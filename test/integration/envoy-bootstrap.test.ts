@@ -46,7 +46,6 @@ type Api = <T = unknown>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
 async function httpGet(url: string): Promise<{ status: number; body: string }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
   return { status: res.status, body: await res.text() };
@@ -90,8 +89,7 @@ class RunningEnvoy {
     });
     const admin = bootstrap.admin.address.socket_address;
     const ready = bootstrap.static_resources.listeners?.find((l) => l.name === 'envoy_ready_listener')?.address as
-      | { socket_address: { address: string; port_value: number } }
-      | undefined;
+      { socket_address: { address: string; port_value: number } } | undefined;
     return new RunningEnvoy(
       proc,
       `http://${admin.address}:${admin.port_value}`,
@@ -174,7 +172,13 @@ class TlsConsulServer {
     const configFile = join(dir, 'consul-tls.json');
     await writeFile(configFile, JSON.stringify(config));
     const log = { file: join(dir, 'consul-tls.log'), append: true };
-    s.#proc = execa(peerBinary('consul'), ['agent', '-dev', `-config-file=${configFile}`], { stdin: 'ignore', stdout: log, stderr: log, reject: false, cleanup: true });
+    s.#proc = execa(peerBinary('consul'), ['agent', '-dev', `-config-file=${configFile}`], {
+      stdin: 'ignore',
+      stdout: log,
+      stderr: log,
+      reject: false,
+      cleanup: true,
+    });
     const client = new ConsulHttpClient({ address: `127.0.0.1:${s.ports.http}`, retryDeadlineMs: 0, timeoutMs: 2000 });
     await waitFor('TLS Consul server', 60_000, async () => {
       if (s.#proc?.exitCode !== null) throw new Error(`consul exited: ${await readFile(log.file, 'utf8')}`);
@@ -258,7 +262,8 @@ const EXPECTED_DIFFERENCES: ExpectedDifference[] = [
   },
   {
     path: /^static_resources\.clusters\[local_agent\]\.typed_extension_protocol_options\.envoy\.extensions\.upstreams\.http\.v3\.HttpProtocolOptions\.explicit_http_config\.http2_protocol_options\.connection_keepalive$/,
-    reason: 'HTTP/2 keepalive (30s/30s, as consul-dataplane\'s gRPC client) keeps the long ADS stream alive through NAT and load balancers (an NLB drops idle flows after 350s); Consul servers accept pings every 15s or slower',
+    reason:
+      "HTTP/2 keepalive (30s/30s, as consul-dataplane's gRPC client) keeps the long ADS stream alive through NAT and load balancers (an NLB drops idle flows after 350s); Consul servers accept pings every 15s or slower",
   },
 ];
 
@@ -266,7 +271,8 @@ const EXPECTED_DIFFERENCES: ExpectedDifference[] = [
 const EXPECTED_TLS_DIFFERENCES: ExpectedDifference[] = [
   {
     path: /^static_resources\.clusters\[local_agent\]\.transport_socket\.typed_config\.common_tls_context\.validation_context\.trusted_ca\.(filename|inline_string)$/,
-    reason: 'Envoy reads the CA file (the consul-grpc-ca-cert.pem that mesh-init writes) instead of the CA being inlined, so the bootstrap stays small and follows the file',
+    reason:
+      'Envoy reads the CA file (the consul-grpc-ca-cert.pem that mesh-init writes) instead of the CA being inlined, so the bootstrap stays small and follows the file',
   },
   {
     path: /^static_resources\.clusters\[local_agent\]\.transport_socket\.typed_config\.sni$/,
@@ -274,7 +280,8 @@ const EXPECTED_TLS_DIFFERENCES: ExpectedDifference[] = [
   },
   {
     path: /^static_resources\.clusters\[local_agent\]\.transport_socket\.typed_config\.common_tls_context\.validation_context\.match_typed_subject_alt_names(\[\d+\]\..*)?$/,
-    reason: "the servers' certificate is checked against the TLS server name, as consul-dataplane's Go TLS client does; Consul's template checks only the chain (fine for a loopback agent, not for remote servers)",
+    reason:
+      "the servers' certificate is checked against the TLS server name, as consul-dataplane's Go TLS client does; Consul's template checks only the chain (fine for a loopback agent, not for remote servers)",
   },
   {
     path: /^static_resources\.clusters\[local_agent\]\.transport_socket\.typed_config\.common_tls_context\.alpn_protocols(\[\d+\])?$/,
@@ -285,7 +292,11 @@ const EXPECTED_TLS_DIFFERENCES: ExpectedDifference[] = [
 function assertSameStructure(ours: EnvoyBootstrap, consulJson: unknown, expected: ExpectedDifference[]): void {
   const differences = diff(snakeKeys(ours), snakeKeys(consulJson));
   const unexpected = differences.filter((d) => !expected.some((e) => e.path.test(d.path)));
-  assert.deepEqual(unexpected, [], `differences from consul connect envoy -bootstrap that no expectedDifferences entry names:\n${JSON.stringify(unexpected, null, 2)}`);
+  assert.deepEqual(
+    unexpected,
+    [],
+    `differences from consul connect envoy -bootstrap that no expectedDifferences entry names:\n${JSON.stringify(unexpected, null, 2)}`,
+  );
   const unused = expected.filter((e) => !differences.some((d) => e.path.test(d.path)));
   assert.deepEqual(
     unused.map((e) => e.path.source),
@@ -322,7 +333,11 @@ const SIDECAR_CONFIG = {
         filters: [
           {
             name: 'envoy.filters.network.tcp_proxy',
-            typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 'zipkin_forward', cluster: 'zipkin' },
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+              stat_prefix: 'zipkin_forward',
+              cluster: 'zipkin',
+            },
           },
         ],
       },
@@ -402,13 +417,20 @@ describe('Envoy bootstrap against the real Envoy and Consul', () => {
     assert.deepEqual(sidecar.Proxy?.AccessLogs?.Enabled, true, 'proxy-defaults are merged into the registration read back');
 
     const files: string[] = [];
-    for (const [name, proxy] of [['sidecar', sidecar], ['gateway', gateway]] as const) {
+    for (const [name, proxy] of [
+      ['sidecar', sidecar],
+      ['gateway', gateway],
+    ] as const) {
       for (const tls of [false, true]) {
         const b = generateEnvoyBootstrap({
           proxy,
           nodeName: 'consul-peer',
           datacenter,
-          servers: { addresses: tls ? ['localhost', '127.0.0.1'] : ['127.0.0.1'], grpcPort: consul.ports.grpc, ...(tls ? { tls: { caFile: certs.ca, serverName: 'server.dc1.consul' } } : {}) },
+          servers: {
+            addresses: tls ? ['localhost', '127.0.0.1'] : ['127.0.0.1'],
+            grpcPort: consul.ports.grpc,
+            ...(tls ? { tls: { caFile: certs.ca, serverName: 'server.dc1.consul' } } : {}),
+          },
           token: consul.managementToken,
           ...(tls ? { prometheus: { certFile: certs.cert, keyFile: certs.key, caFile: certs.ca } } : {}),
         });
@@ -431,13 +453,21 @@ describe('Envoy bootstrap against the real Envoy and Consul', () => {
       const r = await execa(
         peerBinary('consul'),
         [
-          'connect', 'envoy', '-bootstrap',
-          '-node-name', 'consul-peer',
-          '-token', consul!.managementToken,
-          '-http-addr', consul!.httpAddr,
-          '-admin-bind', '127.0.0.1:19000',
-          '-envoy-ready-bind-address', '127.0.0.1',
-          '-envoy-ready-bind-port', '22000',
+          'connect',
+          'envoy',
+          '-bootstrap',
+          '-node-name',
+          'consul-peer',
+          '-token',
+          consul!.managementToken,
+          '-http-addr',
+          consul!.httpAddr,
+          '-admin-bind',
+          '127.0.0.1:19000',
+          '-envoy-ready-bind-address',
+          '127.0.0.1',
+          '-envoy-ready-bind-port',
+          '22000',
           ...args,
         ],
         { reject: false, timeout: 60_000 },
@@ -469,9 +499,12 @@ describe('Envoy bootstrap against the real Envoy and Consul', () => {
     assertSameStructure(
       await ours('web-1-sidecar-proxy', { servers: { addresses: ['127.0.0.1'], grpcPort, tls: { caFile: certs.ca, serverName: 'server.dc1.consul' } } }),
       await consulBootstrap([
-        '-proxy-id', 'web-1-sidecar-proxy',
-        '-grpc-addr', `https://127.0.0.1:${grpcPort}`,
-        '-grpc-ca-file', certs.ca,
+        '-proxy-id',
+        'web-1-sidecar-proxy',
+        '-grpc-addr',
+        `https://127.0.0.1:${grpcPort}`,
+        '-grpc-ca-file',
+        certs.ca,
         '-omit-deprecated-tags',
       ]),
       [...EXPECTED_DIFFERENCES, ...EXPECTED_TLS_DIFFERENCES],
@@ -547,18 +580,31 @@ describe('Envoy bootstrap against the real Envoy and Consul', () => {
     envoys.push(envoy);
     const ms = await waitReady(envoy);
 
-    const listeners = (JSON.parse(await envoy.admin('/listeners?format=json')) as { listener_statuses: Array<{ name: string }> }).listener_statuses.map((l) => l.name);
+    const listeners = (JSON.parse(await envoy.admin('/listeners?format=json')) as { listener_statuses: Array<{ name: string }> }).listener_statuses.map(
+      (l) => l.name,
+    );
     assert.ok(listeners.includes(`public_listener:127.0.0.1:${publicPort}`), `listeners: ${listeners.join(', ')}`);
     assert.ok(listeners.includes(`db:127.0.0.1:${dbPort}`), `listeners: ${listeners.join(', ')}`);
-    const clusters = (JSON.parse(await envoy.admin('/clusters?format=json')) as { cluster_statuses: Array<{ name: string; added_via_api?: boolean }> }).cluster_statuses;
-    assert.ok(clusters.some((c) => c.name === 'local_app' && c.added_via_api), 'local_app came over CDS');
-    assert.ok(clusters.some((c) => /^db\.default\.dc1\.internal\.[0-9a-f-]+\.consul$/.test(c.name) && c.added_via_api), 'the upstream came over CDS');
+    const clusters = (JSON.parse(await envoy.admin('/clusters?format=json')) as { cluster_statuses: Array<{ name: string; added_via_api?: boolean }> })
+      .cluster_statuses;
+    assert.ok(
+      clusters.some((c) => c.name === 'local_app' && c.added_via_api),
+      'local_app came over CDS',
+    );
+    assert.ok(
+      clusters.some((c) => /^db\.default\.dc1\.internal\.[0-9a-f-]+\.consul$/.test(c.name) && c.added_via_api),
+      'the upstream came over CDS',
+    );
     assert.equal(await envoy.stat('control_plane.connected_state'), 1);
     assert.ok((await envoy.stat('cluster_manager.cds.update_success')) >= 1);
     assert.ok((await envoy.stat('listener_manager.lds.update_success')) >= 1);
     // Consul's public listener is open: the mesh can reach the task.
     const pub = await waitFor('public listener accepting', 5000, async () => {
-      const r = await execa(process.execPath, ['-e', `require('net').connect(${publicPort},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(2))`], { reject: false, timeout: 5000 });
+      const r = await execa(
+        process.execPath,
+        ['-e', `require('net').connect(${publicPort},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(2))`],
+        { reject: false, timeout: 5000 },
+      );
       return r.exitCode === 0 ? true : undefined;
     });
     assert.equal(pub, true);
@@ -648,7 +694,8 @@ describe('Envoy bootstrap against the real Envoy and Consul', () => {
     // The rights consul-ecs's mesh gateway role grants.
     await api('PUT', '/v1/acl/policy', {
       Name: 'mesh-gw',
-      Rules: 'service "mesh-gw" { policy = "write" }\nservice_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }\nagent_prefix "" { policy = "read" }\npeering = "read"',
+      Rules:
+        'service "mesh-gw" { policy = "write" }\nservice_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }\nagent_prefix "" { policy = "read" }\npeering = "read"',
     });
     const token = await api<{ SecretID: string }>('PUT', '/v1/acl/token', { Policies: [{ Name: 'mesh-gw' }] });
     const { svc, datacenter } = await catalogService(api, node, 'mesh-gw-1');
@@ -674,7 +721,10 @@ describe('Envoy bootstrap against the real Envoy and Consul', () => {
       await waitReady(e);
       assert.ok((await e.stat('cluster.local_agent.ssl.handshake')) >= 1);
       const listeners = (JSON.parse(await e.admin('/listeners?format=json')) as { listener_statuses: Array<{ name: string }> }).listener_statuses;
-      assert.ok(listeners.some((l) => l.name.startsWith('default:')), "the mesh gateway's listener came over LDS");
+      assert.ok(
+        listeners.some((l) => l.name.startsWith('default:')),
+        "the mesh gateway's listener came over LDS",
+      );
     }
     await waitFor('a refused certificate', 10_000, async () => ((await wrongName.stat('cluster.local_agent.ssl.fail_verify_san')) >= 1 ? true : undefined));
     assert.equal(await wrongName.readyStatus(), 0);

@@ -4,14 +4,7 @@ import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import {
-  aclLogin,
-  ConsulApiError,
-  ConsulHttpClient,
-  createLoginBearerToken,
-  decodeLoginBearerToken,
-  type AclToken,
-} from '@consul-ecs-ts/core';
+import { aclLogin, ConsulApiError, ConsulHttpClient, createLoginBearerToken, decodeLoginBearerToken, type AclToken } from '@consul-ecs-ts/core';
 import { execa } from 'execa';
 import { LoginStack, SERVER_ID } from '../helpers/login-stack.ts';
 import { SEA } from '../helpers/mesh-task.ts';
@@ -35,7 +28,10 @@ describe('consul-ecs login against Consul and moto', () => {
     assert.equal(login.exitCode, 0, String(login.stderr));
     const token = await stack.readToken(sink);
     const self = await stack.consul.client().call<AclToken>({ path: '/v1/acl/token/self', token });
-    assert.deepEqual(self.ServiceIdentities?.map((s) => s.ServiceName), ['web']);
+    assert.deepEqual(
+      self.ServiceIdentities?.map((s) => s.ServiceName),
+      ['web'],
+    );
     const logout = await execa(SEA, ['logout', '-http-addr', stack.consul.httpAddr, '-token-file', sink], { env, extendEnv: false, reject: false });
     assert.equal(logout.exitCode, 0, String(logout.stderr));
     await assert.rejects(stack.consul.client().call({ path: '/v1/acl/token/self', token }), /ACL not found/);
@@ -55,7 +51,10 @@ describe('consul-ecs login against Consul and moto', () => {
 
     const self = await stack.consul.client().call<AclToken>({ path: '/v1/acl/token/self', token });
     assert.equal(self.AuthMethod, 'iam-ecs-service-token');
-    assert.deepEqual(self.ServiceIdentities?.map((s) => s.ServiceName), ['web']);
+    assert.deepEqual(
+      self.ServiceIdentities?.map((s) => s.ServiceName),
+      ['web'],
+    );
     const meta = JSON.parse(self.Description!.replace(/^token created via login: /, '')) as Record<string, string>;
     assert.deepEqual(meta, {
       'consul.hashicorp.com/task-id': sim.taskId,
@@ -104,7 +103,8 @@ describe('consul-ecs login against Consul and moto', () => {
     {
       name: 'a role outside the bound path',
       role: { path: '/other/' },
-      expect: /IAM principal arn:aws:iam::123456789012:role\/other\/task-role is not trusted\. Likely cause: the IAM role is not under a path the auth method trusts/,
+      expect:
+        /IAM principal arn:aws:iam::123456789012:role\/other\/task-role is not trusted\. Likely cause: the IAM role is not under a path the auth method trusts/,
     },
     {
       name: 'a role without the service-name tag',
@@ -170,8 +170,14 @@ describe('consul-ecs login against Consul and moto', () => {
 
     const tampers: Array<[string, (t: ReturnType<typeof decodeLoginBearerToken>) => void]> = [
       ['body', (t) => void (t.body = t.body.replace('Version=2011-06-15', 'Version=2011-06-16'))],
-      ['signature', (t) => void (t.headers.Authorization = [t.headers.Authorization![0]!.replace(/Signature=(.)/, (_, c: string) => `Signature=${c === '0' ? '1' : '0'}`)])],
-      ['embedded GetRole body', (t) => void (t.headers['X-Consul-Iam-Getentity-Body'] = [t.headers['X-Consul-Iam-Getentity-Body']![0]!.replace('RoleName=web-task', 'RoleName=admin')])],
+      [
+        'signature',
+        (t) => void (t.headers.Authorization = [t.headers.Authorization![0]!.replace(/Signature=(.)/, (_, c: string) => `Signature=${c === '0' ? '1' : '0'}`)]),
+      ],
+      [
+        'embedded GetRole body',
+        (t) => void (t.headers['X-Consul-Iam-Getentity-Body'] = [t.headers['X-Consul-Iam-Getentity-Body']![0]!.replace('RoleName=web-task', 'RoleName=admin')]),
+      ],
     ];
     for (const [what, tamper] of tampers) {
       const before = await motoRefusals();
@@ -235,7 +241,10 @@ describe('consul-ecs login while Consul is not up', () => {
       assert.match(res.stderr, /\[WARN\] {2}login failed; retrying: .*could not connect/);
       const token = await stack.readToken(sink);
       const self = await stack.consul.client().call<AclToken>({ path: '/v1/acl/token/self', token });
-      assert.deepEqual(self.ServiceIdentities?.map((s) => s.ServiceName), ['web']);
+      assert.deepEqual(
+        self.ServiceIdentities?.map((s) => s.ServiceName),
+        ['web'],
+      );
       stack.assertNoSecretsPrinted();
     } finally {
       await stack.dispose();
@@ -253,7 +262,10 @@ describe('consul-ecs login while Consul is not up', () => {
       flags[1] = 'http://127.0.0.1:1';
       const res = await stack.cli(['login', ...flags, '-timeout', '2'], sim.containerEnv());
       assert.equal(res.exitCode, 1);
-      assert.match(res.stderr, /could not log in to Consul at http:\/\/127\.0\.0\.1:1 within 2s: .*could not connect.*check that the Consul servers are reachable/);
+      assert.match(
+        res.stderr,
+        /could not log in to Consul at http:\/\/127\.0\.0\.1:1 within 2s: .*could not connect.*check that the Consul servers are reachable/,
+      );
       assert.ok(res.durationMs < 10_000, `bounded (${res.durationMs} ms)`);
       await assert.rejects(stat(sink), /ENOENT/);
       stack.assertNoSecretsPrinted();

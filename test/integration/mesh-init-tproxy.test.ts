@@ -31,7 +31,10 @@ describe('mesh-init with transparent proxy', () => {
     const sim = await stack.simulator(role.arn, {
       launchType: 'EC2',
       networkMode: 'awsvpc',
-      containers: [{ name: 'app', hasHealthCheck: true }, { name: 'consul-dataplane', hasHealthCheck: true }],
+      containers: [
+        { name: 'app', hasHealthCheck: true },
+        { name: 'consul-dataplane', hasHealthCheck: true },
+      ],
     });
     await registerClusterNode(stack, sim.clusterArn);
     const dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
@@ -72,7 +75,9 @@ describe('mesh-init with transparent proxy', () => {
 
     // In transparent mode the proxy registers as such, with the virtual tagged address.
     const id = `web-${sim.taskId}`;
-    const svcs = await consulClientFor('127.0.0.1', config, {}, {}).call<{ Services: Array<{ ID: string; Proxy?: { Mode?: string }; TaggedAddresses?: Record<string, unknown> }> }>({
+    const svcs = await consulClientFor('127.0.0.1', config, {}, {}).call<{
+      Services: Array<{ ID: string; Proxy?: { Mode?: string }; TaggedAddresses?: Record<string, unknown> }>;
+    }>({
       path: `/v1/catalog/node-services/${encodeURIComponent(sim.clusterArn)}`,
       token: stack.consul.managementToken,
     });
@@ -84,7 +89,12 @@ describe('mesh-init with transparent proxy', () => {
 
   it('fails clearly when iptables cannot run, and undoes everything', async () => {
     const role = await stack.role('api-task', { service: 'api' });
-    const sim = await stack.simulator(role.arn, { family: 'api', launchType: 'EC2', networkMode: 'awsvpc', containers: [{ name: 'app', hasHealthCheck: true }] });
+    const sim = await stack.simulator(role.arn, {
+      family: 'api',
+      launchType: 'EC2',
+      networkMode: 'awsvpc',
+      containers: [{ name: 'app', hasHealthCheck: true }],
+    });
     await registerClusterNode(stack, sim.clusterArn);
     const dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
     const config = meshConfig(stack, dir, { service: { name: 'api', port: 8080 }, transparentProxy: { enabled: true } });
@@ -131,11 +141,21 @@ describe('mesh-init with transparent proxy', () => {
     for (const d of binDirs) await rm(d, { recursive: true, force: true });
   });
   /** The nat table without iptables-save's comments and counters, which change between reads. */
-  const natRules = (text: string) => text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/, '')).join('\n');
+  const natRules = (text: string) =>
+    text
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.replace(/\[\d+:\d+\]/, ''))
+      .join('\n');
 
   it('refuses a Fargate task through the CLI: exit 1, nothing registered, logged in, applied or left', async () => {
     const role = await stack.role('fargate-task', { service: 'fargate' });
-    const sim = await stack.simulator(role.arn, { family: 'fargate', launchType: 'FARGATE', networkMode: 'awsvpc', containers: [{ name: 'app', hasHealthCheck: true }] });
+    const sim = await stack.simulator(role.arn, {
+      family: 'fargate',
+      launchType: 'FARGATE',
+      networkMode: 'awsvpc',
+      containers: [{ name: 'app', hasHealthCheck: true }],
+    });
     await registerClusterNode(stack, sim.clusterArn);
     const dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
     const iptables = await iptablesInOwnNamespace('cetf');
@@ -146,7 +166,10 @@ describe('mesh-init with transparent proxy', () => {
     assert.equal(res.exitCode, 1, res.stderr);
     assert.match(res.stderr, /transparent-proxy-unsupported/);
     assert.match(res.stderr, /launch type FARGATE and network mode awsvpc/);
-    assert.match(res.stderr, /set transparentProxy\.enabled to false in CONSUL_ECS_CONFIG_JSON, or run the task on the EC2 launch type with network mode awsvpc/);
+    assert.match(
+      res.stderr,
+      /set transparentProxy\.enabled to false in CONSUL_ECS_CONFIG_JSON, or run the task on the EC2 launch type with network mode awsvpc/,
+    );
     assert.ok(sim.hits.task >= 1, 'the task metadata was read');
     assert.deepEqual(await iptables.calls(), [], 'iptables never ran');
     assert.equal(natRules(await iptables.nat()), natBefore, "the namespace's nat table is untouched");
@@ -165,7 +188,12 @@ describe('mesh-init with transparent proxy', () => {
 
   it('applies the rules through the CLI for an awsvpc task on EC2', async () => {
     const role = await stack.role('ec2-task', { service: 'ectwo' });
-    const sim = await stack.simulator(role.arn, { family: 'ectwo', launchType: 'EC2', networkMode: 'awsvpc', containers: [{ name: 'app', hasHealthCheck: true }] });
+    const sim = await stack.simulator(role.arn, {
+      family: 'ectwo',
+      launchType: 'EC2',
+      networkMode: 'awsvpc',
+      containers: [{ name: 'app', hasHealthCheck: true }],
+    });
     await registerClusterNode(stack, sim.clusterArn);
     const dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
     const iptables = await iptablesInOwnNamespace('cete');

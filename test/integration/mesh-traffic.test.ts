@@ -12,7 +12,16 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { peerBinary } from '../../scripts/lib/local-stack.ts';
-import { CONSUL_ECS_EXECUTABLE, CONTAINERS, ECS_AGENT_ADDRESS, MeshStack, MeshTask, type ConsulObservation, type DataplaneKind, type MeshTaskOptions } from '../../scripts/lib/mesh-task-runner.ts';
+import {
+  CONSUL_ECS_EXECUTABLE,
+  CONTAINERS,
+  ECS_AGENT_ADDRESS,
+  MeshStack,
+  MeshTask,
+  type ConsulObservation,
+  type DataplaneKind,
+  type MeshTaskOptions,
+} from '../../scripts/lib/mesh-task-runner.ts';
 import { TaskNetwork, taskNetworkPrerequisites } from '../../scripts/lib/task-network.ts';
 
 const UPSTREAM_PORT = 1234;
@@ -26,7 +35,9 @@ describe('mesh traffic between two tasks in network namespaces', () => {
 
   before(async () => {
     assert.deepEqual(await taskNetworkPrerequisites(), [], 'what this file needs is missing');
-    const missing = [CONSUL_ECS_EXECUTABLE, peerBinary('consul'), peerBinary('envoy'), peerBinary('moto_server'), peerBinary('consul-dataplane')].filter((f) => !existsSync(f));
+    const missing = [CONSUL_ECS_EXECUTABLE, peerBinary('consul'), peerBinary('envoy'), peerBinary('moto_server'), peerBinary('consul-dataplane')].filter(
+      (f) => !existsSync(f),
+    );
     assert.deepEqual(missing, [], 'run `bash scripts/peers.sh install && npm run build` first');
     hostNatBefore = await TaskNetwork.hostNatTable();
     network = await TaskNetwork.create();
@@ -104,14 +115,20 @@ describe('mesh traffic between two tasks in network namespaces', () => {
       // Refused from then on, not once.
       const since = Date.now();
       await client.waitForCall('three more calls', since, () => client.callsSince(since).length >= 3);
-      assert.deepEqual(client.callsSince(since).filter((e) => e.ok), [], 'no call gets through while the intention denies it');
+      assert.deepEqual(
+        client.callsSince(since).filter((e) => e.ok),
+        [],
+        'no call gets through while the intention denies it',
+      );
 
       await stack.setIntentions('server', { client: 'allow' });
       await client.waitForCall('a call answered again once the intention allows it', Date.now(), fromServer(server));
 
       // Straight to the server's public listener from the client's namespace, in plaintext: the
       // listener is there (the connection opens) and answers nothing but the end of the connection.
-      const plain = await client.request({ tcp: { host: server.address, port: PUBLIC_LISTENER_PORT, send: `GET /hello HTTP/1.1\r\nHost: ${server.address}\r\n\r\n` } });
+      const plain = await client.request({
+        tcp: { host: server.address, port: PUBLIC_LISTENER_PORT, send: `GET /hello HTTP/1.1\r\nHost: ${server.address}\r\n\r\n` },
+      });
       assert.equal(plain.connected, true, `the public listener accepts connections: ${JSON.stringify(plain)}`);
       assert.doesNotMatch(plain.received ?? '', /HTTP\/|server/, `no HTTP answer: ${JSON.stringify(plain)}`);
       assert.equal(plain.timedOut, undefined, `the listener closes the connection: ${JSON.stringify(plain)}`);
@@ -147,7 +164,8 @@ describe('mesh traffic between two tasks in network namespaces', () => {
       `control plane exited ${ms(t.exits[CONTAINERS.controlPlane]?.at)}`,
     ].join('\n');
     assert.deepEqual(t.killed, [], `nothing needed SIGKILL\n${story}\n${client.describe()}`);
-    for (const name of [CONTAINERS.app, CONTAINERS.dataplane, CONTAINERS.controlPlane]) assert.equal(t.exits[name]?.code, 0, `${name} exits 0\n${client.describe()}`);
+    for (const name of [CONTAINERS.app, CONTAINERS.dataplane, CONTAINERS.controlPlane])
+      assert.equal(t.exits[name]?.code, 0, `${name} exits 0\n${client.describe()}`);
     const appExit = t.exits.app!.at;
     const dataplaneExit = t.exits[CONTAINERS.dataplane]!.at;
 
@@ -173,7 +191,10 @@ describe('mesh traffic between two tasks in network namespaces', () => {
     // Deregistration and logout come milliseconds apart: their order is the control plane's log's.
     const cpLog = client.containers.get(CONTAINERS.controlPlane)!.output();
     const steps = ['set all Consul health checks to critical', 'dataplane has stopped', 'deregistered', 'logged out of Consul'].map((m) => cpLog.indexOf(m));
-    assert.ok(steps.every((at, n) => at >= 0 && (n === 0 || at > steps[n - 1]!)), `the control plane's steps in order: ${steps}\n${cpLog}`);
+    assert.ok(
+      steps.every((at, n) => at >= 0 && (n === 0 || at > steps[n - 1]!)),
+      `the control plane's steps in order: ${steps}\n${cpLog}`,
+    );
     // Nothing of the client is left in Consul: neither registration nor any login token
     // (the control plane's, and the one consul-dataplane logged in with).
     assert.deepEqual(await client.registeredIds(), []);
@@ -194,11 +215,26 @@ describe('mesh traffic between two tasks in network namespaces', () => {
     // whose own traffic to Consul and the ECS agent the rules must leave alone too: else, once
     // Envoy has exited, it can neither see the dataplane stop nor deregister and log out.
     const hostResolvConf = await readFile('/etc/resolv.conf', 'utf8');
-    const server = await startTask('server-t', { service: 'server', dataplane: 'consul-dataplane', controlPlane: 'mesh-init+health-sync', transparentProxy: { consulDns: true } });
+    const server = await startTask('server-t', {
+      service: 'server',
+      dataplane: 'consul-dataplane',
+      controlPlane: 'mesh-init+health-sync',
+      transparentProxy: { consulDns: true },
+    });
     const client = await startTask('client-t', { service: 'client', dataplane: 'consul-dataplane', transparentProxy: { consulDns: true } });
-    for (const t of [client, server]) assert.match(await t.namespace.natTable(), /-A CONSUL_PROXY_REDIRECT -p tcp -j REDIRECT --to-ports 15001/, `${t.service}: the rules are in its namespace`);
-    const exempt = (nat: string) => [`${stack.address}/32`, `${ECS_AGENT_ADDRESS}/32`].filter((cidr) => nat.includes(`-A CONSUL_PROXY_OUTPUT -d ${cidr} -j RETURN`));
-    assert.deepEqual(exempt(await client.namespace.natTable()), [`${stack.address}/32`, `${ECS_AGENT_ADDRESS}/32`], "the control plane's own traffic is not redirected");
+    for (const t of [client, server])
+      assert.match(
+        await t.namespace.natTable(),
+        /-A CONSUL_PROXY_REDIRECT -p tcp -j REDIRECT --to-ports 15001/,
+        `${t.service}: the rules are in its namespace`,
+      );
+    const exempt = (nat: string) =>
+      [`${stack.address}/32`, `${ECS_AGENT_ADDRESS}/32`].filter((cidr) => nat.includes(`-A CONSUL_PROXY_OUTPUT -d ${cidr} -j RETURN`));
+    assert.deepEqual(
+      exempt(await client.namespace.natTable()),
+      [`${stack.address}/32`, `${ECS_AGENT_ADDRESS}/32`],
+      "the control plane's own traffic is not redirected",
+    );
     assert.deepEqual(exempt(await server.namespace.natTable()), [], "mesh-init's rules exempt health-sync's user, not these addresses");
 
     const vip = await stack.virtualIp('server');

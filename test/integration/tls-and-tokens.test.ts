@@ -33,7 +33,11 @@ describe('TLS, static tokens and server discovery', () => {
     const withFile = await stack.cli(['login', ...flags, '-ca-file', stack.consul.caFile, '-tls-server-name', 'server.dc1.consul'], sim.containerEnv());
     assert.equal(withFile.exitCode, 0, withFile.stderr);
     await stack.readToken(sink);
-    const withPem = await stack.cli(['login', ...flags], { ...sim.containerEnv(), CONSUL_HTTPS_CACERT_PEM: stack.consul.caPem, CONSUL_TLS_SERVER_NAME: 'server.dc1.consul' });
+    const withPem = await stack.cli(['login', ...flags], {
+      ...sim.containerEnv(),
+      CONSUL_HTTPS_CACERT_PEM: stack.consul.caPem,
+      CONSUL_TLS_SERVER_NAME: 'server.dc1.consul',
+    });
     assert.equal(withPem.exitCode, 0, withPem.stderr);
     await stack.readToken(sink);
     const noCa = await stack.cli(['login', ...flags], sim.containerEnv());
@@ -72,7 +76,9 @@ describe('TLS, static tokens and server discovery', () => {
 
     const envoy = await startEnvoyFromBootstrap(join(dir, 'envoy-bootstrap.json'));
     try {
-      await eventually('Envoy ready over gRPC TLS', 15_000, async () => ((await fetch(`http://127.0.0.1:${readyPort}/ready`)).status === 200 ? true : undefined));
+      await eventually('Envoy ready over gRPC TLS', 15_000, async () =>
+        (await fetch(`http://127.0.0.1:${readyPort}/ready`)).status === 200 ? true : undefined,
+      );
       assert.match(await envoy.listeners(), new RegExp(`public_listener:127\\.0\\.0\\.1:${publicPort}::`));
     } finally {
       await envoy.stop();
@@ -85,7 +91,10 @@ describe('TLS, static tokens and server discovery', () => {
     const role = await stack.role('static-task', { service: 'static' });
     const sim = await stack.simulator(role.arn, {
       family: 'static',
-      containers: [{ name: 'app', hasHealthCheck: true }, { name: 'consul-dataplane', hasHealthCheck: true }],
+      containers: [
+        { name: 'app', hasHealthCheck: true },
+        { name: 'consul-dataplane', hasHealthCheck: true },
+      ],
     });
     await registerClusterNode(stack, sim.clusterArn);
     const dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
@@ -138,7 +147,10 @@ describe('TLS, static tokens and server discovery', () => {
     const role = await stack.role('multi-task', { service: 'multi' });
     const sim = await stack.simulator(role.arn, {
       family: 'multi',
-      containers: [{ name: 'app', hasHealthCheck: true, health: 'HEALTHY' }, { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' }],
+      containers: [
+        { name: 'app', hasHealthCheck: true, health: 'HEALTHY' },
+        { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' },
+      ],
     });
     await registerClusterNode(stack, sim.clusterArn);
     const dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
@@ -171,7 +183,12 @@ describe('TLS, static tokens and server discovery', () => {
     await registerClusterNode(stack, sim.clusterArn);
     // The ACL controller's policies would allow this; here the role's token gets mesh write.
     await stack.consul.api('PUT', '/v1/acl/policy', { Name: 'resilient-defaults', Rules: 'service "resilient" { policy = "write" } mesh = "write"' });
-    await stack.consul.api('PUT', '/v1/acl/binding-rule', { AuthMethod: 'iam-ecs-service-token', BindType: 'policy', BindName: 'resilient-defaults', Selector: 'entity_tags["consul.hashicorp.com.service-name"] == "resilient"' });
+    await stack.consul.api('PUT', '/v1/acl/binding-rule', {
+      AuthMethod: 'iam-ecs-service-token',
+      BindType: 'policy',
+      BindName: 'resilient-defaults',
+      Selector: 'entity_tags["consul.hashicorp.com.service-name"] == "resilient"',
+    });
     const dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
     const config = meshConfig(stack, dir, {
       service: { name: 'resilient', port: 8080, networkResilienceConfig: { enabled: true, outlierDetection: { maxFailures: 3, consecutive5xx: 7 } } },
@@ -179,14 +196,20 @@ describe('TLS, static tokens and server discovery', () => {
     const res = await stack.cli(['mesh-init'], meshEnv(sim, config));
     assert.equal(res.exitCode, 0, res.stderr);
     await stack.readToken(join(dir, 'service-token'));
-    const entry = await stack.consul.api<{ UpstreamConfig?: { Defaults?: { PassiveHealthCheck?: Record<string, unknown> } } }>('GET', '/v1/config/service-defaults/resilient');
+    const entry = await stack.consul.api<{ UpstreamConfig?: { Defaults?: { PassiveHealthCheck?: Record<string, unknown> } } }>(
+      'GET',
+      '/v1/config/service-defaults/resilient',
+    );
     const phc = entry.UpstreamConfig?.Defaults?.PassiveHealthCheck;
     assert.equal(phc?.MaxFailures, 3);
     assert.equal(phc?.EnforcingConsecutive5xx, 100);
     assert.equal(phc?.MaxEjectionPercent, 50);
     assert.equal(phc?.Interval, 10_000_000_000);
     // Consul 1.22 has no Consecutive5xx or gateway-failure settings: named, and left out.
-    assert.match(res.stderr, /does not support some outlier detection settings; they are left out: service=resilient settings=Consecutive5xx,EnforcingConsecutiveGatewayFailure/);
+    assert.match(
+      res.stderr,
+      /does not support some outlier detection settings; they are left out: service=resilient settings=Consecutive5xx,EnforcingConsecutiveGatewayFailure/,
+    );
     await rm(dir, { recursive: true, force: true });
     void SERVER_ID;
   });

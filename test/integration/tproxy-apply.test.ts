@@ -12,13 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import {
-  applyTransparentProxy,
-  ConsulEcsError,
-  TransparentProxyError,
-  transparentProxyRules,
-  type IptablesRunner,
-} from '@consul-ecs-ts/core';
+import { applyTransparentProxy, ConsulEcsError, TransparentProxyError, transparentProxyRules, type IptablesRunner } from '@consul-ecs-ts/core';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const TOOLS = ['ip', 'iptables', 'iptables-save', 'setpriv', 'unshare', 'mount', 'bash', 'timeout', 'dd'];
@@ -181,7 +175,10 @@ describe('applyTransparentProxy with real iptables in a network namespace', () =
     assert.ok(again instanceof TransparentProxyError);
     assert.equal(again.code, 'tproxy-already-applied');
     assert.deepEqual(again.applied, []);
-    assert.match(again.message, /rule 1 of 24 \(iptables -t nat -N CONSUL_PROXY_INBOUND\) in the nat table: iptables exited 1: .*Chain already exists\. No rule was applied before it\./);
+    assert.match(
+      again.message,
+      /rule 1 of 24 \(iptables -t nat -N CONSUL_PROXY_INBOUND\) in the nat table: iptables exited 1: .*Chain already exists\. No rule was applied before it\./,
+    );
     assert.equal(rules.length, 24);
     assert.deepEqual(rulesOf(await natTable(app)).sort(byChain), rulesOf(nat).sort(byChain));
   });
@@ -203,7 +200,10 @@ describe('applyTransparentProxy with real iptables in a network namespace', () =
       assert.equal(err.code, 'tproxy-not-permitted');
       assert.deepEqual(err.applied, []);
       assert.deepEqual(err.failedRule, rules[0]);
-      assert.match(err.message, /^cannot apply transparent proxy rule 1 of 20 \(iptables -t nat -N CONSUL_PROXY_INBOUND\) in the nat table: iptables exited \d+, not permitted: /);
+      assert.match(
+        err.message,
+        /^cannot apply transparent proxy rule 1 of 20 \(iptables -t nat -N CONSUL_PROXY_INBOUND\) in the nat table: iptables exited \d+, not permitted: /,
+      );
       assert.match(err.message, /Permission denied \(you must be root\)|can't initialize iptables table `nat'/);
       assert.match(err.message, /No rule was applied before it\. To fix: .*as root \(container user "0"\) with the NET_ADMIN Linux capability/);
       assert.match(err.message, /transparent proxy is not supported on Fargate/);
@@ -241,8 +241,23 @@ console.log(JSON.stringify(res));
     );
     const r = await execa(
       'ip',
-      ['netns', 'exec', ns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c',
-        'mount --bind "$1" "$2" && exec "$3" --import tsx "$4" "$2"', 'sh', source, mountPoint, process.execPath, script],
+      [
+        'netns',
+        'exec',
+        ns,
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount --bind "$1" "$2" && exec "$3" --import tsx "$4" "$2"',
+        'sh',
+        source,
+        mountPoint,
+        process.execPath,
+        script,
+      ],
       { cwd: repoRoot, reject: false },
     );
     assert.equal(r.exitCode, 0, r.stderr);

@@ -100,7 +100,10 @@ describe('aws-iam login bearer token', () => {
     assert.equal(t.headers['X-Consul-Iam-Serverid']?.[0], inputs.serverIdHeaderValue);
     const auth = t.headers.Authorization![0]!;
     assert.match(auth, /^AWS4-HMAC-SHA256 Credential=ASIAQEXAMPLE7TASKROLE\/20260102\/us-west-2\/sts\/aws4_request, /);
-    assert.match(auth, /SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-consul-iam-getentity-body;x-consul-iam-getentity-headers;x-consul-iam-getentity-method;x-consul-iam-getentity-url;x-consul-iam-serverid, /);
+    assert.match(
+      auth,
+      /SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-consul-iam-getentity-body;x-consul-iam-getentity-headers;x-consul-iam-getentity-method;x-consul-iam-getentity-url;x-consul-iam-serverid, /,
+    );
 
     // The embedded, signed iam:GetRole request for the role in the caller's ARN.
     assert.equal(t.headers['X-Consul-Iam-Getentity-Method']?.[0], 'POST');
@@ -108,7 +111,10 @@ describe('aws-iam login bearer token', () => {
     assert.equal(t.headers['X-Consul-Iam-Getentity-Body']?.[0], 'Action=GetRole&RoleName=web-task&Version=2010-05-08');
     const inner = JSON.parse(t.headers['X-Consul-Iam-Getentity-Headers']![0]!) as Record<string, string[]>;
     assert.deepEqual(Object.keys(inner).sort(), ['Authorization', 'Content-Type', 'X-Amz-Date', 'X-Amz-Security-Token', 'X-Consul-Iam-Serverid']);
-    assert.match(inner.Authorization![0]!, /Credential=ASIAQEXAMPLE7TASKROLE\/20260102\/us-east-1\/iam\/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-consul-iam-serverid, /);
+    assert.match(
+      inner.Authorization![0]!,
+      /Credential=ASIAQEXAMPLE7TASKROLE\/20260102\/us-east-1\/iam\/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-consul-iam-serverid, /,
+    );
   });
 
   it('without includeEntity makes no AWS call and embeds no IAM request; custom endpoints are used as given', async () => {
@@ -126,6 +132,9 @@ describe('aws-iam login bearer token', () => {
   });
 
   it('rejects an endpoint with a query string (Consul refuses one) before signing', async () => {
-    await assert.rejects(makeToken({ includeEntity: false, stsEndpoint: 'https://sts.example/?x=1' }), /STS endpoint "https:\/\/sts\.example\/\?x=1" must not have a query string/);
+    await assert.rejects(
+      makeToken({ includeEntity: false, stsEndpoint: 'https://sts.example/?x=1' }),
+      /STS endpoint "https:\/\/sts\.example\/\?x=1" must not have a query string/,
+    );
   });
 });

@@ -23,7 +23,18 @@ describe('consul-ecs CLI', () => {
     const none = await run();
     assert.equal(none.code, 1);
     assert.match(none.err, /^Usage: consul-ecs <command> \[flags\]/);
-    for (const name of ['version', 'login', 'logout', 'mesh-init', 'health-sync', 'control-plane', 'controller', 'envoy-entrypoint', 'app-entrypoint', 'net-dial']) {
+    for (const name of [
+      'version',
+      'login',
+      'logout',
+      'mesh-init',
+      'health-sync',
+      'control-plane',
+      'controller',
+      'envoy-entrypoint',
+      'app-entrypoint',
+      'net-dial',
+    ]) {
       assert.match(none.err, new RegExp(`\\n  ${name} `), `${name} is listed`);
     }
     const unknown = await run('frobnicate');

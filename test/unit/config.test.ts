@@ -340,18 +340,21 @@ describe('parseConfigJson', () => {
       ['{\n  "secretAccessKey": "hunter2" x\n}', "line 2, column 32: expected ',' or '}' after the property value, found 'x'"],
       ["{'a': 1}", "line 1, column 2: expected a double-quoted property name, found '''"],
       ['[1, 2,]', "line 1, column 7: expected a value, found ']'"],
-      ['{"a": "x\ty"}', 'line 1, column 9: expected a closing \'"\' (control characters must be escaped in strings), found U+0009'],
+      ['{"a": "x\ty"}', "line 1, column 9: expected a closing '\"' (control characters must be escaped in strings), found U+0009"],
       ['{"a": 01}', "line 1, column 8: expected ',' or '}' after the property value, found '1'"],
       ['{} {}', "line 1, column 4: expected the end of the document, found '{'"],
       ['', 'line 1, column 1: expected a value, found the end of the input'],
     ];
     for (const [text, where] of cases) {
-      assert.throws(() => parseConfigJson(text, 'CONSUL_ECS_CONFIG_JSON'), (err: unknown) => {
-        assert.ok(err instanceof ConsulEcsError);
-        assert.equal(err.message, `CONSUL_ECS_CONFIG_JSON is not valid JSON: ${where}; fix the JSON syntax`);
-        assert.doesNotMatch(err.message, /hunter2/);
-        return true;
-      });
+      assert.throws(
+        () => parseConfigJson(text, 'CONSUL_ECS_CONFIG_JSON'),
+        (err: unknown) => {
+          assert.ok(err instanceof ConsulEcsError);
+          assert.equal(err.message, `CONSUL_ECS_CONFIG_JSON is not valid JSON: ${where}; fix the JSON syntax`);
+          assert.doesNotMatch(err.message, /hunter2/);
+          return true;
+        },
+      );
     }
   });
 

@@ -18,8 +18,7 @@ describe('Consul HTTP client', () => {
   });
   afterEach(() => agent.close());
 
-  const client = (clock = fakeClock()) =>
-    new ConsulHttpClient({ address: '127.0.0.1:8500', dispatcher: agent, clock, retryDeadlineMs: 60_000 });
+  const client = (clock = fakeClock()) => new ConsulHttpClient({ address: '127.0.0.1:8500', dispatcher: agent, clock, retryDeadlineMs: 60_000 });
 
   it('retries 5xx and 429, then succeeds', async () => {
     const pool = agent.get(ORIGIN);
@@ -39,10 +38,7 @@ describe('Consul HTTP client', () => {
   });
 
   it('does not retry other 4xx, and never echoes the token', async () => {
-    agent
-      .get(ORIGIN)
-      .intercept({ path: '/v1/acl/token/self', method: 'GET' })
-      .reply(403, `ACL not found for token ${TOKEN}`);
+    agent.get(ORIGIN).intercept({ path: '/v1/acl/token/self', method: 'GET' }).reply(403, `ACL not found for token ${TOKEN}`);
     const clock = fakeClock();
     await assert.rejects(client(clock).call({ path: '/v1/acl/token/self', token: TOKEN }), (err: Error & { status?: number }) => {
       assert.equal(err.status, 403);
@@ -77,7 +73,10 @@ describe('Consul HTTP client', () => {
       aclLogin(client(), { authMethod: 'm', bearerToken: 'bearer-secret-value', meta: { k: 'v' }, namespace: 'team', partition: 'part' }),
       (err: Error & { code?: string }) => {
         assert.equal(err.code, 'consul-login-refused');
-        assert.match(err.message, /refused the login to auth method "m" \(HTTP 403\): Permission denied: IAM principal .* is not trusted\. Likely cause: the IAM role is not under a path/);
+        assert.match(
+          err.message,
+          /refused the login to auth method "m" \(HTTP 403\): Permission denied: IAM principal .* is not trusted\. Likely cause: the IAM role is not under a path/,
+        );
         assert.doesNotMatch(err.message, /bearer-secret-value/);
         return true;
       },

@@ -6,16 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { MockAgent } from 'undici';
-import {
-  AclAdmin,
-  AwsApiError,
-  CatalogClient,
-  ConsulEcsError,
-  ConsulHttpClient,
-  EcsApiClient,
-  ecsEndpoint,
-  signJsonRequest,
-} from '@consul-ecs-ts/core';
+import { AclAdmin, AwsApiError, CatalogClient, ConsulEcsError, ConsulHttpClient, EcsApiClient, ecsEndpoint, signJsonRequest } from '@consul-ecs-ts/core';
 import { anonymousPolicyRules, apiGatewayPolicyRules, controllerPartition, meshGatewayPolicyRules } from '../../packages/core/src/controller/acl-setup.ts';
 import { loginTokenTask, reapStoppedTasks } from '../../packages/core/src/controller/task-reaper.ts';
 
@@ -27,7 +18,11 @@ const anchorRules = (
   JSON.parse(readFileSync(new URL('../fixtures/controller-policy-rules.json', import.meta.url), 'utf8')) as { rules: Record<string, string> }
 ).rules;
 
-const CREDS = { accessKeyId: 'ASIAEXAMPLEUNITTEST1', secretAccessKey: 'unitTestSecretAccessKeyExample000000000', sessionToken: 'unit-test-session-token-0123456789' };
+const CREDS = {
+  accessKeyId: 'ASIAEXAMPLEUNITTEST1',
+  secretAccessKey: 'unitTestSecretAccessKeyExample000000000',
+  sessionToken: 'unit-test-session-token-0123456789',
+};
 const ECS = 'https://ecs.us-east-1.amazonaws.com';
 const CONSUL = 'http://consul.test:8500';
 const CLUSTER = 'arn:aws:ecs:us-east-1:123456789012:cluster/prod';
@@ -101,7 +96,9 @@ describe('ECS API client', () => {
       .get(ECS)
       .intercept({ path: '/', method: 'POST' })
       .reply(400, JSON.stringify({ __type: 'com.amazonaws.ecs#ClusterNotFoundException', message: 'Cluster not found.' }));
-    const err = await ecsClient(agent).listRunningTaskArns(CLUSTER).catch((e: unknown) => e);
+    const err = await ecsClient(agent)
+      .listRunningTaskArns(CLUSTER)
+      .catch((e: unknown) => e);
     assert.ok(err instanceof AwsApiError);
     assert.equal(err.awsCode, 'ClusterNotFoundException');
     assert.equal(err.message, `AWS ListTasks at ${ECS} failed with HTTP 400 ClusterNotFoundException: Cluster not found.`);
@@ -114,7 +111,10 @@ describe('ECS API client', () => {
     assert.equal(ecsEndpoint({}, 'cn-north-1').href, 'https://ecs.cn-north-1.amazonaws.com.cn/');
     assert.equal(ecsEndpoint({ AWS_ENDPOINT_URL: 'http://all:1', AWS_ENDPOINT_URL_ECS: 'http://ecs:2' }, 'x').href, 'http://ecs:2/');
     assert.equal(ecsEndpoint({ AWS_ENDPOINT_URL: 'http://all:1' }, 'x').href, 'http://all:1/');
-    assert.equal(ecsEndpoint({ AWS_ENDPOINT_URL: 'http://all:1', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' }, 'us-east-1').host, 'ecs.us-east-1.amazonaws.com');
+    assert.equal(
+      ecsEndpoint({ AWS_ENDPOINT_URL: 'http://all:1', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' }, 'us-east-1').host,
+      'ecs.us-east-1.amazonaws.com',
+    );
     assert.throws(() => ecsEndpoint({ AWS_ENDPOINT_URL_ECS: 'not a url' }, 'x'), /the ECS endpoint "not a url".*is not a URL/);
   });
 });
@@ -155,7 +155,7 @@ describe('task reaper', () => {
     return { http, admin: new AclAdmin(http, token), catalog: new CatalogClient(http, token) };
   };
 
-  it('removes nothing when ECS leaves the controller\'s own task out of the listing', async () => {
+  it("removes nothing when ECS leaves the controller's own task out of the listing", async () => {
     const agent = new MockAgent();
     agent.disableNetConnect();
     const consul = agent.get(CONSUL);
@@ -188,21 +188,27 @@ describe('task reaper', () => {
       return { statusCode: status, data: JSON.stringify(data) };
     };
     consul.intercept({ path: '/v1/namespaces?partition=part1', method: 'GET' }).reply(reply(200, [{ Name: 'default', ACLs: {} }, { Name: 'team-a' }]));
-    consul.intercept({ path: '/v1/acl/tokens?partition=part1&ns=default', method: 'GET' }).reply(reply(200, [
-      { AccessorID: 'keep', Description: loginDescription('running'), Partition: 'part1', Namespace: 'default' },
-    ]));
-    consul.intercept({ path: '/v1/acl/tokens?partition=part1&ns=team-a', method: 'GET' }).reply(reply(200, [
-      { AccessorID: 'drop', Description: loginDescription('gone'), Partition: 'part1', Namespace: 'team-a' },
-      { AccessorID: 'other-cluster', Description: loginDescription('gone', 'arn:aws:ecs:us-east-1:123456789012:cluster/other') },
-    ]));
-    consul.intercept({ path: `/v1/catalog/node-services/${encodeURIComponent(CLUSTER)}?partition=part1&ns=*`, method: 'GET' }).reply(reply(200, {
-      Services: [
-        { ID: 'web-running', Service: 'web', Meta: { 'task-id': 'running' }, Namespace: 'default', Partition: 'part1' },
-        { ID: 'api-gone', Service: 'api', Meta: { 'task-id': 'gone' }, Namespace: 'team-a', Partition: 'part1' },
-        { ID: 'no-meta', Service: 'x' },
-      ],
-    }));
-    consul.intercept({ path: '/v1/acl/policy/name/cross-namespace-read?partition=part1&ns=default', method: 'GET' }).reply(reply(policyRead, policyRead === 404 ? 'ACL not found' : 'rpc error'));
+    consul
+      .intercept({ path: '/v1/acl/tokens?partition=part1&ns=default', method: 'GET' })
+      .reply(reply(200, [{ AccessorID: 'keep', Description: loginDescription('running'), Partition: 'part1', Namespace: 'default' }]));
+    consul.intercept({ path: '/v1/acl/tokens?partition=part1&ns=team-a', method: 'GET' }).reply(
+      reply(200, [
+        { AccessorID: 'drop', Description: loginDescription('gone'), Partition: 'part1', Namespace: 'team-a' },
+        { AccessorID: 'other-cluster', Description: loginDescription('gone', 'arn:aws:ecs:us-east-1:123456789012:cluster/other') },
+      ]),
+    );
+    consul.intercept({ path: `/v1/catalog/node-services/${encodeURIComponent(CLUSTER)}?partition=part1&ns=*`, method: 'GET' }).reply(
+      reply(200, {
+        Services: [
+          { ID: 'web-running', Service: 'web', Meta: { 'task-id': 'running' }, Namespace: 'default', Partition: 'part1' },
+          { ID: 'api-gone', Service: 'api', Meta: { 'task-id': 'gone' }, Namespace: 'team-a', Partition: 'part1' },
+          { ID: 'no-meta', Service: 'x' },
+        ],
+      }),
+    );
+    consul
+      .intercept({ path: '/v1/acl/policy/name/cross-namespace-read?partition=part1&ns=default', method: 'GET' })
+      .reply(reply(policyRead, policyRead === 404 ? 'ACL not found' : 'rpc error'));
     consul.intercept({ path: '/v1/acl/policy?partition=part1&ns=default', method: 'PUT' }).reply(reply(200, { ID: 'p' }));
     consul.intercept({ path: '/v1/namespace/default?partition=part1', method: 'PUT' }).reply(reply(200, {}));
     consul.intercept({ path: '/v1/namespace?partition=part1', method: 'PUT' }).reply(reply(200, {}));
@@ -215,9 +221,17 @@ describe('task reaper', () => {
             tasks: (body.tasks as string[]).map((a) => ({
               taskArn: a,
               tags: a.endsWith('/running')
-                ? [{ key: 'consul.hashicorp.com/mesh', value: 'true' }, { key: 'consul.hashicorp.com/partition', value: 'part1' }, { key: 'consul.hashicorp.com/namespace', value: 'team-b' }]
+                ? [
+                    { key: 'consul.hashicorp.com/mesh', value: 'true' },
+                    { key: 'consul.hashicorp.com/partition', value: 'part1' },
+                    { key: 'consul.hashicorp.com/namespace', value: 'team-b' },
+                  ]
                 : a.endsWith('/other-part')
-                  ? [{ key: 'consul.hashicorp.com/mesh', value: 'true' }, { key: 'consul.hashicorp.com/partition', value: 'part2' }, { key: 'consul.hashicorp.com/namespace', value: 'team-c' }]
+                  ? [
+                      { key: 'consul.hashicorp.com/mesh', value: 'true' },
+                      { key: 'consul.hashicorp.com/partition', value: 'part2' },
+                      { key: 'consul.hashicorp.com/namespace', value: 'team-c' },
+                    ]
                   : [],
             })),
           },
@@ -243,7 +257,10 @@ describe('task reaper', () => {
     assert.match(writes[1]!, /^PUT \/v1\/namespace\/default\?partition=part1 .*"PolicyDefaults":\[\{"Name":"cross-namespace-read"\}\]/);
     assert.equal(writes[2], 'PUT /v1/namespace?partition=part1 {"Name":"team-b","ACLs":{"PolicyDefaults":[{"Name":"cross-namespace-read"}]}}');
     assert.equal(writes[3], 'DELETE /v1/acl/token/drop?partition=part1&ns=team-a');
-    assert.match(writes[4]!, /^PUT \/v1\/catalog\/deregister \{"Node":"arn:aws:ecs:us-east-1:123456789012:cluster\/prod","ServiceID":"api-gone","Namespace":"team-a","Partition":"part1"\}/);
+    assert.match(
+      writes[4]!,
+      /^PUT \/v1\/catalog\/deregister \{"Node":"arn:aws:ecs:us-east-1:123456789012:cluster\/prod","ServiceID":"api-gone","Namespace":"team-a","Partition":"part1"\}/,
+    );
     assert.equal(writes.length, 5);
     await agent.close();
   });

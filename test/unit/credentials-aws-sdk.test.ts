@@ -43,12 +43,16 @@ const asSdk: AwsCredentialIdentityProvider = fromStaticCredentials({ accessKeyId
 void [asOurs, asOurCredentials, inUseCases, asSdk];
 
 describe('AWS SDK credential providers', () => {
-  it('are assignable to the library\'s types, and back (type check of this file)', () => {
+  it("are assignable to the library's types, and back (type check of this file)", () => {
     const file = fileURLToPath(import.meta.url);
-    const config = ts.getParsedCommandLineOfConfigFile(fileURLToPath(new URL('../../tsconfig.json', import.meta.url)), {}, {
-      ...ts.sys,
-      onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, '\n')),
-    });
+    const config = ts.getParsedCommandLineOfConfigFile(
+      fileURLToPath(new URL('../../tsconfig.json', import.meta.url)),
+      {},
+      {
+        ...ts.sys,
+        onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, '\n')),
+      },
+    );
     const program = ts.createProgram([file], config!.options);
     const problems = ts.getPreEmitDiagnostics(program, program.getSourceFile(file)).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
     assert.deepEqual(problems, []);

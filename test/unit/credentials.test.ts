@@ -4,12 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { MockAgent } from 'undici';
-import {
-  defaultCredentialProvider,
-  fromContainerCredentials,
-  refreshing,
-  type AwsCredentials,
-} from '@consul-ecs-ts/core';
+import { defaultCredentialProvider, fromContainerCredentials, refreshing, type AwsCredentials } from '@consul-ecs-ts/core';
 import { fakeClock } from '../helpers/fake-clock.ts';
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';

@@ -42,7 +42,14 @@ describe('readElfLoading', () => {
     // The string table is past the first page. Its RUNPATH, the last name wanted, is
     // 2000 bytes: longer than what is read past the start of the last name.
     const runpath = `$ORIGIN/${'x'.repeat(1990)}:/opt/lib`;
-    const file = elfFile({ interpreter: '/lib64/ld-linux-x86-64.so.2', needed: [['libc.so.6', 1], ['libm.so.6', 30000]], runpath: [runpath, 30020] });
+    const file = elfFile({
+      interpreter: '/lib64/ld-linux-x86-64.so.2',
+      needed: [
+        ['libc.so.6', 1],
+        ['libm.so.6', 30000],
+      ],
+      runpath: [runpath, 30020],
+    });
     await writeFile(join(dir, 'exe'), file);
     assert.deepEqual(readElfLoading(join(dir, 'exe')), {
       interpreter: { path: '/lib64/ld-linux-x86-64.so.2', offset: 512, size: 64 },

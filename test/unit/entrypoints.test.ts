@@ -230,7 +230,10 @@ describe('entrypoint usage', () => {
   });
 
   it('only the entrypoints own their signals', () => {
-    assert.deepEqual(commands.filter((c) => c.ownsSignals).map((c) => c.name), ['envoy-entrypoint', 'app-entrypoint']);
+    assert.deepEqual(
+      commands.filter((c) => c.ownsSignals).map((c) => c.name),
+      ['envoy-entrypoint', 'app-entrypoint'],
+    );
   });
 });
 
@@ -388,7 +391,10 @@ describe('app-entrypoint with a fake child', () => {
     await settle();
     signals.emit('SIGTERM');
     await settle();
-    assert.equal(clock.sleeps.reduce((a, b) => a + b, 0), 3_600_000_000);
+    assert.equal(
+      clock.sleeps.reduce((a, b) => a + b, 0),
+      3_600_000_000,
+    );
     assert.ok(clock.sleeps.every((ms) => ms <= 2 ** 31 - 1));
     c.exit(0);
     assert.equal(await done, 0);

@@ -101,7 +101,13 @@ const SHAPES: Shape[] = [
       } as Partial<NonNullable<EnvoyProxyService['Proxy']>>,
       {
         env: { HOST_IP: '10.1.2.3', DD_URL: 'unix:///var/run/datadog/dsd.socket' },
-        prometheus: { scrapePath: '/scrape', backendPort: 20100, certFile: '/consul/prom-cert.pem', keyFile: '/consul/prom-key.pem', caFile: '/consul/prom-ca.pem' },
+        prometheus: {
+          scrapePath: '/scrape',
+          backendPort: 20100,
+          certFile: '/consul/prom-cert.pem',
+          keyFile: '/consul/prom-key.pem',
+          caFile: '/consul/prom-ca.pem',
+        },
       },
     ),
     warnings: [/envoy_bootstrap_json_tpl .* is not supported and is ignored/],
@@ -133,17 +139,21 @@ const SHAPES: Shape[] = [
   },
   {
     name: 'sidecar-tls',
-    input: sidecar(
-      { Upstreams: UPSTREAMS } as Partial<NonNullable<EnvoyProxyService['Proxy']>>,
-      { servers: { addresses: ['10.0.1.10', '10.0.2.10'], grpcPort: 8503, tls: { caFile: '/consul/consul-grpc-ca-cert.pem', serverName: 'server.dc1.consul' } } },
-    ),
+    input: sidecar({ Upstreams: UPSTREAMS } as Partial<NonNullable<EnvoyProxyService['Proxy']>>, {
+      servers: { addresses: ['10.0.1.10', '10.0.2.10'], grpcPort: 8503, tls: { caFile: '/consul/consul-grpc-ca-cert.pem', serverName: 'server.dc1.consul' } },
+    }),
   },
   {
     name: 'mesh-gateway',
     input: gateway(
       'mesh-gateway',
       'mesh-gateway',
-      { envoy_gateway_no_default_bind: true, envoy_gateway_bind_tagged_addresses: true, envoy_prometheus_bind_addr: '0.0.0.0:20200', envoy_dogstatsd_url: 'udp://127.0.0.1:8125' },
+      {
+        envoy_gateway_no_default_bind: true,
+        envoy_gateway_bind_tagged_addresses: true,
+        envoy_prometheus_bind_addr: '0.0.0.0:20200',
+        envoy_dogstatsd_url: 'udp://127.0.0.1:8125',
+      },
       { Partition: 'part1' },
     ),
   },
@@ -151,7 +161,12 @@ const SHAPES: Shape[] = [
     name: 'terminating-gateway',
     // With the pre-1.9 consul.* stats tags, as `consul connect envoy` keeps them.
     input: {
-      ...gateway('terminating-gateway', 'legacy-gateway', { envoy_stats_tags: ['role=edge'], connect_timeout_ms: 5000 }, { Namespace: 'team', Partition: 'part1' }),
+      ...gateway(
+        'terminating-gateway',
+        'legacy-gateway',
+        { envoy_stats_tags: ['role=edge'], connect_timeout_ms: 5000 },
+        { Namespace: 'team', Partition: 'part1' },
+      ),
       omitDeprecatedStatsTags: false,
     },
   },
@@ -169,7 +184,9 @@ describe('generateEnvoyBootstrap: whole documents against the golden files', () 
     const names = SHAPES.map((s) => s.name);
     assert.equal(new Set(names).size, names.length, 'shape names must be unique');
     if (UPDATE) return;
-    const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length));
+    const files = readdirSync(FIXTURES)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -'.json'.length));
     assert.deepEqual(files.sort(), [...names].sort(), 'test/fixtures/envoy/ holds a golden file no shape renders, or lacks one');
   });
 

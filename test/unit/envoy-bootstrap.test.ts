@@ -36,12 +36,15 @@ const cluster = (b: EnvoyBootstrap, name: string) => b.static_resources.clusters
 const listener = (b: EnvoyBootstrap, name: string) => b.static_resources.listeners?.find((l) => l.name === name) as EnvoyListener | undefined;
 const clusterNames = (b: EnvoyBootstrap) => b.static_resources.clusters.map((c) => c.name);
 const listenerNames = (b: EnvoyBootstrap) => (b.static_resources.listeners ?? []).map((l) => l.name);
-const endpoints = (c: EnvoyCluster | undefined) =>
-  c?.load_assignment?.endpoints.flatMap((e) => e.lb_endpoints.map((l) => l.endpoint.address));
+const endpoints = (c: EnvoyCluster | undefined) => c?.load_assignment?.endpoints.flatMap((e) => e.lb_endpoints.map((l) => l.endpoint.address));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const tlsContext = (c: EnvoyCluster | undefined) => c?.transport_socket?.typed_config as any;
 const fixedTags = (b: EnvoyBootstrap) =>
-  Object.fromEntries(((b.stats_config?.stats_tags ?? []) as Array<{ tag_name: string; fixed_value?: string }>).filter((t) => t.fixed_value !== undefined).map((t) => [t.tag_name, t.fixed_value]));
+  Object.fromEntries(
+    ((b.stats_config?.stats_tags ?? []) as Array<{ tag_name: string; fixed_value?: string }>)
+      .filter((t) => t.fixed_value !== undefined)
+      .map((t) => [t.tag_name, t.fixed_value]),
+  );
 
 function assertError(fn: () => unknown, code: string, message: RegExp): ConsulEcsError {
   let caught: unknown;
@@ -162,9 +165,7 @@ describe('generateEnvoyBootstrap: gateways, servers, TLS, options', () => {
   });
 
   it('resolves DNS names (STRICT_DNS, IPv4 first), dedupes addresses and strips IPv6 brackets', () => {
-    const b = generateEnvoyBootstrap(
-      sidecar({}, { servers: { addresses: ['consul.internal', '[fd00::1]', 'consul.internal'], grpcPort: 8502 } }),
-    );
+    const b = generateEnvoyBootstrap(sidecar({}, { servers: { addresses: ['consul.internal', '[fd00::1]', 'consul.internal'], grpcPort: 8502 } }));
     const ads = cluster(b, 'local_agent');
     assert.equal(ads?.type, 'STRICT_DNS');
     assert.equal(ads?.dns_lookup_family, 'V4_PREFERRED');
@@ -193,11 +194,15 @@ describe('generateEnvoyBootstrap: gateways, servers, TLS, options', () => {
   });
 
   it('without a TLS server name, checks the address itself: DNS name with SNI, IPs without', () => {
-    const dns = tlsContext(cluster(generateEnvoyBootstrap(sidecar({}, { servers: { addresses: ['consul.example.com.'], tls: { caFile: '/ca.pem' } } })), 'local_agent'));
+    const dns = tlsContext(
+      cluster(generateEnvoyBootstrap(sidecar({}, { servers: { addresses: ['consul.example.com.'], tls: { caFile: '/ca.pem' } } })), 'local_agent'),
+    );
     assert.equal(dns.sni, 'consul.example.com');
     assert.deepEqual(dns.common_tls_context.validation_context.match_typed_subject_alt_names, [{ san_type: 'DNS', matcher: { exact: 'consul.example.com' } }]);
 
-    const ips = tlsContext(cluster(generateEnvoyBootstrap(sidecar({}, { servers: { addresses: ['10.0.1.10', '10.0.2.10'], tls: { caFile: '/ca.pem' } } })), 'local_agent'));
+    const ips = tlsContext(
+      cluster(generateEnvoyBootstrap(sidecar({}, { servers: { addresses: ['10.0.1.10', '10.0.2.10'], tls: { caFile: '/ca.pem' } } })), 'local_agent'),
+    );
     assert.equal(ips.sni, undefined);
     assert.deepEqual(ips.common_tls_context.validation_context.match_typed_subject_alt_names, [
       { san_type: 'IP_ADDRESS', matcher: { exact: '10.0.1.10' } },
@@ -227,7 +232,17 @@ describe('generateEnvoyBootstrap: gateways, servers, TLS, options', () => {
   it('keeps the deprecated consul.* stats tags on request', () => {
     const b = generateEnvoyBootstrap(sidecar({}, { omitDeprecatedStatsTags: false }));
     const names = (b.stats_config!.stats_tags as Array<{ tag_name: string }>).map((t) => t.tag_name);
-    for (const n of ['consul.custom_hash', 'consul.service_subset', 'consul.service', 'consul.namespace', 'consul.datacenter', 'consul.routing_type', 'consul.trust_domain', 'consul.target', 'consul.full_target']) {
+    for (const n of [
+      'consul.custom_hash',
+      'consul.service_subset',
+      'consul.service',
+      'consul.namespace',
+      'consul.datacenter',
+      'consul.routing_type',
+      'consul.trust_domain',
+      'consul.target',
+      'consul.full_target',
+    ]) {
       assert.ok(names.includes(n), n);
     }
     assert.equal(consulResourceTagSpecifiers(false).length, consulResourceTagSpecifiers(true).length + 9);
@@ -268,7 +283,10 @@ describe('generateEnvoyBootstrap: Proxy.Config keys', () => {
     assert.deepEqual(b.stats_sinks, [
       {
         name: 'envoy.stat_sinks.statsd',
-        typed_config: { '@type': 'type.googleapis.com/envoy.config.metrics.v3.StatsdSink', address: { socket_address: { address: '10.1.2.3', port_value: 8125 } } },
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.config.metrics.v3.StatsdSink',
+          address: { socket_address: { address: '10.1.2.3', port_value: 8125 } },
+        },
       },
       {
         name: 'envoy.stat_sinks.dog_statsd',
@@ -322,7 +340,10 @@ describe('generateEnvoyBootstrap: Proxy.Config keys', () => {
     assert.deepEqual(clusterNames(b), ['local_agent', 'self_admin']);
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const routes = (name: string) => (listener(b, name)!.filter_chains![0]!.filters[0]!.typed_config as any).route_config.virtual_hosts[0].routes[0];
-    assert.deepEqual(routes('envoy_prometheus_metrics_listener'), { match: { path: '/metrics' }, route: { cluster: 'self_admin', prefix_rewrite: '/stats/prometheus' } });
+    assert.deepEqual(routes('envoy_prometheus_metrics_listener'), {
+      match: { path: '/metrics' },
+      route: { cluster: 'self_admin', prefix_rewrite: '/stats/prometheus' },
+    });
     assert.deepEqual(routes('envoy_metrics_listener'), { match: { prefix: '/stats' }, route: { cluster: 'self_admin', prefix_rewrite: '/stats' } });
     assert.deepEqual(listener(b, 'envoy_metrics_listener')!.address, { socket_address: { address: '::', port_value: 20201 } });
   });
@@ -338,7 +359,10 @@ describe('generateEnvoyBootstrap: Proxy.Config keys', () => {
     assert.deepEqual(endpoints(cluster(b, 'prometheus_backend')), [{ socket_address: { address: '127.0.0.1', port_value: 20100 } }]);
     const chain = listener(b, 'envoy_prometheus_metrics_listener')!.filter_chains![0]!;
     assert.equal(chain.transport_socket?.typed_config['@type'], 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext');
-    assert.deepEqual(b.static_resources.secrets?.map((s) => s.name), ['prometheus_cert', 'prometheus_validation_context']);
+    assert.deepEqual(
+      b.static_resources.secrets?.map((s) => s.name),
+      ['prometheus_cert', 'prometheus_validation_context'],
+    );
   });
 
   it('sends metrics to the telemetry collector socket named by the proxy', () => {
@@ -346,7 +370,10 @@ describe('generateEnvoyBootstrap: Proxy.Config keys', () => {
     const hash = createHash('sha1').update('default_web-abc123-sidecar-proxy').digest('base64url');
     assert.deepEqual(endpoints(cluster(b, 'consul_telemetry_collector_loopback')), [{ pipe: { path: `/consul/telemetry/${hash}.sock` } }]);
     assert.equal(b.stats_flush_interval, '60s');
-    assert.deepEqual(b.stats_sinks?.map((s) => s.name), ['envoy.stat_sinks.metrics_service']);
+    assert.deepEqual(
+      b.stats_sinks?.map((s) => s.name),
+      ['envoy.stat_sinks.metrics_service'],
+    );
   });
 
   it('warns about envoy_bootstrap_json_tpl, and ignores all keys when told to', () => {
@@ -382,26 +409,68 @@ describe('generateEnvoyBootstrap: Proxy.Config keys', () => {
 describe('generateEnvoyBootstrap: input errors', () => {
   const proxyWith = (p: Record<string, unknown>) => ({ ...sidecar(), proxy: { ...sidecar().proxy, ...p } }) as EnvoyBootstrapInput;
   const cases: Array<{ name: string; input: () => EnvoyBootstrapInput; code?: string; message: RegExp }> = [
-    { name: 'an unknown kind', input: () => proxyWith({ Kind: 'ingress-gateway' }), message: /proxy web-abc123-sidecar-proxy has Kind "ingress-gateway"; .* one of: connect-proxy, mesh-gateway, terminating-gateway, api-gateway/ },
+    {
+      name: 'an unknown kind',
+      input: () => proxyWith({ Kind: 'ingress-gateway' }),
+      message: /proxy web-abc123-sidecar-proxy has Kind "ingress-gateway"; .* one of: connect-proxy, mesh-gateway, terminating-gateway, api-gateway/,
+    },
     { name: 'a plain service', input: () => proxyWith({ Kind: '' }), message: /has no Kind \(a plain service, not a proxy\)/ },
     { name: 'a sidecar without destination', input: () => proxyWith({ Proxy: {} }), message: /connect-proxy without Proxy\.DestinationServiceName/ },
     { name: 'no proxy ID', input: () => proxyWith({ ID: '' }), message: /proxy\.ID \(the proxy service ID\) must be a non-empty string/ },
     { name: 'no node name', input: () => ({ ...sidecar(), nodeName: '' }), message: /nodeName .* must be a non-empty string/ },
-    { name: 'gRPC port 0', input: () => sidecar({}, { servers: { addresses: ['10.0.0.1'], grpcPort: 0 } }), message: /servers\.grpcPort must be a port number from 1 to 65535, got 0/ },
+    {
+      name: 'gRPC port 0',
+      input: () => sidecar({}, { servers: { addresses: ['10.0.0.1'], grpcPort: 0 } }),
+      message: /servers\.grpcPort must be a port number from 1 to 65535, got 0/,
+    },
     { name: 'gRPC port 70000', input: () => sidecar({}, { servers: { addresses: ['10.0.0.1'], grpcPort: 70000 } }), message: /servers\.grpcPort .* got 70000/ },
-    { name: 'a port given as text', input: () => sidecar({}, { admin: { port: '19000' as unknown as number } }), message: /admin\.port must be a port number .* got "19000"/ },
+    {
+      name: 'a port given as text',
+      input: () => sidecar({}, { admin: { port: '19000' as unknown as number } }),
+      message: /admin\.port must be a port number .* got "19000"/,
+    },
     { name: 'a fractional ready port', input: () => sidecar({}, { ready: { port: 22000.5 } }), message: /ready\.port must be a port number/ },
     { name: 'ready on the admin port', input: () => sidecar({}, { ready: { port: 19000 } }), message: /ready\.port 19000 is the admin port/ },
-    { name: 'an admin DNS name', input: () => sidecar({}, { admin: { address: 'envoy.local' } }), message: /admin\.address must be an IP address \(Envoy binds it\)/ },
+    {
+      name: 'an admin DNS name',
+      input: () => sidecar({}, { admin: { address: 'envoy.local' } }),
+      message: /admin\.address must be an IP address \(Envoy binds it\)/,
+    },
     { name: 'no servers', input: () => sidecar({}, { servers: { addresses: [] } }), message: /servers\.addresses must list at least one/ },
-    { name: 'a server address with a port', input: () => sidecar({}, { servers: { addresses: ['10.0.0.1:8502'] } }), message: /"10\.0\.0\.1:8502" is neither an IP address nor a DNS name \(give the port as servers\.grpcPort/ },
-    { name: 'TLS without a CA', input: () => sidecar({}, { servers: { addresses: ['10.0.0.1'], tls: {} } }), message: /TLS to the Consul servers is on but no CA is given/ },
-    { name: 'a CA PEM without a certificate', input: () => sidecar({}, { servers: { addresses: ['10.0.0.1'], tls: { caPem: 'nope' } } }), message: /caPem holds no PEM certificate/ },
+    {
+      name: 'a server address with a port',
+      input: () => sidecar({}, { servers: { addresses: ['10.0.0.1:8502'] } }),
+      message: /"10\.0\.0\.1:8502" is neither an IP address nor a DNS name \(give the port as servers\.grpcPort/,
+    },
+    {
+      name: 'TLS without a CA',
+      input: () => sidecar({}, { servers: { addresses: ['10.0.0.1'], tls: {} } }),
+      message: /TLS to the Consul servers is on but no CA is given/,
+    },
+    {
+      name: 'a CA PEM without a certificate',
+      input: () => sidecar({}, { servers: { addresses: ['10.0.0.1'], tls: { caPem: 'nope' } } }),
+      message: /caPem holds no PEM certificate/,
+    },
     { name: 'a token with a newline', input: () => sidecar({}, { token: `${TOKEN}\n` }), message: /the ACL token has whitespace .* trailing newline/ },
-    { name: 'a non-object Proxy.Config', input: () => proxyWith({ Proxy: { DestinationServiceName: 'web', Config: [] } }), message: /Proxy\.Config must be an object/ },
-    { name: 'prometheus TLS without a key', input: () => sidecar({ envoy_prometheus_bind_addr: '0.0.0.0:20200' }, { prometheus: { certFile: '/c.pem' } }), message: /needs prometheus\.certFile, prometheus\.keyFile and prometheus\.caFile together/ },
+    {
+      name: 'a non-object Proxy.Config',
+      input: () => proxyWith({ Proxy: { DestinationServiceName: 'web', Config: [] } }),
+      message: /Proxy\.Config must be an object/,
+    },
+    {
+      name: 'prometheus TLS without a key',
+      input: () => sidecar({ envoy_prometheus_bind_addr: '0.0.0.0:20200' }, { prometheus: { certFile: '/c.pem' } }),
+      message: /needs prometheus\.certFile, prometheus\.keyFile and prometheus\.caFile together/,
+    },
   ];
-  for (const key of ['envoy_extra_static_clusters_json', 'envoy_extra_static_listeners_json', 'envoy_extra_stats_sinks_json', 'envoy_stats_config_json', 'envoy_tracing_json']) {
+  for (const key of [
+    'envoy_extra_static_clusters_json',
+    'envoy_extra_static_listeners_json',
+    'envoy_extra_stats_sinks_json',
+    'envoy_stats_config_json',
+    'envoy_tracing_json',
+  ]) {
     cases.push({
       name: `malformed JSON in ${key}`,
       input: () => sidecar({ [key]: '{"name": "x",' }),
@@ -410,19 +479,84 @@ describe('generateEnvoyBootstrap: input errors', () => {
     });
   }
   cases.push(
-    { name: 'a JSON array as tracing', input: () => sidecar({ envoy_tracing_json: '[]' }), code: 'envoy-bootstrap-proxy-config', message: /envoy_tracing_json must be a JSON object/ },
-    { name: 'a number among extra clusters', input: () => sidecar({ envoy_extra_static_clusters_json: '{"name":"a"}, 3' }), code: 'envoy-bootstrap-proxy-config', message: /envoy_extra_static_clusters_json must hold JSON objects, but item 2 is number/ },
-    { name: 'an extra cluster without a name', input: () => sidecar({ envoy_extra_static_clusters_json: '{"type":"STATIC"}' }), code: 'envoy-bootstrap-proxy-config', message: /envoy_extra_static_clusters_json has a cluster without a name/ },
-    { name: 'an extra cluster named like the ADS cluster', input: () => sidecar({ envoy_extra_static_clusters_json: '{"name":"local_agent"}' }), code: 'envoy-bootstrap-proxy-config', message: /static cluster "local_agent" is defined twice/ },
-    { name: 'an extra listener named like the ready listener', input: () => sidecar({ envoy_extra_static_listeners_json: '{"name":"envoy_ready_listener"}' }), code: 'envoy-bootstrap-proxy-config', message: /static listener "envoy_ready_listener" is defined twice/ },
-    { name: 'an object as a string key', input: () => sidecar({ envoy_statsd_url: { url: 'x' } }), code: 'envoy-bootstrap-proxy-config', message: /envoy_statsd_url must be a string, got object/ },
-    { name: 'a statsd URL with a name', input: () => sidecar({ envoy_statsd_url: 'udp://statsd.local:8125' }), code: 'envoy-bootstrap-proxy-config', message: /envoy_statsd_url must be udp:\/\/<ip>:<port> with an IP address/ },
-    { name: 'a statsd URL over tcp', input: () => sidecar({ envoy_dogstatsd_url: 'tcp://127.0.0.1:8125' }), code: 'envoy-bootstrap-proxy-config', message: /envoy_dogstatsd_url uses the unsupported address protocol "tcp"/ },
-    { name: 'a statsd URL from an unset variable', input: () => sidecar({ envoy_statsd_url: '$NOPE' }), code: 'envoy-bootstrap-proxy-config', message: /names the environment variable NOPE, which is not set/ },
-    { name: 'a prometheus bind address without port', input: () => sidecar({ envoy_prometheus_bind_addr: '0.0.0.0' }), code: 'envoy-bootstrap-proxy-config', message: /envoy_prometheus_bind_addr must be <ip>:<port>/ },
-    { name: 'a flush interval in minutes', input: () => sidecar({ envoy_stats_flush_interval: '1m' }), code: 'envoy-bootstrap-proxy-config', message: /envoy_stats_flush_interval is "1m"; Envoy wants a duration in seconds/ },
-    { name: 'a stats tag without a name', input: () => sidecar({ envoy_stats_tags: ['=x'] }), code: 'envoy-bootstrap-proxy-config', message: /envoy_stats_tags has an entry without a tag name/ },
-    { name: 'access logs to a file without a path', input: () => proxyWith({ Proxy: { DestinationServiceName: 'web', AccessLogs: { Enabled: true, Type: 'file' } } }), code: 'envoy-bootstrap-proxy-config', message: /AccessLogs\.Type is file but AccessLogs\.Path is empty/ },
+    {
+      name: 'a JSON array as tracing',
+      input: () => sidecar({ envoy_tracing_json: '[]' }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /envoy_tracing_json must be a JSON object/,
+    },
+    {
+      name: 'a number among extra clusters',
+      input: () => sidecar({ envoy_extra_static_clusters_json: '{"name":"a"}, 3' }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /envoy_extra_static_clusters_json must hold JSON objects, but item 2 is number/,
+    },
+    {
+      name: 'an extra cluster without a name',
+      input: () => sidecar({ envoy_extra_static_clusters_json: '{"type":"STATIC"}' }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /envoy_extra_static_clusters_json has a cluster without a name/,
+    },
+    {
+      name: 'an extra cluster named like the ADS cluster',
+      input: () => sidecar({ envoy_extra_static_clusters_json: '{"name":"local_agent"}' }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /static cluster "local_agent" is defined twice/,
+    },
+    {
+      name: 'an extra listener named like the ready listener',
+      input: () => sidecar({ envoy_extra_static_listeners_json: '{"name":"envoy_ready_listener"}' }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /static listener "envoy_ready_listener" is defined twice/,
+    },
+    {
+      name: 'an object as a string key',
+      input: () => sidecar({ envoy_statsd_url: { url: 'x' } }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /envoy_statsd_url must be a string, got object/,
+    },
+    {
+      name: 'a statsd URL with a name',
+      input: () => sidecar({ envoy_statsd_url: 'udp://statsd.local:8125' }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /envoy_statsd_url must be udp:\/\/<ip>:<port> with an IP address/,
+    },
+    {
+      name: 'a statsd URL over tcp',
+      input: () => sidecar({ envoy_dogstatsd_url: 'tcp://127.0.0.1:8125' }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /envoy_dogstatsd_url uses the unsupported address protocol "tcp"/,
+    },
+    {
+      name: 'a statsd URL from an unset variable',
+      input: () => sidecar({ envoy_statsd_url: '$NOPE' }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /names the environment variable NOPE, which is not set/,
+    },
+    {
+      name: 'a prometheus bind address without port',
+      input: () => sidecar({ envoy_prometheus_bind_addr: '0.0.0.0' }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /envoy_prometheus_bind_addr must be <ip>:<port>/,
+    },
+    {
+      name: 'a flush interval in minutes',
+      input: () => sidecar({ envoy_stats_flush_interval: '1m' }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /envoy_stats_flush_interval is "1m"; Envoy wants a duration in seconds/,
+    },
+    {
+      name: 'a stats tag without a name',
+      input: () => sidecar({ envoy_stats_tags: ['=x'] }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /envoy_stats_tags has an entry without a tag name/,
+    },
+    {
+      name: 'access logs to a file without a path',
+      input: () => proxyWith({ Proxy: { DestinationServiceName: 'web', AccessLogs: { Enabled: true, Type: 'file' } } }),
+      code: 'envoy-bootstrap-proxy-config',
+      message: /AccessLogs\.Type is file but AccessLogs\.Path is empty/,
+    },
   );
 
   for (const c of cases) {

@@ -46,7 +46,12 @@ function codesRaised(): { thrown: Map<string, string>; literals: Set<string> } {
       const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
       const visit = (node: ts.Node): void => {
         if (ts.isStringLiteral(node) && /^[a-z]+(-[a-z0-9]+)+$/.test(node.text)) literals.add(node.text);
-        const call = ts.isNewExpression(node) && /Error$/.test(node.expression.getText()) ? node : ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.SuperKeyword ? node : undefined;
+        const call =
+          ts.isNewExpression(node) && /Error$/.test(node.expression.getText())
+            ? node
+            : ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.SuperKeyword
+              ? node
+              : undefined;
         const first = call?.arguments?.[0];
         if (first && ts.isStringLiteral(first) && /^[a-z]+(-[a-z0-9]+)+$/.test(first.text)) {
           const line = sf.getLineAndCharacterOfPosition(first.getStart()).line + 1;
@@ -65,7 +70,10 @@ describe('ConsulEcsErrorCode', () => {
   const { thrown, literals } = codesRaised();
 
   it('lists each code once', () => {
-    assert.deepEqual(members.filter((c, i) => members.indexOf(c) !== i), []);
+    assert.deepEqual(
+      members.filter((c, i) => members.indexOf(c) !== i),
+      [],
+    );
   });
 
   it('has every code the packages throw', () => {
@@ -74,6 +82,9 @@ describe('ConsulEcsErrorCode', () => {
   });
 
   it('has no code that nothing raises any more', () => {
-    assert.deepEqual(members.filter((code) => !literals.has(code)), []);
+    assert.deepEqual(
+      members.filter((code) => !literals.has(code)),
+      [],
+    );
   });
 });

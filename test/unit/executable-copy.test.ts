@@ -72,7 +72,9 @@ describe('ExecutableCopy', () => {
     // library are what get copied (it has them mapped).
     const loader = readElfLoading(process.execPath)!.interpreter!.path;
     const portable = () =>
-      writeFile(source, elfFile({ interpreter: loader, interpreterSize: 256, needed: [['libc.so.6', 1]], runpath: ['$ORIGIN/.consul-ecs-lib', 20] }), { mode: 0o700 });
+      writeFile(source, elfFile({ interpreter: loader, interpreterSize: 256, needed: [['libc.so.6', 1]], runpath: ['$ORIGIN/.consul-ecs-lib', 20] }), {
+        mode: 0o700,
+      });
     const loaderName = loader.slice(loader.lastIndexOf('/') + 1);
 
     it('copies them, and points the copy at its loader there', async () => {

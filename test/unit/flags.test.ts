@@ -27,7 +27,10 @@ describe('Go-style flags', () => {
   });
 
   it('rejects unknown flags, missing values and bad booleans', () => {
-    assert.throws(() => parseFlags(specs, ['-nope']), (e: unknown) => e instanceof UsageError && /not defined: -nope/.test(e.message));
+    assert.throws(
+      () => parseFlags(specs, ['-nope']),
+      (e: unknown) => e instanceof UsageError && /not defined: -nope/.test(e.message),
+    );
     assert.throws(() => parseFlags(specs, ['-method']), /needs an argument: -method/);
     assert.throws(() => parseFlags(specs, ['-entity=maybe']), /invalid boolean/);
   });

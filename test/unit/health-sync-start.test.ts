@@ -35,7 +35,9 @@ describe('health-sync start', () => {
     const checks = (path: string) => path.startsWith('/v1/health/checks/');
     consul.intercept({ path: checks }).replyWithError(new Error('connect ECONNREFUSED 127.0.0.1:8500')).times(failures);
     consul.intercept({ path: (p) => p.startsWith('/v1/health/checks/web?') }).reply(200, [check(SERVICE_ID, 'app'), check(SERVICE_ID, 'consul-dataplane')]);
-    consul.intercept({ path: (p) => p.startsWith('/v1/health/checks/web-sidecar-proxy?') }).reply(200, [check(`${SERVICE_ID}-sidecar-proxy`, 'consul-dataplane')]);
+    consul
+      .intercept({ path: (p) => p.startsWith('/v1/health/checks/web-sidecar-proxy?') })
+      .reply(200, [check(`${SERVICE_ID}-sidecar-proxy`, 'consul-dataplane')]);
     consul.intercept({ path: '/v1/catalog/register', method: 'PUT' }).reply(200, 'true').persist();
     consul.intercept({ path: '/v1/catalog/deregister', method: 'PUT' }).reply(200, 'true').persist();
   }

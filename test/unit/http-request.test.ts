@@ -83,7 +83,10 @@ describe('httpRequest', () => {
   it('replays through a MockAgent', async () => {
     const agent = new MockAgent();
     agent.disableNetConnect();
-    agent.get('http://127.0.0.1:8500').intercept({ path: '/v1/status/leader', method: 'GET' }).reply(200, '"127.0.0.1:8300"', { headers: { 'X-Consul-Index': '7' } });
+    agent
+      .get('http://127.0.0.1:8500')
+      .intercept({ path: '/v1/status/leader', method: 'GET' })
+      .reply(200, '"127.0.0.1:8300"', { headers: { 'X-Consul-Index': '7' } });
     const res = await httpRequest('http://127.0.0.1:8500/v1/status/leader', { dispatcher: agent });
     assert.deepEqual([res.statusCode, res.headers['x-consul-index'], res.text], [200, '7', '"127.0.0.1:8300"']);
     await agent.close();

@@ -60,7 +60,10 @@ describe('mesh-init while the login token replicates', () => {
     pool.intercept({ path: self }).reply(answer(200, token)).persist();
     pool.intercept({ path: '/v1/catalog/register', method: 'PUT' }).reply(answer(403, ACL_NOT_FOUND));
     pool.intercept({ path: '/v1/catalog/register', method: 'PUT' }).reply(answer(200, 'true')).persist();
-    pool.intercept({ path: (p) => p.startsWith('/v1/catalog/node-services/') }).reply(answer(200, { Services: [] })).persist();
+    pool
+      .intercept({ path: (p) => p.startsWith('/v1/catalog/node-services/') })
+      .reply(answer(200, { Services: [] }))
+      .persist();
     pool.intercept({ path: '/v1/catalog/deregister', method: 'PUT' }).reply(answer(200, 'true')).persist();
     pool.intercept({ path: '/v1/acl/logout', method: 'POST' }).reply(answer(200, '')).persist();
   }

@@ -29,11 +29,14 @@ describe('catalog registrations', () => {
     assert.deepEqual(svc.Service?.Meta, { 'task-id': 'abc123', 'task-arn': task.taskArn, source: 'consul-ecs', team: 'x' });
     assert.deepEqual(svc.Service?.Locality, { Region: 'us-west-2', Zone: 'us-west-2b' });
     assert.deepEqual(svc.Service?.TaggedAddresses, { virtual: { Address: '10.0.0.7', Port: 8080 } });
-    assert.deepEqual(svc.Checks?.map((c) => [c.CheckID, c.Name, c.Status, c.Output]), [
-      ['web-abc123-app', 'Consul ECS health check synced', 'critical', 'Service web is not ready'],
-      ['web-abc123-worker', 'Consul ECS health check synced', 'critical', 'Service web is not ready'],
-      ['web-abc123-consul-dataplane', 'Consul dataplane readiness', 'critical', 'Service web is not ready'],
-    ]);
+    assert.deepEqual(
+      svc.Checks?.map((c) => [c.CheckID, c.Name, c.Status, c.Output]),
+      [
+        ['web-abc123-app', 'Consul ECS health check synced', 'critical', 'Service web is not ready'],
+        ['web-abc123-worker', 'Consul ECS health check synced', 'critical', 'Service web is not ready'],
+        ['web-abc123-consul-dataplane', 'Consul dataplane readiness', 'critical', 'Service web is not ready'],
+      ],
+    );
     const proxy = regs.proxy.Service!;
     assert.equal(proxy.ID, 'web-abc123-sidecar-proxy');
     assert.equal(proxy.Service, 'web-sidecar-proxy');
@@ -48,7 +51,10 @@ describe('catalog registrations', () => {
       Config: { protocol: 'http' },
       Upstreams: [{ DestinationName: 'db', LocalBindPort: 5432 }],
     });
-    assert.deepEqual(regs.proxy.Checks?.map((c) => c.CheckID), ['web-abc123-sidecar-proxy-consul-dataplane']);
+    assert.deepEqual(
+      regs.proxy.Checks?.map((c) => c.CheckID),
+      ['web-abc123-sidecar-proxy-consul-dataplane'],
+    );
   });
 
   it('registers a mesh gateway alone, with lan/wan tagged addresses and port 8443 by default', () => {
@@ -62,12 +68,21 @@ describe('catalog registrations', () => {
     assert.equal(gw.Port, 8443);
     assert.equal(gw.Address, '10.1.1.1');
     assert.deepEqual(gw.TaggedAddresses, { lan: { Address: '10.1.1.1', Port: 8443 }, wan: { Address: '203.0.113.5', Port: 443 } });
-    assert.deepEqual(regs.proxy.Checks?.map((c) => c.CheckID), ['gw-abc123-consul-dataplane'], 'no synced container checks on gateways');
+    assert.deepEqual(
+      regs.proxy.Checks?.map((c) => c.CheckID),
+      ['gw-abc123-consul-dataplane'],
+      'no synced container checks on gateways',
+    );
   });
 });
 
 describe('container health', () => {
-  const c = (Name: string, status?: 'HEALTHY' | 'UNHEALTHY' | 'UNKNOWN') => ({ Name, DesiredStatus: 'RUNNING', KnownStatus: 'RUNNING', ...(status ? { Health: { status } } : {}) });
+  const c = (Name: string, status?: 'HEALTHY' | 'UNHEALTHY' | 'UNKNOWN') => ({
+    Name,
+    DesiredStatus: 'RUNNING',
+    KnownStatus: 'RUNNING',
+    ...(status ? { Health: { status } } : {}),
+  });
   it('counts missing containers as unhealthy and aggregates the dataplane', () => {
     const h = resolveContainerHealth({ Containers: [c('app', 'HEALTHY'), c('consul-dataplane', 'HEALTHY')] }, ['app', 'worker']);
     assert.deepEqual(Object.fromEntries(h), { app: 'HEALTHY', worker: 'UNHEALTHY', 'consul-dataplane': 'UNHEALTHY' });

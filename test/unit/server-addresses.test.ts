@@ -72,16 +72,16 @@ describe('resolveServerAddresses', () => {
 
   it('uses the system resolver by default', async () => {
     const addresses = await resolveServerAddresses('localhost');
-    assert.ok(addresses.some((a) => a === '127.0.0.1' || a === '::1'), `localhost resolved to ${addresses.join(', ')}`);
+    assert.ok(
+      addresses.some((a) => a === '127.0.0.1' || a === '::1'),
+      `localhost resolved to ${addresses.join(', ')}`,
+    );
   });
 
   it('refuses empty hosts with what to set', async () => {
     const err = await rejection(resolveServerAddresses('  ', { lookup: noLookup, exec: noExec }));
     assert.equal(err.code, 'consul-servers-hosts-empty');
-    assert.equal(
-      err.message,
-      'consulServers.hosts is empty: set it to a DNS name, an IP address or exec=<command> that prints the Consul server addresses',
-    );
+    assert.equal(err.message, 'consulServers.hosts is empty: set it to a DNS name, an IP address or exec=<command> that prints the Consul server addresses');
   });
 });
 

@@ -47,7 +47,10 @@ describe('ServerFailover', () => {
     await t.failover.settled();
     // Both failed one after the other: the servers were looked up again, and are the same ones.
     assert.equal(t.rediscoveries(), 1);
-    assert.ok(t.made.every((c) => c.closed), 'the clients of an unchanged lookup are closed');
+    assert.ok(
+      t.made.every((c) => c.closed),
+      'the clients of an unchanged lookup are closed',
+    );
     assert.doesNotMatch(t.log(), /new addresses/);
   });
 
@@ -56,7 +59,10 @@ describe('ServerFailover', () => {
     t.failover.onError(unreachable());
     await t.failover.settled();
     assert.equal(t.user.http.baseUrl.origin, 'http://10.0.1.1:8500');
-    assert.deepEqual(t.failover.clients.map((c) => c.baseUrl.host), ['10.0.1.1:8500', '10.0.1.2:8500']);
+    assert.deepEqual(
+      t.failover.clients.map((c) => c.baseUrl.host),
+      ['10.0.1.1:8500', '10.0.1.2:8500'],
+    );
     assert.match(t.log(), /found the Consul servers at new addresses: addresses=http:\/\/10\.0\.1\.1:8500,http:\/\/10\.0\.1\.2:8500/);
     assert.equal(t.given[0]!.closed, false, "the caller's clients are the caller's to close");
 
@@ -71,7 +77,11 @@ describe('ServerFailover', () => {
     await t.failover.settled();
     assert.equal(t.rediscoveries(), 2);
     assert.equal(t.user.http.baseUrl.origin, 'http://10.0.2.1:8500');
-    assert.deepEqual(t.made.map((c) => c.closed), [true, true, false], 'the retired clients it made are closed');
+    assert.deepEqual(
+      t.made.map((c) => c.closed),
+      [true, true, false],
+      'the retired clients it made are closed',
+    );
     await t.failover.close();
     assert.equal(t.made[2]!.closed, true);
   });

@@ -12,9 +12,7 @@ function task(over: Partial<EcsTaskMetadata> = {}): EcsTaskMetadata {
     TaskARN: TASK_ARN,
     Family: 'Web-App',
     AvailabilityZone: 'us-west-2b',
-    Containers: [
-      { Name: 'app', Type: 'NORMAL', DesiredStatus: 'RUNNING', KnownStatus: 'RUNNING', Networks: [{ IPv4Addresses: ['10.0.1.7'] }] },
-    ],
+    Containers: [{ Name: 'app', Type: 'NORMAL', DesiredStatus: 'RUNNING', KnownStatus: 'RUNNING', Networks: [{ IPv4Addresses: ['10.0.1.7'] }] }],
     ...over,
   };
 }

@@ -56,7 +56,10 @@ describe('testkit: ConsulStandIn and AwsIamStandIn', () => {
     await startConsul({ boundIamPrincipalArns: [`arn:aws:iam::${aws.account}:role/consul-ecs/*`] });
     const sim = await new EcsAgentSimulator({
       family: 'web',
-      containers: [{ name: 'app', health: 'UNHEALTHY' }, { name: 'consul-dataplane', health: 'HEALTHY' }],
+      containers: [
+        { name: 'app', health: 'UNHEALTHY' },
+        { name: 'consul-dataplane', health: 'HEALTHY' },
+      ],
       credentials: aws.credentialsFor('web'),
     }).start();
     stopping.push(sim);
@@ -80,13 +83,31 @@ describe('testkit: ConsulStandIn and AwsIamStandIn', () => {
     assert.equal(token.meta['consul.hashicorp.com/task-id'], sim.taskId);
     assert.equal((await readFile(join(dir, 'service-token'), 'utf8')).trim(), token.secretId);
     const serviceId = `web-${sim.taskId}`;
-    assert.deepEqual(consul.services(sim.clusterArn).map((s) => s.ID), [serviceId, `${serviceId}-sidecar-proxy`]);
+    assert.deepEqual(
+      consul.services(sim.clusterArn).map((s) => s.ID),
+      [serviceId, `${serviceId}-sidecar-proxy`],
+    );
     // The login's requests reached AWS as Consul replays them: to the auth method's endpoint, signed for AWS's hosts.
-    assert.deepEqual(aws.requests.map((r) => [r.action, r.host, r.status]), [['GetCallerIdentity', 'sts.us-east-1.amazonaws.com', 200], ['GetRole', 'iam.amazonaws.com', 200]]);
+    assert.deepEqual(
+      aws.requests.map((r) => [r.action, r.host, r.status]),
+      [
+        ['GetCallerIdentity', 'sts.us-east-1.amazonaws.com', 200],
+        ['GetRole', 'iam.amazonaws.com', 200],
+      ],
+    );
 
     const stop = new AbortController();
     const clients = [new ConsulHttpClient({ address: consul.address })];
-    const syncing = runHealthSync({ config, env, clients, token: result.token, logoutOnShutdown: true, tokenFile: result.tokenFile, signal: stop.signal, intervalMs: 20 });
+    const syncing = runHealthSync({
+      config,
+      env,
+      clients,
+      token: result.token,
+      logoutOnShutdown: true,
+      tokenFile: result.tokenFile,
+      signal: stop.signal,
+      intervalMs: 20,
+    });
     const statuses = async () => Object.fromEntries(consul.checks(serviceId).map((c) => [c.CheckID.slice(serviceId.length + 1), c.Status]));
     await until(async () => (await statuses()).app === 'critical' && (await statuses())['consul-dataplane'] === 'critical');
     sim.setHealth('app', 'HEALTHY');
@@ -105,7 +126,12 @@ describe('testkit: ConsulStandIn and AwsIamStandIn', () => {
       const doc = aws.issueCredentials(role);
       return loginWithAwsIam({
         client,
-        credentials: fromStaticCredentials({ accessKeyId: doc.AccessKeyId, secretAccessKey: doc.SecretAccessKey, sessionToken: doc.Token, principalArn: doc.RoleArn }),
+        credentials: fromStaticCredentials({
+          accessKeyId: doc.AccessKeyId,
+          secretAccessKey: doc.SecretAccessKey,
+          sessionToken: doc.Token,
+          principalArn: doc.RoleArn,
+        }),
         region: 'us-east-1',
         serverIdHeaderValue: opts.serverIdHeaderValue ?? 'consul.test',
         authMethod: opts.authMethod,
@@ -123,19 +149,29 @@ describe('testkit: ConsulStandIn and AwsIamStandIn', () => {
   it('the recorded bearer token (signed as botocore signs) passes the AWS stand-in’s signature check; a changed one does not', async () => {
     const { inputs } = recordedToken;
     const signedAt = Date.parse(inputs.clock);
-    const clocked = await new AwsIamStandIn({ now: () => signedAt + 1000, roles: [{ name: 'web-task', path: '/consul-ecs/', tags: { [SERVICE_NAME_TAG]: 'web' } }] }).start();
+    const clocked = await new AwsIamStandIn({
+      now: () => signedAt + 1000,
+      roles: [{ name: 'web-task', path: '/consul-ecs/', tags: { [SERVICE_NAME_TAG]: 'web' } }],
+    }).start();
     stopping.push(clocked);
     clocked.trustCredentials(inputs.credentials, 'web-task');
     aws = clocked;
     await startConsul({ serverIdHeaderValue: inputs.serverIdHeaderValue });
     const client = new ConsulHttpClient({ address: consul.address, retryDeadlineMs: 0 });
-    const login = (bearerToken: string) => client.call<{ ServiceIdentities: unknown }>({ method: 'POST', path: '/v1/acl/login', body: { AuthMethod: consul.authMethod, BearerToken: bearerToken } });
+    const login = (bearerToken: string) =>
+      client.call<{ ServiceIdentities: unknown }>({ method: 'POST', path: '/v1/acl/login', body: { AuthMethod: consul.authMethod, BearerToken: bearerToken } });
 
     assert.deepEqual((await login(recordedToken.token)).ServiceIdentities, [{ ServiceName: 'web' }]);
     const tampered = JSON.parse(recordedToken.token) as Record<string, string>;
     tampered.iam_request_body = Buffer.from('Action=GetCallerIdentity&Version=2011-06-16').toString('base64');
     await assert.rejects(login(JSON.stringify(tampered)), /HTTP 500: body of GetCallerIdentity is invalid/);
-    assert.deepEqual(clocked.requests.at(-1), { action: 'GetCallerIdentity', accessKeyId: inputs.credentials.accessKeyId, host: 'sts.us-west-2.amazonaws.com', status: 403, error: 'SignatureDoesNotMatch' });
+    assert.deepEqual(clocked.requests.at(-1), {
+      action: 'GetCallerIdentity',
+      accessKeyId: inputs.credentials.accessKeyId,
+      host: 'sts.us-west-2.amazonaws.com',
+      status: 403,
+      error: 'SignatureDoesNotMatch',
+    });
   });
 
   it('without an STS endpoint, checks the token’s form and logs in as the role it names', async () => {
@@ -144,7 +180,11 @@ describe('testkit: ConsulStandIn and AwsIamStandIn', () => {
     const client = new ConsulHttpClient({ address: consul.address, retryDeadlineMs: 0 });
     const credentials = { accessKeyId: 'AKIDOFFLINE', secretAccessKey: 'secret', principalArn: 'arn:aws:iam::123456789012:role/api' };
     const bearerToken = await createLoginBearerToken({ credentials, region: 'us-east-1', includeEntity: true });
-    const token = await client.call<{ ServiceIdentities: unknown }>({ method: 'POST', path: '/v1/acl/login', body: { AuthMethod: consul.authMethod, BearerToken: bearerToken } });
+    const token = await client.call<{ ServiceIdentities: unknown }>({
+      method: 'POST',
+      path: '/v1/acl/login',
+      body: { AuthMethod: consul.authMethod, BearerToken: bearerToken },
+    });
     assert.deepEqual(token.ServiceIdentities, [{ ServiceName: 'api' }]);
 
     const unsigned = JSON.parse(bearerToken) as Record<string, string>;
@@ -172,7 +212,12 @@ describe('testkit: ConsulStandIn and AwsIamStandIn', () => {
     // Without RoleArn the task asks STS who it is first.
     assert.equal(aws.hits.getCallerIdentity, 2);
     const register = (service: string, as?: string) =>
-      client.send({ method: 'PUT', path: '/v1/catalog/register', token: as, body: { Node: 'n1', SkipNodeUpdate: true, Service: { ID: `${service}-1`, Service: service, Port: 1 } } });
+      client.send({
+        method: 'PUT',
+        path: '/v1/catalog/register',
+        token: as,
+        body: { Node: 'n1', SkipNodeUpdate: true, Service: { ID: `${service}-1`, Service: service, Port: 1 } },
+      });
     await assert.rejects(register('web', token.SecretID), new RegExp(`lacks permission 'node:write' on "n1"`));
     consul.registerNode('n1');
     await register('web', token.SecretID);
@@ -180,7 +225,10 @@ describe('testkit: ConsulStandIn and AwsIamStandIn', () => {
     await assert.rejects(register('web'), /anonymous token lacks permission 'service:write' on "web"/);
     await assert.rejects(register('web', 'not-a-token'), /HTTP 403: ACL not found/);
     const read = (as?: string) => client.call<{ Services: Array<{ ID: string }> | null }>({ path: '/v1/catalog/node-services/n1', token: as });
-    assert.deepEqual((await read(token.SecretID)).Services?.map((s) => s.ID), ['web-1']);
+    assert.deepEqual(
+      (await read(token.SecretID)).Services?.map((s) => s.ID),
+      ['web-1'],
+    );
     assert.equal((await read()).Services, null);
 
     consul.failRoute('node-services', 500);

@@ -29,8 +29,11 @@ describe('ownTrafficCidrs', () => {
   });
 
   it('the CIDRs become RETURN rules of the outbound chain, before the redirect', () => {
-    const rules = transparentProxyRules({ excludeOutboundCIDRs: ownTrafficCidrs(['10.0.1.5'], { AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: '/v2/credentials/x' }) });
+    const rules = transparentProxyRules({
+      excludeOutboundCIDRs: ownTrafficCidrs(['10.0.1.5'], { AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: '/v2/credentials/x' }),
+    });
     const lines = rules.map((r) => r.args.join(' '));
-    for (const cidr of ['10.0.1.5/32', '169.254.170.2/32']) assert.ok(lines.includes(`-I CONSUL_PROXY_OUTPUT -d ${cidr} -j RETURN`), `${cidr} in ${lines.join('\n')}`);
+    for (const cidr of ['10.0.1.5/32', '169.254.170.2/32'])
+      assert.ok(lines.includes(`-I CONSUL_PROXY_OUTPUT -d ${cidr} -j RETURN`), `${cidr} in ${lines.join('\n')}`);
   });
 });

@@ -50,13 +50,16 @@ describe('transparent proxy: where it may be applied', () => {
       TaskARN: TASK_ARN,
       Family: 'web',
       LaunchType: 'EC2',
-      Containers: [
-        { Name: 'app', DesiredStatus: 'RUNNING', KnownStatus: 'RUNNING', Networks: [{ NetworkMode: 'awsvpc', IPv4Addresses: ['10.0.1.7'] }] },
-      ],
+      Containers: [{ Name: 'app', DesiredStatus: 'RUNNING', KnownStatus: 'RUNNING', Networks: [{ NetworkMode: 'awsvpc', IPv4Addresses: ['10.0.1.7'] }] }],
     });
     assert.equal(info.launchType, 'EC2');
     assert.equal(info.networkMode, 'awsvpc');
-    const bare = taskInfo({ Cluster: 'c', TaskARN: TASK_ARN, Family: 'web', Containers: [{ Name: 'app', DesiredStatus: 'RUNNING', KnownStatus: 'RUNNING', Networks: [{}] }] });
+    const bare = taskInfo({
+      Cluster: 'c',
+      TaskARN: TASK_ARN,
+      Family: 'web',
+      Containers: [{ Name: 'app', DesiredStatus: 'RUNNING', KnownStatus: 'RUNNING', Networks: [{}] }],
+    });
     assert.equal('launchType' in bare, false);
     assert.equal('networkMode' in bare, false);
   });
@@ -143,7 +146,10 @@ describe('transparent proxy: where it may be applied', () => {
         const { err, iptables, left } = await run(sim, {}, false);
         // Past the check: the registration reached Consul, which refused it.
         assert.equal((err as ConsulEcsError).code, 'consul-permission-denied', String(err));
-        assert.ok(consulRequests.some((r) => r.startsWith('PUT /v1/catalog/register')), consulRequests.join('\n'));
+        assert.ok(
+          consulRequests.some((r) => r.startsWith('PUT /v1/catalog/register')),
+          consulRequests.join('\n'),
+        );
         assert.deepEqual(iptables, []);
         assert.deepEqual(left, []);
       } finally {
@@ -157,7 +163,10 @@ describe('transparent proxy: where it may be applied', () => {
         const gateway = { kind: 'mesh-gateway' as const, name: 'mgw', lanAddress: { address: '127.0.0.1', port: 9443 } };
         const { err, iptables } = await run(sim, { gateway }, false);
         assert.equal((err as ConsulEcsError).code, 'consul-permission-denied', String(err));
-        assert.ok(consulRequests.some((r) => r.startsWith('PUT /v1/catalog/register')), consulRequests.join('\n'));
+        assert.ok(
+          consulRequests.some((r) => r.startsWith('PUT /v1/catalog/register')),
+          consulRequests.join('\n'),
+        );
         assert.deepEqual(iptables, []);
       } finally {
         await sim.stop();

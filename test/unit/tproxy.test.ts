@@ -254,7 +254,10 @@ describe('applyTransparentProxy (fake runner)', () => {
     await writeFile(path, 'nameserver 10.0.0.2\n', { mode: 0o640 });
     const { calls, run } = recording();
     const res = await applyTransparentProxy(rules, { run, dnsNameserver: '127.0.0.1', resolvConfPath: path });
-    assert.deepEqual(calls, rules.map((r) => ['iptables', ...iptablesArgv(r)]));
+    assert.deepEqual(
+      calls,
+      rules.map((r) => ['iptables', ...iptablesArgv(r)]),
+    );
     assert.equal(res.applied.length, rules.length);
     assert.deepEqual(res.resolvConf, { path, changed: true, nameservers: ['127.0.0.1', '10.0.0.2'] });
     assert.equal(await readFile(path, 'utf8'), 'nameserver 127.0.0.1\nnameserver 10.0.0.2\n');
@@ -286,7 +289,10 @@ describe('applyTransparentProxy (fake runner)', () => {
     assert.deepEqual(err.failedRule, rules[2]);
     assert.match(err.message, /rule 3 of 20 \(iptables -t nat -N CONSUL_PROXY_OUTPUT\) in the nat table/);
     assert.match(err.message, /exited 3, not permitted: iptables v1\.8\.7 \(legacy\): can't initialize iptables table `nat': Permission denied/);
-    assert.match(err.message, /2 rule\(s\) were applied before it and remain in place: iptables -t nat -N CONSUL_PROXY_INBOUND; iptables -t nat -N CONSUL_PROXY_IN_REDIRECT\./);
+    assert.match(
+      err.message,
+      /2 rule\(s\) were applied before it and remain in place: iptables -t nat -N CONSUL_PROXY_INBOUND; iptables -t nat -N CONSUL_PROXY_IN_REDIRECT\./,
+    );
     assert.match(err.message, /as root \(container user "0"\) with the NET_ADMIN Linux capability/);
     assert.match(err.message, /not supported on Fargate/);
     assert.equal(await readFile(path, 'utf8'), 'nameserver 10.0.0.2\n', 'resolv.conf must not change when the rules failed');

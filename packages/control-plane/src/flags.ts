@@ -4,9 +4,7 @@
  * at the first non-flag argument or at `--`.
  */
 export type FlagSpec =
-  | { type: 'string'; usage: string; default?: string; env?: string }
-  | { type: 'bool'; usage: string; default?: boolean }
-  | { type: 'list'; usage: string };
+  { type: 'string'; usage: string; default?: string; env?: string } | { type: 'bool'; usage: string; default?: boolean } | { type: 'list'; usage: string };
 
 export type FlagSpecs = Record<string, FlagSpec>;
 
@@ -28,11 +26,7 @@ export interface ParsedFlags<S extends FlagSpecs> {
   help: boolean;
 }
 
-export function parseFlags<S extends FlagSpecs>(
-  specs: S,
-  argv: readonly string[],
-  env: Record<string, string | undefined> = {},
-): ParsedFlags<S> {
+export function parseFlags<S extends FlagSpecs>(specs: S, argv: readonly string[], env: Record<string, string | undefined> = {}): ParsedFlags<S> {
   const values: Record<string, string | boolean | string[] | undefined> = {};
   for (const [name, spec] of Object.entries(specs)) {
     if (spec.type === 'bool') values[name] = spec.default ?? false;
@@ -82,11 +76,7 @@ export function formatFlags(specs: FlagSpecs): string {
     .map(([name, spec]) => {
       const arg = spec.type === 'bool' ? '' : spec.type === 'list' ? ' <value>' : ' <string>';
       const def =
-        spec.type === 'string' && spec.default !== undefined
-          ? ` (default "${spec.default}")`
-          : spec.type === 'bool' && spec.default
-            ? ' (default true)'
-            : '';
+        spec.type === 'string' && spec.default !== undefined ? ` (default "${spec.default}")` : spec.type === 'bool' && spec.default ? ' (default true)' : '';
       const env = spec.type === 'string' && spec.env ? ` [env ${spec.env}]` : '';
       return `  -${name}${arg}\n      ${spec.usage}${def}${env}`;
     })

@@ -18,7 +18,4 @@ const constants = {
   NGHTTP2_CANCEL: 8,
 };
 const real = () => require('node:http2');
-module.exports = new Proxy(
-  { constants },
-  { get: (target, key) => (key === 'constants' ? target.constants : real()[key]) },
-);
+module.exports = new Proxy({ constants }, { get: (target, key) => (key === 'constants' ? target.constants : real()[key]) });

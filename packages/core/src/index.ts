@@ -5,12 +5,7 @@
 
 // Use cases: what the consul-ecs commands run, one call each.
 export { meshInit, type MeshInitOptions, type MeshInitResult, type BootstrapExecutable } from './mesh/mesh-init.js';
-export {
-  runHealthSync,
-  runHealthSyncContainer,
-  type HealthSyncRunOptions,
-  type HealthSyncContainerOptions,
-} from './mesh/health-sync.js';
+export { runHealthSync, runHealthSyncContainer, type HealthSyncRunOptions, type HealthSyncContainerOptions } from './mesh/health-sync.js';
 export { loginInTask, type LoginInTaskOptions } from './mesh/task-login.js';
 export { runController, CONTROLLER_POLLING_INTERVAL_MS, type ControllerRunOptions } from './controller/controller.js';
 export type { ControllerSettings } from './controller/acl-setup.js';
@@ -21,15 +16,7 @@ export { BOOTSTRAP_FILES } from './mesh/bootstrap-files.js';
 export { loadConfig, type LoadConfigOptions } from './config/load.js';
 export { parseConfigJson } from './config/json.js';
 export { validateConfig, ConfigValidationError } from './config/validate.js';
-export {
-  resolveConfig,
-  CONFIG_DEFAULTS,
-  serviceName,
-  gatewayName,
-  isGateway,
-  transparentProxyEnabled,
-  consulDnsEnabled,
-} from './config/resolve.js';
+export { resolveConfig, CONFIG_DEFAULTS, serviceName, gatewayName, isGateway, transparentProxyEnabled, consulDnsEnabled } from './config/resolve.js';
 export {
   resolveServerAddresses,
   type ResolveServerAddressesOptions,
@@ -111,23 +98,10 @@ export { callJsonApi, type JsonCallInput } from './aws/json-client.js';
 export { createLoginBearerToken, decodeLoginBearerToken, type BearerTokenOptions } from './aws/sigv4-login.js';
 
 // Consul client, ACL and login: the HTTP API client, IAM login and logout, ACL administration.
-export {
-  ConsulHttpClient,
-  ConsulApiError,
-  type ConsulClientOptions,
-  type ConsulTlsOptions,
-  type ConsulRequest,
-} from './consul/http-client.js';
+export { ConsulHttpClient, ConsulApiError, type ConsulClientOptions, type ConsulTlsOptions, type ConsulRequest } from './consul/http-client.js';
 export { consulClientFor } from './mesh/consul-connection.js';
 export { loginWithAwsIam, DEFAULT_AUTH_METHOD, type AwsIamLoginOptions } from './consul/login.js';
-export {
-  aclLogin,
-  aclLogout,
-  waitForTokenReplication,
-  type AclToken,
-  type LoginInput,
-  type WaitForTokenOptions,
-} from './consul/acl.js';
+export { aclLogin, aclLogout, waitForTokenReplication, type AclToken, type LoginInput, type WaitForTokenOptions } from './consul/acl.js';
 export {
   AclAdmin,
   type AclAuthMethod,

@@ -3,7 +3,7 @@ import { ConsulEcsError } from '@consul-ecs-ts/core';
 import { silentLogger } from '@consul-ecs-ts/core';
 import { sleepFor, supervise, terminateGroup, type EntrypointDeps } from './entrypoint.js';
 
-const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 const SEGMENT = /(\d*)(?:\.(\d*))?([^\d.]*)/y;
 /** Go's time.Duration is an int64 of nanoseconds: at most 2^63 - 1, which a double rounds to 2^63. */
 const MAX_DURATION_NS = 2 ** 63;

@@ -12,12 +12,7 @@ import { sleepFor, supervise, terminateGroup, type EntrypointDeps } from './entr
  * Consul containers, in both shapes (mesh-init + health-sync, or one
  * control-plane container) and the dataplane.
  */
-export const NON_APP_CONTAINERS: readonly string[] = [
-  'consul-ecs-mesh-init',
-  'consul-dataplane',
-  'consul-ecs-health-sync',
-  'consul-ecs-control-plane',
-];
+export const NON_APP_CONTAINERS: readonly string[] = ['consul-ecs-mesh-init', 'consul-dataplane', 'consul-ecs-health-sync', 'consul-ecs-control-plane'];
 
 /**
  * An application container: one of the task definition (Type NORMAL; ECS may

@@ -42,7 +42,11 @@ const INTERPRETER_ROOM = 256;
 const PATCHELF_SHIFT = String(2 * 1024 * 1024);
 
 function findPatchelf(): string | undefined {
-  const candidates = [process.env.PATCHELF, join(process.env.CONSUL_ECS_PEERS_DIR || join(homedir(), '.cache/consul-ecs-ts/peers'), 'bin/patchelf'), 'patchelf'];
+  const candidates = [
+    process.env.PATCHELF,
+    join(process.env.CONSUL_ECS_PEERS_DIR || join(homedir(), '.cache/consul-ecs-ts/peers'), 'bin/patchelf'),
+    'patchelf',
+  ];
   return candidates.find((p): p is string => !!p && spawnSync(p, ['--version']).status === 0);
 }
 
@@ -57,7 +61,8 @@ function padPath(path: string, length: number): string {
 async function cachedCommands(): Promise<string[]> {
   const { commands } = (await import('@consul-ecs-ts/control-plane')) as { commands: readonly CommandEntry[] };
   const cached = commands.filter((c) => c.codeCache).map((c) => c.name);
-  if (!cached.includes(DEFAULT_CACHE_COMMAND)) throw new Error(`sea: the command table must give ${DEFAULT_CACHE_COMMAND} a code cache: the other commands fall back to it`);
+  if (!cached.includes(DEFAULT_CACHE_COMMAND))
+    throw new Error(`sea: the command table must give ${DEFAULT_CACHE_COMMAND} a code cache: the other commands fall back to it`);
   return cached;
 }
 
@@ -73,21 +78,30 @@ function prepareRuntime(node: string, file: string, patchelf: string | undefined
     console.error('sea: strip (binutils) is not installed; the executable keeps its symbols (~18 MB larger)');
   }
   if (!patchelf) {
-    console.error('sea: patchelf is not installed (bash scripts/peers.sh install installs it); the copy mesh-init makes will need glibc and libstdc++ in the images it runs in');
+    console.error(
+      'sea: patchelf is not installed (bash scripts/peers.sh install installs it); the copy mesh-init makes will need glibc and libstdc++ in the images it runs in',
+    );
     return;
   }
   const interpreter = execFileSync(patchelf, ['--print-interpreter', file], { encoding: 'utf8' }).trim();
   const padded = padPath(interpreter, INTERPRETER_ROOM - 1);
-  execFileSync(patchelf, ['--page-size', PATCHELF_SHIFT, '--set-interpreter', padded, '--force-rpath', '--set-rpath', `$ORIGIN/${EXECUTABLE_LIBRARIES_DIR}`, file], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  execFileSync(
+    patchelf,
+    ['--page-size', PATCHELF_SHIFT, '--set-interpreter', padded, '--force-rpath', '--set-rpath', `$ORIGIN/${EXECUTABLE_LIBRARIES_DIR}`, file],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
 }
 
 /** Runs each command once with CACHE_CHECK_ENV: V8 must take its cache (a rejected one only costs start-up time, silently). */
 function checkCachesTaken(file: string, commands: string[]): string {
   let version = '';
   for (const command of commands) {
-    const check = spawnSync(file, command === 'version' ? [command] : [command, '-help'], { encoding: 'utf8', env: { ...process.env, [CACHE_CHECK_ENV]: '1' } });
+    const check = spawnSync(file, command === 'version' ? [command] : [command, '-help'], {
+      encoding: 'utf8',
+      env: { ...process.env, [CACHE_CHECK_ENV]: '1' },
+    });
     const ran = command === 'version' ? check.stdout.includes('consul-ecs') : `${check.stdout}${check.stderr}`.includes(`Usage: consul-ecs ${command}`);
     if (check.status !== 0 || !ran || !check.stderr.includes(`code cache ${command}: accepted`)) {
       throw new Error(`sea: the executable does not run ${command}, or V8 rejects its code cache: exit ${check.status}, ${check.stderr.trim()}`);
@@ -141,7 +155,9 @@ async function build(): Promise<void> {
     mkdirSync(dirname(out), { recursive: true });
     const tmp = `${out}.tmp-${process.pid}`;
     prepareRuntime(node, tmp, patchelf);
-    const { inject } = createRequire(import.meta.url)('postject') as { inject: (file: string, name: string, data: Buffer, opts: { sentinelFuse: string }) => Promise<void> };
+    const { inject } = createRequire(import.meta.url)('postject') as {
+      inject: (file: string, name: string, data: Buffer, opts: { sentinelFuse: string }) => Promise<void>;
+    };
     await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SENTINEL });
     const version = checkCachesTaken(tmp, commands);
     renameSync(tmp, out);

@@ -119,7 +119,16 @@ interface CopiedLibraries {
  * Directories the loader searches by default, for a library this process has not
  * loaded itself (when it runs as another executable than the one it copies).
  */
-const LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib'];
+const LIBRARY_DIRS = [
+  '/lib/x86_64-linux-gnu',
+  '/usr/lib/x86_64-linux-gnu',
+  '/lib/aarch64-linux-gnu',
+  '/usr/lib/aarch64-linux-gnu',
+  '/lib64',
+  '/usr/lib64',
+  '/lib',
+  '/usr/lib',
+];
 
 /**
  * The copy runs in other containers' images, which may have a C library of
@@ -139,7 +148,9 @@ async function copyLibraries(source: string, libDir: string): Promise<CopiedLibr
   const loaderName = basename(elf.interpreter.path);
   const interpreterPath = join(libDir, loaderName);
   if (Buffer.byteLength(interpreterPath) >= elf.interpreter.size) {
-    throw new Error(`the path ${interpreterPath} is too long for the executable's loader path (at most ${elf.interpreter.size - 1} bytes); choose a shorter bootstrapDir`);
+    throw new Error(
+      `the path ${interpreterPath} is too long for the executable's loader path (at most ${elf.interpreter.size - 1} bytes); choose a shorter bootstrapDir`,
+    );
   }
   // What this process has mapped (/proc/self/maps): the libraries it runs with.
   const mapped = readProcFile('/proc/self/maps')
@@ -155,7 +166,15 @@ async function copyLibraries(source: string, libDir: string): Promise<CopiedLibr
   };
   const wanted = [
     { name: loaderName, from: find(loaderName, [elf.interpreter.path]) },
-    ...elf.needed.filter((name) => name !== loaderName).map((name) => ({ name, from: find(name, LIBRARY_DIRS.map((dir) => join(dir, name))) })),
+    ...elf.needed
+      .filter((name) => name !== loaderName)
+      .map((name) => ({
+        name,
+        from: find(
+          name,
+          LIBRARY_DIRS.map((dir) => join(dir, name)),
+        ),
+      })),
   ];
   // In the bootstrap dir, which must exist (it is not made here).
   let createdDir = true;

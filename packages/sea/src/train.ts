@@ -49,7 +49,8 @@ export async function trainCodeCaches(opts: TrainOptions): Promise<Record<string
     const caches: Record<string, string> = {};
     for (const command of opts.commands) {
       const training = trainings[command];
-      if (!training) throw new Error(`sea: no training run for ${command}, which the command table says has a code cache; add one to packages/sea/src/train.ts`);
+      if (!training)
+        throw new Error(`sea: no training run for ${command}, which the command table says has a code cache; add one to packages/sea/src/train.ts`);
       for (const before of training.before ?? []) await runCommand(opts, sim, before, join(work, 'discarded.cache'));
       const file = join(opts.outDir, cacheAsset(command));
       await runCommand(opts, sim, training, file);
@@ -72,7 +73,9 @@ async function runCommand(opts: TrainOptions, sim: EcsAgentSimulator, t: Trainin
     });
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string };
-    throw new Error(`sea: the training run "consul-ecs ${t.argv.join(' ')}" failed (exit ${String(e.code)}):\n${e.stdout ?? ''}${e.stderr ?? ''}`, { cause: err });
+    throw new Error(`sea: the training run "consul-ecs ${t.argv.join(' ')}" failed (exit ${String(e.code)}):\n${e.stdout ?? ''}${e.stderr ?? ''}`, {
+      cause: err,
+    });
   }
 }
 

@@ -30,8 +30,7 @@ export const envoyEntrypointCommand: Command = {
         taskMetadata = () => client.task();
       } else {
         logger.warn('ECS_CONTAINER_METADATA_URI_V4 is not set: after SIGTERM the command keeps running until it exits or is killed');
-        taskMetadata = () =>
-          Promise.reject(new ConsulEcsError('ecs-metadata-missing', 'ECS_CONTAINER_METADATA_URI_V4 is not set; run inside an ECS task'));
+        taskMetadata = () => Promise.reject(new ConsulEcsError('ecs-metadata-missing', 'ECS_CONTAINER_METADATA_URI_V4 is not set; run inside an ECS task'));
       }
       return runEnvoyEntrypoint({ command: args, taskMetadata, env: ctx.env, logger, ...(ctx.clock ? { clock: ctx.clock } : {}) });
     }),

@@ -9,20 +9,24 @@ const flags = {
   method: { type: 'string', usage: 'Name of the auth method to log in to.', default: DEFAULT_AUTH_METHOD },
   partition: { type: 'string', usage: 'Admin partition of the auth method (Enterprise).', env: 'CONSUL_PARTITION' },
   namespace: { type: 'string', usage: 'Namespace of the auth method (Enterprise).', env: 'CONSUL_NAMESPACE' },
-  datacenter: { type: 'string', usage: 'Datacenter to log in to; the server\'s own by default.' },
+  datacenter: { type: 'string', usage: "Datacenter to log in to; the server's own by default." },
   meta: { type: 'list', usage: 'Metadata key=value to set on the token; repeatable.' },
   'token-sink-file': { type: 'string', usage: 'File to write the ACL token to (required).' },
   'token-sink-mode': { type: 'string', usage: 'Octal file mode of the token sink file.', default: '0600' },
-  'aws-region': { type: 'string', usage: 'Region to sign STS requests for; AWS_REGION, then the task\'s region by default.' },
+  'aws-region': { type: 'string', usage: "Region to sign STS requests for; AWS_REGION, then the task's region by default." },
   'aws-sts-endpoint': { type: 'string', usage: 'URL of the STS endpoint to sign requests for.' },
   'aws-iam-endpoint': { type: 'string', usage: 'URL of the IAM endpoint to sign the GetRole/GetUser request for.' },
   'aws-include-entity': {
     type: 'bool',
-    usage: 'Include a signed iam:GetRole/GetUser request so the auth method can read the role\'s path and tags.',
+    usage: "Include a signed iam:GetRole/GetUser request so the auth method can read the role's path and tags.",
     default: true,
   },
   'aws-server-id-header-value': { type: 'string', usage: 'Value of the X-Consul-IAM-ServerID header to sign into the requests.' },
-  'aws-auto-bearer-token': { type: 'bool', usage: 'Accepted for compatibility with consul login; the bearer token is always made automatically.', default: true },
+  'aws-auto-bearer-token': {
+    type: 'bool',
+    usage: 'Accepted for compatibility with consul login; the bearer token is always made automatically.',
+    default: true,
+  },
   'aws-access-key-id': { type: 'string', usage: 'AWS access key id; the task role (or AWS_* environment) by default.' },
   'aws-secret-access-key': { type: 'string', usage: 'AWS secret access key, with -aws-access-key-id.' },
   'aws-session-token': { type: 'string', usage: 'AWS session token, with -aws-access-key-id.' },
@@ -37,7 +41,7 @@ const flags = {
 
 export const loginCommand: Command = {
   name: 'login',
-  synopsis: 'Logs in to Consul with the task\'s AWS IAM identity and writes the ACL token to a file.',
+  synopsis: "Logs in to Consul with the task's AWS IAM identity and writes the ACL token to a file.",
   usage: 'login [flags]',
   flags,
   run: (ctx) =>

@@ -38,11 +38,7 @@ export const logoutCommand: Command = {
       try {
         await aclLogout(client, token, { signal: ctx.signal, retryDeadlineMs: 10_000 });
       } catch (err) {
-        throw new ConsulEcsError(
-          'consul-logout-failed',
-          `could not log out the token${file ? ` in ${file}` : ''}: ${describeError(err)}`,
-          { cause: err },
-        );
+        throw new ConsulEcsError('consul-logout-failed', `could not log out the token${file ? ` in ${file}` : ''}: ${describeError(err)}`, { cause: err });
       } finally {
         await client.close();
       }

@@ -31,10 +31,7 @@ export function parsePrincipalArn(arn: string): IamPrincipal {
   if (service === 'iam' && (kind === 'role' || kind === 'user') && segments.length >= 2) {
     return { partition, account, type: kind, name: segments[segments.length - 1]! };
   }
-  throw new ConsulEcsError(
-    'aws-arn-unsupported',
-    `IAM principal ${arn} is neither a role, an assumed role nor a user; log in with an IAM role or user`,
-  );
+  throw new ConsulEcsError('aws-arn-unsupported', `IAM principal ${arn} is neither a role, an assumed role nor a user; log in with an IAM role or user`);
 }
 
 /** The fields of an ECS task ARN `arn:aws:ecs:<region>:<account>:task/<cluster>/<taskId>`. */
@@ -51,10 +48,7 @@ export function parseTaskArn(arn: string): TaskArn {
   const parts = arn.split(':');
   const resource = parts.slice(5).join(':').split('/');
   if (parts.length < 6 || parts[0] !== 'arn' || parts[2] !== 'ecs' || resource[0] !== 'task' || resource.length < 2) {
-    throw new ConsulEcsError(
-      'ecs-task-arn-invalid',
-      `task ARN "${arn}" is not of the form arn:aws:ecs:<region>:<account>:task/<cluster>/<taskId>`,
-    );
+    throw new ConsulEcsError('ecs-task-arn-invalid', `task ARN "${arn}" is not of the form arn:aws:ecs:<region>:<account>:task/<cluster>/<taskId>`);
   }
   const taskId = resource[resource.length - 1]!;
   const out: TaskArn = { partition: parts[1]!, region: parts[3]!, account: parts[4]!, taskId };

@@ -36,10 +36,7 @@ export type CredentialProvider = () => Promise<AwsCredentials>;
 /** Fixed keys, e.g. `consulLogin.accessKeyId`/`secretAccessKey` from the config. */
 export function fromStaticCredentials(creds: AwsCredentials): CredentialProvider {
   if (!creds.accessKeyId || !creds.secretAccessKey) {
-    throw new ConsulEcsError(
-      'aws-credentials-invalid',
-      'AWS credentials need both an access key id and a secret access key; set both or neither',
-    );
+    throw new ConsulEcsError('aws-credentials-invalid', 'AWS credentials need both an access key id and a secret access key; set both or neither');
   }
   return async () => creds;
 }
@@ -114,17 +111,14 @@ export function fromContainerCredentials(opts: ContainerCredentialsOptions): Cre
         try {
           res = await httpRequest(url, { headers, dispatcher: opts.dispatcher, timeoutMs: opts.timeoutMs ?? 5000 });
         } catch (err) {
-          throw new ConsulEcsError(
-            'aws-credentials-unavailable',
-            `cannot reach the container credentials endpoint ${where}: ${describeError(err)}`,
-            { cause: err },
-          );
+          throw new ConsulEcsError('aws-credentials-unavailable', `cannot reach the container credentials endpoint ${where}: ${describeError(err)}`, {
+            cause: err,
+          });
         }
         if (res.statusCode !== 200) {
           const err = new ConsulEcsError(
             'aws-credentials-unavailable',
-            `the container credentials endpoint ${where} answered HTTP ${res.statusCode}; ` +
-              'check the task role and AWS_CONTAINER_AUTHORIZATION_TOKEN',
+            `the container credentials endpoint ${where} answered HTTP ${res.statusCode}; ` + 'check the task role and AWS_CONTAINER_AUTHORIZATION_TOKEN',
           );
           (err as { status?: number }).status = res.statusCode;
           throw err;
@@ -144,16 +138,10 @@ export function fromContainerCredentials(opts: ContainerCredentialsOptions): Cre
     try {
       parsed = JSON.parse(body);
     } catch {
-      throw new ConsulEcsError(
-        'aws-credentials-unavailable',
-        `the container credentials endpoint ${where} returned a body that is not JSON`,
-      );
+      throw new ConsulEcsError('aws-credentials-unavailable', `the container credentials endpoint ${where} returned a body that is not JSON`);
     }
     if (typeof parsed.AccessKeyId !== 'string' || typeof parsed.SecretAccessKey !== 'string') {
-      throw new ConsulEcsError(
-        'aws-credentials-unavailable',
-        `the container credentials endpoint ${where} returned no AccessKeyId/SecretAccessKey`,
-      );
+      throw new ConsulEcsError('aws-credentials-unavailable', `the container credentials endpoint ${where} returned no AccessKeyId/SecretAccessKey`);
     }
     const creds: AwsCredentials = { accessKeyId: parsed.AccessKeyId, secretAccessKey: parsed.SecretAccessKey };
     if (typeof parsed.Token === 'string' && parsed.Token) creds.sessionToken = parsed.Token;
@@ -161,10 +149,7 @@ export function fromContainerCredentials(opts: ContainerCredentialsOptions): Cre
     if (typeof parsed.Expiration === 'string') {
       const exp = new Date(parsed.Expiration);
       if (Number.isNaN(exp.getTime())) {
-        throw new ConsulEcsError(
-          'aws-credentials-unavailable',
-          `the container credentials endpoint ${where} returned an invalid Expiration`,
-        );
+        throw new ConsulEcsError('aws-credentials-unavailable', `the container credentials endpoint ${where} returned an invalid Expiration`);
       }
       creds.expiration = exp;
     }
@@ -183,24 +168,17 @@ function containerCredentialsUrl(env: Env): URL | undefined {
   try {
     url = new URL(full);
   } catch {
-    throw new ConsulEcsError(
-      'aws-credentials-invalid',
-      'AWS_CONTAINER_CREDENTIALS_FULL_URI is not a valid URL; set it to http(s)://host[:port]/path',
-    );
+    throw new ConsulEcsError('aws-credentials-invalid', 'AWS_CONTAINER_CREDENTIALS_FULL_URI is not a valid URL; set it to http(s)://host[:port]/path');
   }
   if (url.protocol === 'https:') return url;
   if (url.protocol !== 'http:') {
-    throw new ConsulEcsError(
-      'aws-credentials-invalid',
-      `AWS_CONTAINER_CREDENTIALS_FULL_URI has unsupported scheme ${url.protocol}; use http or https`,
-    );
+    throw new ConsulEcsError('aws-credentials-invalid', `AWS_CONTAINER_CREDENTIALS_FULL_URI has unsupported scheme ${url.protocol}; use http or https`);
   }
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (!isLoopback(host) && !ALLOWED_HTTP_HOSTS.has(host)) {
     throw new ConsulEcsError(
       'aws-credentials-invalid',
-      `AWS_CONTAINER_CREDENTIALS_FULL_URI host ${host} is not allowed over plain HTTP; ` +
-        'use https or a loopback/ECS agent address',
+      `AWS_CONTAINER_CREDENTIALS_FULL_URI host ${host} is not allowed over plain HTTP; ` + 'use https or a loopback/ECS agent address',
     );
   }
   return url;

@@ -75,10 +75,7 @@ export async function callQueryApi(input: QueryCallInput): Promise<Record<string
   try {
     doc = xml.parse(text) as Record<string, unknown>;
   } catch {
-    throw new ConsulEcsError(
-      'aws-bad-response',
-      `AWS ${input.action} at ${where} returned HTTP ${res.statusCode} with a body that is not XML`,
-    );
+    throw new ConsulEcsError('aws-bad-response', `AWS ${input.action} at ${where} returned HTTP ${res.statusCode} with a body that is not XML`);
   }
   if (res.statusCode !== 200) {
     const error = findError(doc);
@@ -108,9 +105,7 @@ export interface CallerIdentity {
   userId: string;
 }
 
-export async function getCallerIdentity(
-  input: Omit<QueryCallInput, 'action' | 'version' | 'service' | 'params'>,
-): Promise<CallerIdentity> {
+export async function getCallerIdentity(input: Omit<QueryCallInput, 'action' | 'version' | 'service' | 'params'>): Promise<CallerIdentity> {
   const r = await callQueryApi({ ...input, service: 'sts', action: 'GetCallerIdentity', version: STS_API_VERSION });
   return { arn: String(r.Arn ?? ''), account: String(r.Account ?? ''), userId: String(r.UserId ?? '') };
 }

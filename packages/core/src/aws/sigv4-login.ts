@@ -81,9 +81,7 @@ export async function createLoginBearerToken(opts: BearerTokenOptions): Promise<
   const clock = opts.clock ?? systemClock;
   const signingDate = new Date(clock.now());
   const stsUrl = opts.stsEndpoint ? endpointUrl(opts.stsEndpoint, 'STS endpoint') : defaultStsEndpoint(opts.region);
-  const serverIdHeaders: Record<string, string> = opts.serverIdHeaderValue
-    ? { [CONSUL_IAM_HEADERS.serverId]: opts.serverIdHeaderValue }
-    : {};
+  const serverIdHeaders: Record<string, string> = opts.serverIdHeaderValue ? { [CONSUL_IAM_HEADERS.serverId]: opts.serverIdHeaderValue } : {};
 
   const stsHeaders: Record<string, string> = { ...serverIdHeaders };
   if (opts.includeEntity) {
@@ -121,12 +119,9 @@ async function signedEntityRequest(
   signingDate: Date,
 ): Promise<SignedRequest> {
   const arn =
-    credentials.principalArn ??
-    (await getCallerIdentity({ endpoint: stsUrl, region: opts.region, credentials, dispatcher: opts.dispatcher, signingDate })).arn;
+    credentials.principalArn ?? (await getCallerIdentity({ endpoint: stsUrl, region: opts.region, credentials, dispatcher: opts.dispatcher, signingDate })).arn;
   const principal = parsePrincipalArn(arn);
-  const iam = opts.iamEndpoint
-    ? { url: endpointUrl(opts.iamEndpoint, 'IAM endpoint'), signingRegion: opts.region }
-    : defaultIamEndpoint(opts.region);
+  const iam = opts.iamEndpoint ? { url: endpointUrl(opts.iamEndpoint, 'IAM endpoint'), signingRegion: opts.region } : defaultIamEndpoint(opts.region);
   const params: Record<string, string> =
     principal.type === 'user'
       ? { Action: 'GetUser', UserName: principal.name, Version: IAM_API_VERSION }

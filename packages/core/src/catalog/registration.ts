@@ -1,13 +1,5 @@
 import type { TaskInfo } from '../ecs/task-metadata.js';
-import type {
-  AgentService,
-  CatalogRegistration,
-  ConnectProxyConfig,
-  GatewayKind,
-  HealthCheck,
-  HealthStatus,
-  ServiceAddress,
-} from './types.js';
+import type { AgentService, CatalogRegistration, ConnectProxyConfig, GatewayKind, HealthCheck, HealthStatus, ServiceAddress } from './types.js';
 
 /** Names and values consul-ecs uses in the catalog (a drop-in must use the same). */
 export const SYNTHETIC_NODE_META = 'synthetic-node';

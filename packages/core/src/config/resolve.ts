@@ -146,9 +146,7 @@ function resolveProxy(proxy: ConfigProxy): ResolvedProxy {
     healthCheckPort: port(proxy.healthCheckPort) ?? CONFIG_DEFAULTS.healthCheckPort,
     upstreams: (proxy.upstreams ?? []).map(resolveUpstream),
     meshGateway: proxy.meshGateway ? { mode: proxy.meshGateway.mode } : undefined,
-    expose: proxy.expose
-      ? { checks: proxy.expose.checks ?? false, paths: (proxy.expose.paths ?? []).map(resolveExposePath) }
-      : undefined,
+    expose: proxy.expose ? { checks: proxy.expose.checks ?? false, paths: (proxy.expose.paths ?? []).map(resolveExposePath) } : undefined,
   });
 }
 

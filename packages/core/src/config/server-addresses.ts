@@ -105,16 +105,12 @@ async function execAddresses(hosts: string, options: ResolveServerAddressesOptio
 const runCommand: ServerAddressCommandRunner = async (file, args, { signal }) => {
   const { execa } = await import('execa');
   const subprocess = execa(file, args, { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) });
-  const finished = subprocess.then(
-    (result): ServerAddressCommandResult => ({
-      exitCode: result.isCanceled ? undefined : result.exitCode,
-      stdout: String(result.stdout ?? ''),
-      stderr: String(result.stderr ?? ''),
-      ...(result.isCanceled || result.exitCode === undefined
-        ? { failure: result.originalMessage || result.shortMessage || 'no exit code' }
-        : {}),
-    }),
-  );
+  const finished = subprocess.then((result): ServerAddressCommandResult => ({
+    exitCode: result.isCanceled ? undefined : result.exitCode,
+    stdout: String(result.stdout ?? ''),
+    stderr: String(result.stderr ?? ''),
+    ...(result.isCanceled || result.exitCode === undefined ? { failure: result.originalMessage || result.shortMessage || 'no exit code' } : {}),
+  }));
   if (!signal) return finished;
   let onAbort = (): void => {};
   const stopped = new Promise<ServerAddressCommandResult>((resolve) => {

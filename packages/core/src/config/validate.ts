@@ -71,9 +71,7 @@ function describeErrors(errors: readonly ErrorObject[], prefix: string): string[
   const problems = errors.map((e) => describeError(e, prefix));
   // A value of the wrong type fails its other keywords too (e.g. enum); report the type only.
   const typeErrorPaths = new Set(problems.filter((p) => p.keyword === 'type').map((p) => p.path));
-  const lines = problems
-    .filter((p) => p.keyword === 'type' || !typeErrorPaths.has(p.path))
-    .map((p) => `${displayPath(p.path)}: ${p.text}`);
+  const lines = problems.filter((p) => p.keyword === 'type' || !typeErrorPaths.has(p.path)).map((p) => `${displayPath(p.path)}: ${p.text}`);
   return [...new Set(lines)];
 }
 

@@ -45,11 +45,17 @@ const TRANSIENT_LOGIN_FAILURE =
 
 /** Hints for the verdicts of the aws-iam auth method, by the text Consul returns. */
 const LOGIN_REFUSAL_HINTS: Array<[RegExp, string]> = [
-  [/is not trusted/, 'the IAM role is not under a path the auth method trusts (BoundIAMPrincipalARNs, the controller\'s iamRolePath)'],
+  [/is not trusted/, "the IAM role is not under a path the auth method trusts (BoundIAMPrincipalARNs, the controller's iamRolePath)"],
   [/invalid bind name|entity_tags/, 'the IAM role has no consul.hashicorp.com.service-name tag, so no service identity can be bound'],
-  [/X-Consul-IAM-ServerID|expected ".*" but got/i, 'the server ID header value does not match the auth method\'s ServerIDHeaderValue (consulLogin.serverIdHeaderValue)'],
+  [
+    /X-Consul-IAM-ServerID|expected ".*" but got/i,
+    "the server ID header value does not match the auth method's ServerIDHeaderValue (consulLogin.serverIdHeaderValue)",
+  ],
   [/GetEntity/, 'the auth method reads IAM entity details: log in with includeEntity enabled'],
-  [/response body is invalid|received error code 4\d\d|unique id mismatch/, 'AWS refused the signed request: the signature, the credentials (expired?) or the role\'s iam:GetRole permission on itself'],
+  [
+    /response body is invalid|received error code 4\d\d|unique id mismatch/,
+    "AWS refused the signed request: the signature, the credentials (expired?) or the role's iam:GetRole permission on itself",
+  ],
   [/auth method .*not found/i, 'no auth method of that name exists in Consul (consulLogin.method)'],
 ];
 
@@ -90,8 +96,9 @@ export async function aclLogin(client: ConsulHttpClient, input: LoginInput): Pro
   } catch (err) {
     if (err instanceof ConsulApiError && isLoginRefusal(err.status, err.body)) {
       const reason = err.body.trim() || '(no reason given)';
-      const hint = LOGIN_REFUSAL_HINTS.find(([re]) => re.test(reason))?.[1] ??
-        'check the task role\'s path and consul.hashicorp.com.service-name tag, and the server ID header value';
+      const hint =
+        LOGIN_REFUSAL_HINTS.find(([re]) => re.test(reason))?.[1] ??
+        "check the task role's path and consul.hashicorp.com.service-name tag, and the server ID header value";
       throw new ConsulEcsError(
         'consul-login-refused',
         `Consul refused the login to auth method "${input.authMethod}" (HTTP ${err.status}): ${reason}. Likely cause: ${hint}`,
@@ -103,11 +110,7 @@ export async function aclLogin(client: ConsulHttpClient, input: LoginInput): Pro
 }
 
 /** `POST /v1/acl/logout`: destroys a token made by login. */
-export async function aclLogout(
-  client: ConsulHttpClient,
-  token: string,
-  opts: { signal?: AbortSignal; retryDeadlineMs?: number } = {},
-): Promise<void> {
+export async function aclLogout(client: ConsulHttpClient, token: string, opts: { signal?: AbortSignal; retryDeadlineMs?: number } = {}): Promise<void> {
   await client.send({ method: 'POST', path: '/v1/acl/logout', token, ...opts });
 }
 
@@ -140,11 +143,7 @@ export interface WaitForTokenOptions {
  * every server it may reach knows it (Raft replication), as consul-ecs does
  * before using a token. Fails after a bounded number of attempts.
  */
-export async function waitForTokenReplication(
-  client: ConsulHttpClient,
-  token: string,
-  opts: WaitForTokenOptions = {},
-): Promise<AclToken> {
+export async function waitForTokenReplication(client: ConsulHttpClient, token: string, opts: WaitForTokenOptions = {}): Promise<AclToken> {
   const attempts = opts.attempts ?? 20;
   const clock = opts.clock ?? systemClock;
   let last: unknown;

@@ -104,8 +104,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
         maxDelayMs: 5000,
         // aclLogin has already turned the auth method's verdicts into refusals.
         retryable: (err) => isRetryableConsulError(err) || (opts.retryUntilSetUp === true && isLoginSetUpPending(err)),
-        onRetry: (err, attempt, delay) =>
-          logger.warn('login failed; retrying', { attempt: attempt + 1, 'retry-in-ms': delay, error: describeError(err) }),
+        onRetry: (err, attempt, delay) => logger.warn('login failed; retrying', { attempt: attempt + 1, 'retry-in-ms': delay, error: describeError(err) }),
       },
     );
   } catch (err) {
@@ -141,7 +140,10 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
       logger.info('wrote ACL token', { file: opts.tokenSinkFile });
     }
   } catch (err) {
-    await sink?.then((file) => file.abandon(), () => {});
+    await sink?.then(
+      (file) => file.abandon(),
+      () => {},
+    );
     await aclLogout(opts.client, token.SecretID, { retryDeadlineMs: 5000 }).catch((e) =>
       logger.warn('could not log out the unused token', { 'accessor-id': token.AccessorID, error: describeError(e) }),
     );

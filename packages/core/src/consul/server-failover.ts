@@ -96,7 +96,11 @@ export class ServerFailover {
   }
 
   #adopt(found: ConsulHttpClient[]): void {
-    const origins = (list: readonly ConsulHttpClient[]) => list.map((c) => c.baseUrl.origin).sort().join(',');
+    const origins = (list: readonly ConsulHttpClient[]) =>
+      list
+        .map((c) => c.baseUrl.origin)
+        .sort()
+        .join(',');
     if (!found.length || origins(found) === origins(this.#clients)) {
       for (const c of found) void c.close().catch(() => {});
       return;

@@ -70,9 +70,7 @@ export function serviceAuthMethod(account: string, settings: ControllerSettings)
     },
   };
   if (settings.partitionsEnabled) {
-    method.NamespaceRules = [
-      { Selector: `entity_tags["${IAM_TAG_NAMESPACE}"] != ""`, BindNamespace: `\${entity_tags.${IAM_TAG_NAMESPACE}}` },
-    ];
+    method.NamespaceRules = [{ Selector: `entity_tags["${IAM_TAG_NAMESPACE}"] != ""`, BindNamespace: `\${entity_tags.${IAM_TAG_NAMESPACE}}` }];
   }
   return method;
 }
@@ -247,9 +245,7 @@ function strings(v: unknown): string[] {
 
 /** Creates a binding rule, or updates the one with the same bind name and description. */
 async function upsertBindingRule(admin: AclAdmin, rule: AclBindingRule, scope: AclScope, log: Logger): Promise<void> {
-  const existing = (await admin.listBindingRules(rule.AuthMethod, scope)).find(
-    (r) => r.BindName === rule.BindName && r.Description === rule.Description,
-  );
+  const existing = (await admin.listBindingRules(rule.AuthMethod, scope)).find((r) => r.BindName === rule.BindName && r.Description === rule.Description);
   if (existing?.ID) {
     await admin.updateBindingRule({ ...rule, ID: existing.ID }, scope);
     log.info('ACL binding rule updated', { method: rule.AuthMethod, 'bind-type': rule.BindType, 'bind-name': rule.BindName });
@@ -268,7 +264,7 @@ async function upsertAnonymousTokenPolicy(admin: AclAdmin, self: AgentSelf, ente
   const dc = self.Config?.Datacenter;
   const primary = self.Config?.PrimaryDatacenter || self.DebugConfig?.PrimaryDatacenter;
   if (!dc || !primary) {
-    throw new ConsulEcsError('consul-bad-response', 'Consul\'s /v1/agent/self names no datacenter or primary datacenter');
+    throw new ConsulEcsError('consul-bad-response', "Consul's /v1/agent/self names no datacenter or primary datacenter");
   }
   if (dc !== primary) {
     log.info('not the primary datacenter; leaving the anonymous token alone', { datacenter: dc, 'primary-datacenter': primary });

@@ -47,8 +47,7 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
   const clock = opts.clock ?? systemClock;
   const partition = controllerPartition(opts.settings);
   const task =
-    opts.task ??
-    taskInfo(await new TaskMetadataClient({ baseUrl: opts.env.ECS_CONTAINER_METADATA_URI_V4 ?? '', dispatcher: opts.dispatcher, clock }).task());
+    opts.task ?? taskInfo(await new TaskMetadataClient({ baseUrl: opts.env.ECS_CONTAINER_METADATA_URI_V4 ?? '', dispatcher: opts.dispatcher, clock }).task());
   log.info('cluster arn determined', { 'cluster-arn': task.clusterArn });
   // Before Consul is touched: a task without AWS credentials fails here, at once.
   const credentials = opts.credentials ?? defaultCredentialProvider({ env: opts.env, dispatcher: opts.dispatcher, clock });
@@ -97,7 +96,16 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
 
     while (!opts.signal.aborted) {
       try {
-        const res = await reapStoppedTasks({ ecs, admin, catalog, clusterArn: task.clusterArn, partition, ownTaskArn: task.taskArn, logger: log, signal: opts.signal });
+        const res = await reapStoppedTasks({
+          ecs,
+          admin,
+          catalog,
+          clusterArn: task.clusterArn,
+          partition,
+          ownTaskArn: task.taskArn,
+          logger: log,
+          signal: opts.signal,
+        });
         for (const e of res.errors) log.error('error during reconcile', { error: e });
         log.debug('reconcile finished', { running: res.running, 'tokens-deleted': res.tokensDeleted.length, deregistered: res.servicesDeregistered.length });
         opts.onPass?.(res);

@@ -98,9 +98,7 @@ export async function reapStoppedTasks(opts: TaskReaperOptions): Promise<ReapRes
   // namespace of the partition: listed once, for the tokens and step 2's namespaces).
   const namespaces = partition ? await listNamespaces(admin, partition) : undefined;
   const tokens = await listLoginTokens(admin, clusterArn, partition, namespaces);
-  const services = (
-    await catalog.nodeServices(clusterArn, undefined, partition ? { partition, namespace: '*' } : {})
-  ).filter((s) => {
+  const services = (await catalog.nodeServices(clusterArn, undefined, partition ? { partition, namespace: '*' } : {})).filter((s) => {
     if (s.Meta?.['task-id']) return true;
     log.debug('ignoring a service on the cluster node without task-id meta', { id: s.ID });
     return false;
@@ -195,14 +193,7 @@ async function listNamespaces(admin: AclAdmin, partition: string): Promise<Names
  * default of the partition's `default` namespace, and creates the namespaces
  * this partition's mesh tasks are tagged with, each defaulting to that policy.
  */
-async function createNamespaces(
-  admin: AclAdmin,
-  tasks: EcsTask[],
-  partition: string,
-  existing: Namespace[],
-  log: Logger,
-  errors: string[],
-): Promise<string[]> {
+async function createNamespaces(admin: AclAdmin, tasks: EcsTask[], partition: string, existing: Namespace[], log: Logger, errors: string[]): Promise<string[]> {
   const wanted = new Set<string>();
   for (const t of tasks) {
     if (ecsTagValue(t, ECS_TAG_MESH) !== 'true') continue;

@@ -82,11 +82,7 @@ export class EcsApiClient {
     const arns: string[] = [];
     let nextToken: string | undefined;
     do {
-      const page = await this.#call<ListTasksOutput>(
-        'ListTasks',
-        { cluster, desiredStatus: 'RUNNING', ...(nextToken ? { nextToken } : {}) },
-        signal,
-      );
+      const page = await this.#call<ListTasksOutput>('ListTasks', { cluster, desiredStatus: 'RUNNING', ...(nextToken ? { nextToken } : {}) }, signal);
       arns.push(...(page.taskArns ?? []));
       nextToken = page.nextToken || undefined;
     } while (nextToken);

@@ -180,10 +180,7 @@ export function parseEnvoyBootstrapConfig(input: EnvoyBootstrapInput): EnvoyBoot
   if (proxy.Kind === 'connect-proxy') {
     const dest = proxy.Proxy?.DestinationServiceName;
     if (typeof dest !== 'string' || dest === '') {
-      throw new ConsulEcsError(
-        INVALID,
-        `${what} is a connect-proxy without Proxy.DestinationServiceName: register it with the service it is the sidecar for`,
-      );
+      throw new ConsulEcsError(INVALID, `${what} is a connect-proxy without Proxy.DestinationServiceName: register it with the service it is the sidecar for`);
     }
     service = dest;
   }
@@ -253,10 +250,24 @@ export function parseEnvoyBootstrapConfig(input: EnvoyBootstrapInput): EnvoyBoot
   }
   const statsBind = cfg.bindAddress('envoy_stats_bind_addr');
   if (statsBind !== undefined) {
-    adminApiListeners.push({ name: STATS_LISTENER_NAME, statPrefix: 'envoy_metrics', bind: statsBind, match: { prefix: '/stats' }, rewrite: '/stats', backend: selfAdmin });
+    adminApiListeners.push({
+      name: STATS_LISTENER_NAME,
+      statPrefix: 'envoy_metrics',
+      bind: statsBind,
+      match: { prefix: '/stats' },
+      rewrite: '/stats',
+      backend: selfAdmin,
+    });
   }
   if (ready) {
-    adminApiListeners.push({ name: READY_LISTENER_NAME, statPrefix: 'envoy_ready', bind: ready, match: { path: '/ready' }, rewrite: '/ready', backend: selfAdmin });
+    adminApiListeners.push({
+      name: READY_LISTENER_NAME,
+      statPrefix: 'envoy_ready',
+      bind: ready,
+      match: { path: '/ready' },
+      rewrite: '/ready',
+      backend: selfAdmin,
+    });
   }
 
   const collectorDir = cfg.string('envoy_telemetry_collector_bind_socket_dir');
@@ -355,7 +366,8 @@ function adminAccessLog(logs: ConsulAccessLogsConfig | undefined, adminFilePath:
     } catch (err) {
       throw new ConsulEcsError(BAD_PROXY_CONFIG, `${what}: AccessLogs.JSONFormat is not valid JSON (${jsonError(err)})`);
     }
-    if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConsulEcsError(BAD_PROXY_CONFIG, `${what}: AccessLogs.JSONFormat must be a JSON object`);
+    if (!json || typeof json !== 'object' || Array.isArray(json))
+      throw new ConsulEcsError(BAD_PROXY_CONFIG, `${what}: AccessLogs.JSONFormat must be a JSON object`);
     format = { json: json as Record<string, unknown> };
   } else if (logs.TextFormat) {
     format = { text: logs.TextFormat.endsWith('\n') ? logs.TextFormat : `${logs.TextFormat}\n` };

@@ -5,7 +5,14 @@
 import { ConsulEcsError } from '../util/errors.js';
 import { isIP } from 'node:net';
 import type { EnvoyDataSource } from './types.js';
-import { DEFAULT_CONSUL_GRPC_PORT, ENVOY_PROXY_KINDS, type EnvoyProxyKind, type EnvoyProxyService, type EnvoyXdsServers, type EnvoyXdsTls } from './bootstrap-input.js';
+import {
+  DEFAULT_CONSUL_GRPC_PORT,
+  ENVOY_PROXY_KINDS,
+  type EnvoyProxyKind,
+  type EnvoyProxyService,
+  type EnvoyXdsServers,
+  type EnvoyXdsTls,
+} from './bootstrap-input.js';
 
 /** Error code for input Envoy or Consul would refuse. */
 export const INVALID = 'envoy-bootstrap-invalid';

@@ -55,7 +55,8 @@ export class ProxyConfigReader {
     let list = items as unknown[];
     if (list.length === 1 && Array.isArray(list[0])) list = list[0] as unknown[];
     list.forEach((x, i) => {
-      if (!x || typeof x !== 'object' || Array.isArray(x)) this.fail(key, `must hold JSON objects, but item ${i + 1} is ${x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x}`);
+      if (!x || typeof x !== 'object' || Array.isArray(x))
+        this.fail(key, `must hold JSON objects, but item ${i + 1} is ${x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x}`);
     });
     return list as EnvoyJsonObject[];
   }

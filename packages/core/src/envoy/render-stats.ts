@@ -9,10 +9,16 @@ import type { EnvoyJsonObject, EnvoyStatsConfig, EnvoyStatsSink, EnvoyTagSpecifi
 export function renderStatsSinks(stats: BootstrapStatsConfig): Array<EnvoyStatsSink | EnvoyJsonObject> {
   const sinks: Array<EnvoyStatsSink | EnvoyJsonObject> = [];
   if (stats.statsdAddress) {
-    sinks.push({ name: 'envoy.stat_sinks.statsd', typed_config: { '@type': 'type.googleapis.com/envoy.config.metrics.v3.StatsdSink', address: stats.statsdAddress } });
+    sinks.push({
+      name: 'envoy.stat_sinks.statsd',
+      typed_config: { '@type': 'type.googleapis.com/envoy.config.metrics.v3.StatsdSink', address: stats.statsdAddress },
+    });
   }
   if (stats.dogstatsdAddress) {
-    sinks.push({ name: 'envoy.stat_sinks.dog_statsd', typed_config: { '@type': 'type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink', address: stats.dogstatsdAddress } });
+    sinks.push({
+      name: 'envoy.stat_sinks.dog_statsd',
+      typed_config: { '@type': 'type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink', address: stats.dogstatsdAddress },
+    });
   }
   sinks.push(...stats.extraSinks);
   if (stats.telemetryCollectorSocket !== undefined) {

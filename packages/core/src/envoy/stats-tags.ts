@@ -16,16 +16,7 @@ import type { EnvoyTagSpecifier } from './types.js';
 const SEG = '[^.]+';
 
 type ClusterField =
-  | 'custom_hash'
-  | 'service_subset'
-  | 'service'
-  | 'namespace'
-  | 'partition'
-  | 'datacenter'
-  | 'routing_type'
-  | 'trust_domain'
-  | 'target'
-  | 'full_target';
+  'custom_hash' | 'service_subset' | 'service' | 'namespace' | 'partition' | 'datacenter' | 'routing_type' | 'trust_domain' | 'target' | 'full_target';
 
 /**
  * The regex for one field of a Consul cluster name. `current` is for the

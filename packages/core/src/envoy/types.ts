@@ -82,9 +82,7 @@ export interface EnvoyHttp2ProtocolOptions {
 export interface EnvoyHttpProtocolOptionsMap {
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
     '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-    explicit_http_config:
-      | { http2_protocol_options: EnvoyHttp2ProtocolOptions }
-      | { http_protocol_options: Record<string, unknown> };
+    explicit_http_config: { http2_protocol_options: EnvoyHttp2ProtocolOptions } | { http_protocol_options: Record<string, unknown> };
   };
 }
 

@@ -118,10 +118,12 @@ export async function runHealthSyncContainer(opts: HealthSyncContainerOptions): 
   }
   log.addSecret(token);
   const ownToken = fromLogin && !tokenFile ? token : undefined;
-  await runHealthSync({ ...opts, token, logoutOnShutdown: fromLogin, tokenFile, task, startDeadlineMs: Number.POSITIVE_INFINITY }).catch(async (err: unknown) => {
-    if (ownToken) await aclLogout(client, ownToken, { retryDeadlineMs: 5000 }).catch(() => {});
-    throw err;
-  });
+  await runHealthSync({ ...opts, token, logoutOnShutdown: fromLogin, tokenFile, task, startDeadlineMs: Number.POSITIVE_INFINITY }).catch(
+    async (err: unknown) => {
+      if (ownToken) await aclLogout(client, ownToken, { retryDeadlineMs: 5000 }).catch(() => {});
+      throw err;
+    },
+  );
 }
 
 async function syncUntilStopped(

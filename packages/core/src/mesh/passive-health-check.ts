@@ -21,8 +21,8 @@ export async function upsertPassiveHealthCheck(
   } catch (err) {
     if ((err as { status?: number }).status !== 404) throw err;
   }
-  const upstream = ((entry.UpstreamConfig ??= {}) as Record<string, unknown>);
-  const defaults = ((upstream.Defaults ??= {}) as Record<string, unknown>);
+  const upstream = (entry.UpstreamConfig ??= {}) as Record<string, unknown>;
+  const defaults = (upstream.Defaults ??= {}) as Record<string, unknown>;
   if (defaults.PassiveHealthCheck) {
     log.debug('passive health check already in service-defaults; leaving it', { service });
     return;
@@ -42,7 +42,9 @@ export async function upsertPassiveHealthCheck(
   } catch (err) {
     // Older Consul servers know fewer outlier detection settings: drop the ones
     // this server rejects, say which, and write the rest.
-    const rejected = [...String((err as { body?: unknown }).body ?? '').matchAll(/invalid config key "UpstreamConfig\.Defaults\.PassiveHealthCheck\.(\w+)"/g)].map((m) => m[1]!).sort();
+    const rejected = [...String((err as { body?: unknown }).body ?? '').matchAll(/invalid config key "UpstreamConfig\.Defaults\.PassiveHealthCheck\.(\w+)"/g)]
+      .map((m) => m[1]!)
+      .sort();
     if (!rejected.length) throw err;
     for (const key of rejected) delete phc[key];
     log.warn('this Consul server does not support some outlier detection settings; they are left out', { service, settings: rejected.join(',') });

@@ -79,4 +79,3 @@ function proxySpec(config: ResolvedConfig) {
 export function stripUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
-

@@ -207,7 +207,12 @@ export class AwsIamStandIn {
       Expiration: new Date(this.#now() + (opts.durationSeconds ?? 3600) * 1000).toISOString(),
       RoleArn: role.arn,
     };
-    this.#sessions.set(doc.AccessKeyId, { role: roleName, sessionName: opts.sessionName ?? 'ecs-task', secretAccessKey: doc.SecretAccessKey, sessionToken: doc.Token });
+    this.#sessions.set(doc.AccessKeyId, {
+      role: roleName,
+      sessionName: opts.sessionName ?? 'ecs-task',
+      secretAccessKey: doc.SecretAccessKey,
+      sessionToken: doc.Token,
+    });
     return doc;
   }
 
@@ -220,7 +225,12 @@ export class AwsIamStandIn {
   /** Accepts requests signed with these (e.g. fixed) credentials, as a session of the role. */
   trustCredentials(credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }, roleName: string, sessionName = 'ecs-task'): void {
     this.role(roleName);
-    this.#sessions.set(credentials.accessKeyId, { role: roleName, sessionName, secretAccessKey: credentials.secretAccessKey, sessionToken: credentials.sessionToken });
+    this.#sessions.set(credentials.accessKeyId, {
+      role: roleName,
+      sessionName,
+      secretAccessKey: credentials.secretAccessKey,
+      sessionToken: credentials.sessionToken,
+    });
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -251,9 +261,18 @@ export class AwsIamStandIn {
 
     if (action === 'GetCallerIdentity') {
       this.hits.getCallerIdentity++;
-      return ok(getCallerIdentityXml({ account: this.account, partition: this.partition, roleName: caller.name, roleId: caller.roleId, sessionName: session.sessionName }));
+      return ok(
+        getCallerIdentityXml({
+          account: this.account,
+          partition: this.partition,
+          roleName: caller.name,
+          roleId: caller.roleId,
+          sessionName: session.sessionName,
+        }),
+      );
     }
-    if (params.get('Version') !== IAM_API_VERSION) return refuse('InvalidAction', `Could not find operation GetRole for version ${params.get('Version') ?? ''}`, 400);
+    if (params.get('Version') !== IAM_API_VERSION)
+      return refuse('InvalidAction', `Could not find operation GetRole for version ${params.get('Version') ?? ''}`, 400);
     const name = params.get('RoleName') ?? '';
     const target = this.#roles.get(name);
     if (target !== caller || !caller.allowGetRole) {
@@ -262,7 +281,17 @@ export class AwsIamStandIn {
       return refuse('AccessDenied', `User: ${callerArn} is not authorized to perform: iam:GetRole on resource: role ${name}`, 403);
     }
     this.hits.getRole++;
-    return ok(getRoleXml({ account: this.account, partition: this.partition, roleName: target.name, roleId: target.roleId, path: target.path, tags: target.tags, createDate: target.createDate }));
+    return ok(
+      getRoleXml({
+        account: this.account,
+        partition: this.partition,
+        roleName: target.name,
+        roleId: target.roleId,
+        path: target.path,
+        tags: target.tags,
+        createDate: target.createDate,
+      }),
+    );
   }
 
   /** Why a request's signature is refused (code, message), if it is. */
@@ -276,10 +305,12 @@ export class AwsIamStandIn {
     }
     if (auth.service !== service) return ['SignatureDoesNotMatch', `Credential should be scoped to correct service: '${service}'.`];
     for (const h of ['host', 'x-amz-date']) if (!auth.signedHeaders.includes(h)) return ['SignatureDoesNotMatch', `'${h}' must be a signed header`];
-    if (session.sessionToken && !auth.signedHeaders.includes('x-amz-security-token')) return ['SignatureDoesNotMatch', "'x-amz-security-token' must be a signed header"];
+    if (session.sessionToken && !auth.signedHeaders.includes('x-amz-security-token'))
+      return ['SignatureDoesNotMatch', "'x-amz-security-token' must be a signed header"];
     const amzDate = String(req.headers['x-amz-date'] ?? '');
     const signedAt = parseAmzDate(amzDate);
-    if (Number.isNaN(signedAt) || amzDate.slice(0, 8) !== auth.date) return ['IncompleteSignature', `X-Amz-Date ${amzDate} is not the date of the credential scope ${auth.date}`];
+    if (Number.isNaN(signedAt) || amzDate.slice(0, 8) !== auth.date)
+      return ['IncompleteSignature', `X-Amz-Date ${amzDate} is not the date of the credential scope ${auth.date}`];
     const now = this.#now();
     if (Math.abs(now - signedAt) > this.#skewMs) {
       return ['SignatureDoesNotMatch', `Signature expired: ${amzDate} is now earlier than ${amzDateOf(now - this.#skewMs)} (${amzDateOf(now)} - 15 min.)`];

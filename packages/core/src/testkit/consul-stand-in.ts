@@ -13,7 +13,15 @@ import { parseAmzDate, parseSigV4Authorization } from './sigv4-check.js';
 /** The IAM role tag consul-ecs's binding rule names the service identity by. */
 const SERVICE_NAME_TAG = 'consul.hashicorp.com.service-name';
 /** The X-Amz-* headers Consul's aws-iam auth method lets a login's STS request carry. */
-const ALLOWED_AMZ_HEADERS = ['x-amz-algorithm', 'x-amz-content-sha256', 'x-amz-credential', 'x-amz-date', 'x-amz-security-token', 'x-amz-signature', 'x-amz-signedheaders'];
+const ALLOWED_AMZ_HEADERS = [
+  'x-amz-algorithm',
+  'x-amz-content-sha256',
+  'x-amz-credential',
+  'x-amz-date',
+  'x-amz-security-token',
+  'x-amz-signature',
+  'x-amz-signedheaders',
+];
 const DEFAULT_LEADER = '127.0.0.1:8300';
 
 /** The aws-iam auth method of the stand-in, named as Consul's config names its fields. */
@@ -262,7 +270,8 @@ export class ConsulStandIn {
       const recorded = recordedConsulAnswer(name);
       const headers = { ...recorded.headers };
       if ('x-consul-index' in headers) headers['x-consul-index'] = String(this.#index);
-      const text = typeof recorded.body === 'string' && answer === undefined ? fillPlaceholders(recorded.body, values) : JSON.stringify(answer ?? recorded.body);
+      const text =
+        typeof recorded.body === 'string' && answer === undefined ? fillPlaceholders(recorded.body, values) : JSON.stringify(answer ?? recorded.body);
       send(recorded.status, headers, text);
     };
     const refuse = (r: Refusal) => ('answer' in r ? reply(r.answer, undefined, r.values) : send(r.status, textHeaders(), r.text));
@@ -320,7 +329,12 @@ export class ConsulStandIn {
         const filter = parseFilter(url.searchParams.get('filter'));
         if (typeof filter === 'string') return send(500, textHeaders(), filter);
         if (principal.kind === 'anonymous') return reply('healthChecksAnonymous', []);
-        return reply('healthChecks', this.checks().filter((c) => c.ServiceName === param).filter(filter));
+        return reply(
+          'healthChecks',
+          this.checks()
+            .filter((c) => c.ServiceName === param)
+            .filter(filter),
+        );
       }
     }
   }
@@ -343,7 +357,12 @@ export class ConsulStandIn {
   }
 
   /** Consul's refusal of a permission, in the words recorded for a token or for the anonymous token. */
-  #denied(p: Principal, permission: 'node:write' | 'service:write', resource: string, anonymousAnswer: RecordedConsulAnswerName = 'registerAnonymousDenied'): Refusal {
+  #denied(
+    p: Principal,
+    permission: 'node:write' | 'service:write',
+    resource: string,
+    anonymousAnswer: RecordedConsulAnswerName = 'registerAnonymousDenied',
+  ): Refusal {
     const anonymous = p.kind !== 'login' && p.kind !== 'management';
     const recorded = recordedConsulAnswer(anonymous ? anonymousAnswer : 'registerServiceDenied');
     const text = fillPlaceholders(String(recorded.body).replace("'service:write'", `'${permission}'`), {
@@ -499,10 +518,19 @@ export class ConsulStandIn {
     const base = String((recordedConsulAnswer('loginWithoutMeta').body as AclToken).Description);
     const description = Object.keys(meta).length ? `${base}: ${goJson(Object.fromEntries(Object.entries(meta).sort(([a], [b]) => (a < b ? -1 : 1))))}` : base;
     const index = ++this.#index;
-    const info: StandInLoginToken = { accessorId: randomUUID(), secretId: randomUUID(), authMethod: this.#method.name, serviceName, meta: { ...meta }, description };
+    const info: StandInLoginToken = {
+      accessorId: randomUUID(),
+      secretId: randomUUID(),
+      authMethod: this.#method.name,
+      serviceName,
+      meta: { ...meta },
+      description,
+    };
     const answer = fromTemplate(recorded, {
       // Consul names a login's token after the auth method's type and name.
-      Name: String(recorded.Name).replace(String(recorded.AuthMethod), this.#method.name).replace(/\d+$/, () => BigInt.asUintN(64, randomBytes(8).readBigUInt64BE()).toString()),
+      Name: String(recorded.Name)
+        .replace(String(recorded.AuthMethod), this.#method.name)
+        .replace(/\d+$/, () => BigInt.asUintN(64, randomBytes(8).readBigUInt64BE()).toString()),
       AccessorID: info.accessorId,
       SecretID: info.secretId,
       Description: description,
@@ -550,10 +578,14 @@ export class ConsulStandIn {
         const url = parseUrl(get(CONSUL_IAM_HEADERS.getEntityUrl));
         const entityHeaders = JSON.parse(get(CONSUL_IAM_HEADERS.getEntityHeaders)) as Record<string, string[]>;
         const body = get(CONSUL_IAM_HEADERS.getEntityBody);
-        if (!m.iamEndpoint && !m.stsEndpoint && !/^iam(-fips)?\..*amazonaws\.com$/.test(url.hostname)) return refused(`invalid IAM hostname: "${url.hostname}"`);
+        if (!m.iamEndpoint && !m.stsEndpoint && !/^iam(-fips)?\..*amazonaws\.com$/.test(url.hostname))
+          return refused(`invalid IAM hostname: "${url.hostname}"`);
         const form = checkForm(body, { Action: ['GetRole', 'GetUser'], RoleName: [], UserName: [], Version: [] });
         const action = typeof form === 'string' ? '' : (form.get('Action') ?? '');
-        if (typeof form === 'string' || !(action === 'GetRole' ? form.has('RoleName') && !form.has('UserName') : form.has('UserName') && !form.has('RoleName'))) {
+        if (
+          typeof form === 'string' ||
+          !(action === 'GetRole' ? form.has('RoleName') && !form.has('UserName') : form.has('UserName') && !form.has('RoleName'))
+        ) {
           return refused(`iam_request_headers["${CONSUL_IAM_HEADERS.getEntityBody}"] error: invalid request body "${body}"`);
         }
         entity = { url, headers: new Map(Object.entries(entityHeaders).map(([k, v]) => [k.toLowerCase(), v])), body, action };
@@ -685,10 +717,13 @@ function signatureShapeProblem(headers: Map<string, string[]>, service: 'sts' | 
   const auth = parseSigV4Authorization(headers.get('authorization')?.[0]);
   const amzDate = headers.get('x-amz-date')?.[0];
   let problem: [string, string] | undefined;
-  if (!auth) problem = ['IncompleteSignature', 'the Authorization header is not a SigV4 signature (AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…)'];
+  if (!auth)
+    problem = ['IncompleteSignature', 'the Authorization header is not a SigV4 signature (AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…)'];
   else if (auth.service !== service) problem = ['SignatureDoesNotMatch', `Credential should be scoped to correct service: '${service}'.`];
-  else if (!auth.signedHeaders.includes('host') || !auth.signedHeaders.includes('x-amz-date')) problem = ['SignatureDoesNotMatch', 'host and x-amz-date must be signed headers'];
-  else if (Number.isNaN(parseAmzDate(amzDate)) || amzDate!.slice(0, 8) !== auth.date) problem = ['IncompleteSignature', `X-Amz-Date ${amzDate ?? '(none)'} is not of the credential scope's date ${auth.date}`];
+  else if (!auth.signedHeaders.includes('host') || !auth.signedHeaders.includes('x-amz-date'))
+    problem = ['SignatureDoesNotMatch', 'host and x-amz-date must be signed headers'];
+  else if (Number.isNaN(parseAmzDate(amzDate)) || amzDate!.slice(0, 8) !== auth.date)
+    problem = ['IncompleteSignature', `X-Amz-Date ${amzDate ?? '(none)'} is not of the credential scope's date ${auth.date}`];
   if (!problem) return undefined;
   return `received error code 403 from ${service === 'sts' ? 'STS' : 'IAM'}: ${awsErrorAnswer(...problem).body}`;
 }
@@ -698,7 +733,14 @@ function signatureShapeProblem(headers: Map<string, string[]>, service: 'sts' | 
  * and path it was signed for, as Consul does: the XML answer, or what Consul
  * says of a refusal.
  */
-function replay(endpoint: string, signedUrl: URL, headers: Map<string, string[]>, body: string, what: string, service: 'STS' | 'IAM'): Promise<{ xml: string } | { problem: string }> {
+function replay(
+  endpoint: string,
+  signedUrl: URL,
+  headers: Map<string, string[]>,
+  body: string,
+  what: string,
+  service: 'STS' | 'IAM',
+): Promise<{ xml: string } | { problem: string }> {
   const target = new URL(`${endpoint}${signedUrl.pathname}${signedUrl.search}`);
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
   const outgoing: Record<string, string[] | string> = Object.fromEntries([...headers].filter(([k]) => k !== 'host' && k !== 'content-length'));
@@ -727,7 +769,9 @@ function xmlText(xml: string, element: string): string {
 
 function xmlTags(xml: string): Record<string, string> {
   const block = /<Tags>(.*?)<\/Tags>/s.exec(xml)?.[1] ?? '';
-  return Object.fromEntries([...block.matchAll(/<member>\s*<Key>([^<]*)<\/Key>\s*<Value>([^<]*)<\/Value>\s*<\/member>/g)].map((m) => [unescapeXml(m[1]!), unescapeXml(m[2]!)]));
+  return Object.fromEntries(
+    [...block.matchAll(/<member>\s*<Key>([^<]*)<\/Key>\s*<Value>([^<]*)<\/Value>\s*<\/member>/g)].map((m) => [unescapeXml(m[1]!), unescapeXml(m[2]!)]),
+  );
 }
 
 function unescapeXml(s: string): string {
@@ -736,7 +780,12 @@ function unescapeXml(s: string): string {
 
 /** Consul's glob of BoundIAMPrincipalARNs: `*` matches anything. */
 function globMatch(pattern: string, value: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return re.test(value);
 }
 
@@ -755,7 +804,8 @@ function parseFilter(expression: string | null): ((item: object) => boolean) | s
   const clauses: Array<{ path: string[]; equal: boolean; value: string }> = [];
   for (const clause of expression.split(/\s+and\s+/i)) {
     const m = /^\s*([A-Za-z][\w.]*)\s*(==|!=)\s*(?:"([^"]*)"|`([^`]*)`)\s*$/.exec(clause);
-    if (!m) return `Failed to create boolean expression evaluator: the Consul stand-in understands only Field == "value" (or !=) clauses joined by and, not: ${clause}`;
+    if (!m)
+      return `Failed to create boolean expression evaluator: the Consul stand-in understands only Field == "value" (or !=) clauses joined by and, not: ${clause}`;
     clauses.push({ path: m[1]!.split('.'), equal: m[2] === '==', value: m[3] ?? m[4] ?? '' });
   }
   return (item) =>

@@ -12,7 +12,10 @@ export class LoopbackServer {
   #port = 0;
   #server: Server | undefined;
 
-  constructor(host = '127.0.0.1', readonly requestedPort = 0) {
+  constructor(
+    host = '127.0.0.1',
+    readonly requestedPort = 0,
+  ) {
     this.host = host;
   }
 

@@ -57,7 +57,10 @@ export function sigV4Signature(req: SignedRequestParts, auth: SigV4Authorization
   };
   const canonical = [
     req.method,
-    rawPath.split('/').map((s) => uriEncode(decodeURIComponent(s))).join('/'),
+    rawPath
+      .split('/')
+      .map((s) => uriEncode(decodeURIComponent(s)))
+      .join('/'),
     query,
     auth.signedHeaders.map((h) => `${h}:${headerValue(h)}\n`).join(''),
     auth.signedHeaders.join(';'),

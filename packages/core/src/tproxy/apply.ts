@@ -94,10 +94,7 @@ const PERMISSION_TEXT = /permission denied|you must be root|can't initialize ipt
  * `tproxy-already-applied` (the chains exist: the rules ran before in this
  * namespace), `tproxy-rule-failed` (anything else), `tproxy-dns-failed`.
  */
-export async function applyTransparentProxy(
-  rules: readonly IptablesRule[],
-  opts: ApplyTransparentProxyOptions = {},
-): Promise<ApplyTransparentProxyResult> {
+export async function applyTransparentProxy(rules: readonly IptablesRule[], opts: ApplyTransparentProxyOptions = {}): Promise<ApplyTransparentProxyResult> {
   const run = opts.run ?? spawnIptablesRunner;
   const command = opts.iptablesCommand ?? 'iptables';
   const applied: IptablesRule[] = [];
@@ -113,9 +110,7 @@ export async function applyTransparentProxy(
       const errno = (err as { code?: unknown }).code;
       const missing = errno === 'ENOENT';
       const why = missing ? `${command} was not found on PATH` : `${command} could not be started: ${describeError(err)}`;
-      const advice = missing
-        ? `install iptables in the mesh-init image (the consul-ecs image includes it); ${NOT_PERMITTED_ADVICE}`
-        : NOT_PERMITTED_ADVICE;
+      const advice = missing ? `install iptables in the mesh-init image (the consul-ecs image includes it); ${NOT_PERMITTED_ADVICE}` : NOT_PERMITTED_ADVICE;
       throw new TransparentProxyError(
         'tproxy-not-permitted',
         `cannot apply transparent proxy ${where}: ${why}. ${appliedText(applied, command)} To fix: ${advice}`,
