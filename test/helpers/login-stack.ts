@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
-import type { AclTokenListEntry, AgentService } from '@consul-ecs-ts/core';
+import { DEFAULT_AUTH_METHOD, type AclTokenListEntry, type AgentService } from '@consul-ecs-ts/core';
 import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG, type Role, type RoleSpec } from '../../scripts/lib/aws-admin.ts';
 import { configureIamAuthMethod, startConsulAndMoto, type ConsulServer, type ConsulServerOptions, type MotoServer } from '../../scripts/lib/local-stack.ts';
@@ -80,6 +80,26 @@ export class LoginStack {
     this.secrets.add(sim.authorizationToken);
     this.#sims.push(sim);
     return sim;
+  }
+
+  /**
+   * Binds a role to logins of the gateway `service` (by its role's service-name
+   * tag), as the controller does for mesh gateways: a gateway needs more than a
+   * service identity.
+   */
+  async bindMeshGatewayRole(service: string): Promise<void> {
+    const name = `${service}-mesh-gateway`;
+    await this.consul.api('PUT', '/v1/acl/policy', {
+      Name: name,
+      Rules: `mesh = "write"\npeering = "read"\nservice_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }\nservice "${service}" { policy = "write" }`,
+    });
+    await this.consul.api('PUT', '/v1/acl/role', { Name: `${name}-role`, Policies: [{ Name: name }] });
+    await this.consul.api('PUT', '/v1/acl/binding-rule', {
+      AuthMethod: DEFAULT_AUTH_METHOD,
+      BindType: 'role',
+      BindName: `${name}-role`,
+      Selector: `entity_tags["${SERVICE_NAME_TAG}"] == "${service}"`,
+    });
   }
 
   /** Flags every login in these tests needs to reach moto and match the auth method. */

@@ -232,18 +232,7 @@ describe('control plane faults', () => {
     });
     const role = await stack.role('gw-task', { service: 'mgw' });
     const gwSim = await stack.simulator(role.arn, { family: 'mgw', cluster: sim.cluster, containers: [{ name: 'consul-dataplane', hasHealthCheck: true }] });
-    // A gateway needs more than a service identity: the controller binds a role by the gateway-kind tag.
-    await stack.consul.api('PUT', '/v1/acl/policy', {
-      Name: 'mesh-gateway',
-      Rules: 'service_prefix "" { policy = "read" } node_prefix "" { policy = "read" } service "mgw" { policy = "write" }',
-    });
-    await stack.consul.api('PUT', '/v1/acl/role', { Name: 'consul-ecs-mesh-gateway-role', Policies: [{ Name: 'mesh-gateway' }] });
-    await stack.consul.api('PUT', '/v1/acl/binding-rule', {
-      AuthMethod: 'iam-ecs-service-token',
-      BindType: 'role',
-      BindName: 'consul-ecs-mesh-gateway-role',
-      Selector: 'entity_tags["consul.hashicorp.com.service-name"] == "mgw"',
-    });
+    await stack.bindMeshGatewayRole('mgw');
     const res = await stack.cli(['mesh-init'], meshEnv(gwSim, config));
     assert.equal(res.exitCode, 0, res.stderr);
     await stack.readToken(join(dir, 'service-token'));

@@ -232,18 +232,7 @@ describe('consul-dataplane from the files mesh-init wrote', () => {
   });
 
   it('a mesh gateway: consul-dataplane runs it as a gateway and reports ready on its health check port', async () => {
-    // A gateway needs more than a service identity: the controller binds a role by the gateway-kind tag.
-    await stack.consul.api('PUT', '/v1/acl/policy', {
-      Name: 'dp-mesh-gateway',
-      Rules: 'mesh = "write"\npeering = "read"\nservice_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }\nservice "dpgw" { policy = "write" }',
-    });
-    await stack.consul.api('PUT', '/v1/acl/role', { Name: 'dp-mesh-gateway-role', Policies: [{ Name: 'dp-mesh-gateway' }] });
-    await stack.consul.api('PUT', '/v1/acl/binding-rule', {
-      AuthMethod: 'iam-ecs-service-token',
-      BindType: 'role',
-      BindName: 'dp-mesh-gateway-role',
-      Selector: 'entity_tags["consul.hashicorp.com.service-name"] == "dpgw"',
-    });
+    await stack.bindMeshGatewayRole('dpgw');
     const [lanPort, healthCheckPort] = await freePorts(2);
     const task = await initialise('dpgw', {
       consulServers: plainServers(),
