@@ -19,8 +19,13 @@ const LONG_RUNNING_FLAGS = ['--no-opt', '--no-maglev'];
  */
 const WEBASSEMBLY_FLAGS = ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
 
+/** The V8 flags a command runs with, set once it is known. */
+export function runtimeV8Flags(command: Pick<CommandEntry, 'longRunning'>): string[] {
+  return [...(command.longRunning ? LONG_RUNNING_FLAGS : []), ...WEBASSEMBLY_FLAGS];
+}
+
 export function setRuntimeV8Flags(command: CommandEntry | undefined): void {
   if (!command) return;
   const v8 = process.getBuiltinModule('node:v8');
-  for (const flag of [...(command.longRunning ? LONG_RUNNING_FLAGS : []), ...WEBASSEMBLY_FLAGS]) v8.setFlagsFromString(flag);
+  for (const flag of runtimeV8Flags(command)) v8.setFlagsFromString(flag);
 }

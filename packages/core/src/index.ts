@@ -5,7 +5,7 @@
 
 // Use cases: what the consul-ecs commands run, one call each.
 export { meshInit, type MeshInitOptions, type MeshInitResult, type BootstrapExecutable } from './mesh/mesh-init.js';
-export { runHealthSync, runHealthSyncContainer, type HealthSyncRunOptions, type HealthSyncContainerOptions } from './mesh/health-sync.js';
+export { runHealthSync, runHealthSyncContainer, type HealthSyncRunOptions, type HealthSyncContainerOptions } from './health/run-health-sync.js';
 export { loginInTask, type LoginInTaskOptions } from './mesh/task-login.js';
 export { runController, CONTROLLER_POLLING_INTERVAL_MS, type ControllerRunOptions } from './controller/controller.js';
 export type { ControllerSettings } from './controller/acl-setup.js';

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { CatalogClient } from '../catalog/client.js';
 import { DATAPLANE_CONTAINER, sidecarId, sidecarName } from '../catalog/registration.js';
 import type { ResolvedConfig } from '../config/types.js';
@@ -6,17 +7,16 @@ import { isAclNotFound } from '../consul/acl-admin.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { ServerFailover } from '../consul/server-failover.js';
 import { containerStopped, TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
-import { HealthSync } from '../health/sync.js';
+import { HealthSync } from './sync.js';
 import { removeFile } from '../io/fs.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { describeError, stopReason } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
-import { join } from 'node:path';
 import { readTokenFile } from '../io/token-file.js';
-import { BOOTSTRAP_FILES } from './bootstrap-files.js';
-import { taskServiceIdentity } from './consul-connection.js';
-import { loginAsTask } from './task-login.js';
+import { BOOTSTRAP_FILES } from '../mesh/bootstrap-files.js';
+import { taskServiceIdentity } from '../mesh/consul-connection.js';
+import { loginAsTask } from '../mesh/task-login.js';
 import type { Env, IoOptions } from '../util/options.js';
 
 export interface HealthSyncRunOptions extends IoOptions {
