@@ -39,8 +39,8 @@ const seconds = Number(arg('seconds', '60'));
 const anchor = process.argv.includes('--no-anchor') ? '' : arg('anchor', '') || (await buildAnchor());
 const dropCaches = !process.argv.includes('--no-drop-caches') && canDropPageCache();
 const INITIALISED = 'successfully initialized the task';
-const SEA = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
-const BUNDLE = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
+const SEA = fileURLToPath(new URL('../packages/cli/dist/sea/consul-ecs', import.meta.url));
+const BUNDLE = fileURLToPath(new URL('../packages/cli/bin/consul-ecs.cjs', import.meta.url));
 if (!existsSync(SEA)) throw new Error(`${SEA} is missing: run npm run build`);
 requireGnuTime();
 

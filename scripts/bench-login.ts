@@ -16,8 +16,8 @@ import { configureIamAuthMethod, peerBinary, startConsulAndMoto } from './lib/lo
 import { commandLine, median, peakRssKb, ratio, requireGnuTime } from './lib/bench.ts';
 import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
-const CLI = fileURLToPath(new URL('../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
-const sea = fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
+const CLI = fileURLToPath(new URL('../packages/cli/bin/consul-ecs.cjs', import.meta.url));
+const sea = fileURLToPath(new URL('../packages/cli/dist/sea/consul-ecs', import.meta.url));
 if (!existsSync(sea)) throw new Error(`${sea} is missing: run npm run build (npm run bench:login does)`);
 const runs = Number(process.argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? 15);
 // Another build of our executable (e.g. one kept from before a change), as a contender of its own.

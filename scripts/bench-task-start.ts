@@ -76,7 +76,7 @@ const oursMeshInit = process.argv.includes('--ours-mesh-init');
 const dropCaches = !process.argv.includes('--no-drop-caches') && canDropPageCache();
 const keepLogs = process.argv.includes('--keep-logs');
 // --ours=PATH: another copy of the executable (e.g. one kept aside while the tree is rebuilt).
-const SEA = arg('ours', '') || fileURLToPath(new URL('../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
+const SEA = arg('ours', '') || fileURLToPath(new URL('../packages/cli/dist/sea/consul-ecs', import.meta.url));
 const BIN = join(PEERS_DIR, 'bin');
 const OUR_DATAPLANE = join(BIN, 'consul-dataplane-1.9.9');
 if (!existsSync(SEA)) throw new Error(`${SEA} is missing: run npm run build`);

@@ -12,7 +12,7 @@ export default defineConfig([
     sourcemap: true,
     clean: true,
     // Read by the build at run time, once the CLI is built (it is built after this package).
-    external: ['@consul-ecs-ts/control-plane'],
+    external: ['@consul-ecs-ts/cli'],
   },
   // The executable's entry script (a single executable application runs one
   // CommonJS script) and its twin for training the code caches: no imports at

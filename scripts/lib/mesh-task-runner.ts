@@ -30,7 +30,7 @@ import { configureIamAuthMethod, freePorts, peerBinary, startConsulAndMoto, type
 import type { TaskNamespace, TaskNetwork } from './task-network.ts';
 
 /** The self-contained executable `npm run build` makes. */
-export const CONSUL_ECS_EXECUTABLE = fileURLToPath(new URL('../../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
+export const CONSUL_ECS_EXECUTABLE = fileURLToPath(new URL('../../packages/cli/dist/sea/consul-ecs', import.meta.url));
 /** The application every simulated task runs. */
 export const MESH_APP = fileURLToPath(new URL('./mesh-app.mjs', import.meta.url));
 const LINK_LOCAL_RELAY = fileURLToPath(new URL('./link-local-relay.mjs', import.meta.url));

@@ -13,7 +13,7 @@ import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions
 import { SERVICE_NAME_TAG, type Role, type RoleSpec } from '../../scripts/lib/aws-admin.ts';
 import { configureIamAuthMethod, startConsulAndMoto, type ConsulServer, type ConsulServerOptions, type MotoServer } from '../../scripts/lib/local-stack.ts';
 
-export const CLI = fileURLToPath(new URL('../../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../packages/cli/bin/consul-ecs.cjs', import.meta.url));
 export const SERVER_ID = 'consul.test.local';
 
 export interface CliResult {

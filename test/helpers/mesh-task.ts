@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import type { LoginStack } from './login-stack.ts';
 
-export const SEA = fileURLToPath(new URL('../../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
+export const SEA = fileURLToPath(new URL('../../packages/cli/dist/sea/consul-ecs', import.meta.url));
 
 export function meshConfig(stack: LoginStack, bootstrapDir: string, over: Record<string, unknown> = {}): Record<string, unknown> {
   return {

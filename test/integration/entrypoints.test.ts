@@ -9,8 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 
-const CLI = fileURLToPath(new URL('../../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
-const SEA = fileURLToPath(new URL('../../packages/control-plane/dist/sea/consul-ecs', import.meta.url));
+const CLI = fileURLToPath(new URL('../../packages/cli/bin/consul-ecs.cjs', import.meta.url));
+const SEA = fileURLToPath(new URL('../../packages/cli/dist/sea/consul-ecs', import.meta.url));
 
 /**
  * A long-running "app" that prints `ready <pid>` and one line for each signal

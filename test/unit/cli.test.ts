@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runCli } from '@consul-ecs-ts/control-plane';
+import { runCli } from '@consul-ecs-ts/cli';
 import { captureOutput } from '../helpers/capture.ts';
 
 async function run(...argv: string[]) {
@@ -97,7 +97,7 @@ describe('consul-ecs CLI', () => {
 });
 
 describe('consul-ecs CLI bundle: what a command loads', () => {
-  const CLI = fileURLToPath(new URL('../../packages/control-plane/bin/consul-ecs.cjs', import.meta.url));
+  const CLI = fileURLToPath(new URL('../../packages/cli/bin/consul-ecs.cjs', import.meta.url));
   /** Node.js built-ins the CLI keeps out: undici loads them eagerly, the CLI never needs them (HTTP/2, TLS to an http:// address, a failing assertion). */
   const KEPT_OUT = /^NativeModule (http2|assert|tls|https)$/;
 
@@ -145,7 +145,7 @@ describe('consul-ecs CLI bundle: what a command loads', () => {
 
   it("the bundle's slim undici entry gives a working Agent and request API from undici's own files", async (t) => {
     // It reaches into undici's lib/ (src/undici-slim.cjs): an undici that moves those files fails here.
-    const slim = createRequire(import.meta.url)('../../packages/control-plane/src/undici-slim.cjs') as typeof import('undici');
+    const slim = createRequire(import.meta.url)('../../packages/cli/src/undici-slim.cjs') as typeof import('undici');
     const server = createHttpServer((req, res) => res.end(`${req.method} ${req.url}`));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');

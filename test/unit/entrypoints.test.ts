@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import { createLogger, type Clock, type EcsContainerMetadata, type EcsTaskMetadata } from '@consul-ecs-ts/core';
-import { commands, runCli } from '@consul-ecs-ts/control-plane';
+import { commands, runCli } from '@consul-ecs-ts/cli';
 import {
   appContainersStopped,
   exitCodeOf,
@@ -21,7 +21,7 @@ import {
   type RunningChild,
   type SignalSource,
   type Spawner,
-} from '@consul-ecs-ts/dataplane';
+} from '@consul-ecs-ts/entrypoints';
 import { captureOutput } from '../helpers/capture.ts';
 import { fakeClock } from '../helpers/fake-clock.ts';
 

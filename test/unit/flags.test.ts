@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseFlags, UsageError } from '@consul-ecs-ts/control-plane';
+import { parseFlags, UsageError } from '@consul-ecs-ts/cli';
 
 const specs = {
   method: { type: 'string', usage: '', default: 'm' },

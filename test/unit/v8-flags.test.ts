@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { EXEC_ARGV, RUNTIME_V8_FLAGS } from '../../packages/sea/src/assets.ts';
-import { commands } from '../../packages/control-plane/src/cli.ts';
-import { runtimeV8Flags } from '../../packages/control-plane/src/v8-flags.ts';
+import { commands } from '../../packages/cli/src/cli.ts';
+import { runtimeV8Flags } from '../../packages/cli/src/v8-flags.ts';
 
 const known = new Set([...execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8' }).matchAll(/^\s+--([a-z0-9-]+)/gm)].map((m) => m[1]!));
 /** The flag's name: `--no-opt` sets `--opt`, `--max-semi-space-size=3` sets `--max-semi-space-size`. */

@@ -27,7 +27,7 @@ export const TRAIN_CACHE_ENV = 'CONSUL_ECS_TRAIN_CACHE';
 export const EXEC_ARGV = ['--min-semi-space-size=3', '--max-semi-space-size=3', '--single-threaded-gc'];
 
 /**
- * The V8 flags the CLI turns off at run time (packages/control-plane/src/v8-flags.ts),
+ * The V8 flags the CLI turns off at run time (packages/cli/src/v8-flags.ts),
  * after its bundle is compiled. A code cache records V8's flags when it is made,
  * and the loader reads it under the defaults: the training runs put these back
  * before they save the cache.

@@ -1,6 +1,6 @@
 // Builds the self-contained consul-ecs executable (a Node.js single executable
 // application) from the CLI bundle and the pinned LTS runtime:
-//   packages/control-plane/dist/sea/consul-ecs
+//   packages/cli/dist/sea/consul-ecs
 // It runs in images with no Node.js installed; mesh-init copies it into the
 // bootstrap dir for the dataplane and app containers. Run by `npm run build` once
 // the CLI bundle is built; skips the work when its inputs are unchanged.
@@ -11,15 +11,15 @@ import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CommandEntry } from '@consul-ecs-ts/control-plane';
+import type { CommandEntry } from '@consul-ecs-ts/cli';
 import { BUNDLE_ASSET, bundleSource, CACHE_CHECK_ENV, cacheAsset, DEFAULT_CACHE_COMMAND, EXEC_ARGV } from './assets.js';
 import { EXECUTABLE_LIBRARIES_DIR } from './executable-copy.js';
 import { trainCodeCaches } from './train.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '../../..');
-const bundle = join(root, 'packages/control-plane/dist/consul-ecs.cjs');
-const out = join(root, 'packages/control-plane/dist/sea/consul-ecs');
+const bundle = join(root, 'packages/cli/dist/consul-ecs.cjs');
+const out = join(root, 'packages/cli/dist/sea/consul-ecs');
 const stampFile = `${out}.stamp`;
 const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
@@ -59,7 +59,7 @@ function padPath(path: string, length: number): string {
 
 /** The commands whose code caches the executable carries, from the CLI's command table. */
 async function cachedCommands(): Promise<string[]> {
-  const { commands } = (await import('@consul-ecs-ts/control-plane')) as { commands: readonly CommandEntry[] };
+  const { commands } = (await import('@consul-ecs-ts/cli')) as { commands: readonly CommandEntry[] };
   const cached = commands.filter((c) => c.codeCache).map((c) => c.name);
   if (!cached.includes(DEFAULT_CACHE_COMMAND))
     throw new Error(`sea: the command table must give ${DEFAULT_CACHE_COMMAND} a code cache: the other commands fall back to it`);

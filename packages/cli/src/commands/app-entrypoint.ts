@@ -1,5 +1,5 @@
 import { describeError } from '@consul-ecs-ts/core';
-import { parseGoDuration, runAppEntrypoint } from '@consul-ecs-ts/dataplane';
+import { parseGoDuration, runAppEntrypoint } from '@consul-ecs-ts/entrypoints';
 import { commandHelp, commandLogger, runGuarded, type Command } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
 

@@ -1,5 +1,5 @@
 import { ConsulEcsError, TaskMetadataClient, type EcsTaskMetadata } from '@consul-ecs-ts/core';
-import { runEnvoyEntrypoint } from '@consul-ecs-ts/dataplane';
+import { runEnvoyEntrypoint } from '@consul-ecs-ts/entrypoints';
 import { commandHelp, commandLogger, runGuarded, type Command } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
 

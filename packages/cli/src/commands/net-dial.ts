@@ -1,4 +1,4 @@
-import { dial, NET_DIAL_FAILED, NET_DIAL_OK, NET_DIAL_USAGE, parseHostPort } from '@consul-ecs-ts/dataplane';
+import { dial, NET_DIAL_FAILED, NET_DIAL_OK, NET_DIAL_USAGE, parseHostPort } from '@consul-ecs-ts/entrypoints';
 import type { Command } from '../command.js';
 import { commandHelp } from '../command.js';
 
