@@ -421,13 +421,13 @@ describe('control plane against Consul, moto and the simulated task', () => {
     assert.deepEqual(await services(), [], 'nothing left registered');
     assert.equal((await loginTokens()).length, 0, 'no token left');
 
-    // images/control-plane/Dockerfile gives /consul to its user 5996.
+    // images/Dockerfile's control-plane image gives /consul to its user 5996.
     await chown(dir, 5996, 5996);
     const res = await meshInitAs5996();
     stack.outputs.push(res.stderr);
     assert.equal(res.exitCode, 0, res.stderr);
     for (const f of ['service-token', 'consul-dataplane.json', 'envoy-bootstrap.json', 'consul-ecs']) assert.equal((await stat(join(dir, f))).uid, 5996, f);
-    // The dataplane container runs as 5995 (terraform's mesh-task, images/dataplane/Dockerfile).
+    // The dataplane container runs as 5995 (terraform's mesh-task, images/Dockerfile's dataplane image).
     const asProxy = await execa('setpriv', ['--reuid=5995', '--regid=5995', '--clear-groups', 'cat', join(dir, 'envoy-bootstrap.json')], { reject: false });
     assert.equal(asProxy.exitCode, 0, asProxy.stderr);
     assert.equal(JSON.parse(asProxy.stdout).node.id, `web-${sim.taskId}-sidecar-proxy`);
