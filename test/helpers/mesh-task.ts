@@ -2,8 +2,11 @@
 // terraform mesh-task would give, pointed at the test stack, and the container
 // environment (ECS agent simulator, config, the built self-contained executable).
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
+import { DATAPLANE_RELEASES, dataplaneAccepts } from '../../scripts/lib/dataplane.ts';
 import type { LoginStack } from './login-stack.ts';
 
 export const SEA = fileURLToPath(new URL('../../packages/cli/dist/sea/consul-ecs', import.meta.url));
@@ -65,4 +68,16 @@ export async function eventually<T>(what: string, timeoutMs: number, probe: () =
 export async function outputMatches(output: () => string, pattern: RegExp, timeoutMs = 5000): Promise<void> {
   await eventually(`output matching ${pattern}`, timeoutMs, async () => (pattern.test(output()) ? true : undefined)).catch(() => {});
   assert.match(output(), pattern);
+}
+
+/**
+ * The consul-dataplane.json mesh-init wrote to `dir`, parsed, once every release
+ * of consul-dataplane the peers install has decoded it with its own config types
+ * (unknown keys refused) and built its runtime config from it.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the tests read the parsed document field by field, as JSON.parse gives it
+export async function readDataplaneConfig(dir: string): Promise<any> {
+  const file = join(dir, 'consul-dataplane.json');
+  for (const release of DATAPLANE_RELEASES) await dataplaneAccepts(file, release);
+  return JSON.parse(await readFile(file, 'utf8'));
 }

@@ -11,7 +11,7 @@ import type { EcsAgentSimulator as Sim } from '@consul-ecs-ts/core/testkit';
 import { startEnvoyFromBootstrap } from '../../scripts/lib/envoy.ts';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack } from '../helpers/login-stack.ts';
-import { eventually, outputMatches, meshConfig, meshEnv, registerClusterNode, SEA } from '../helpers/mesh-task.ts';
+import { eventually, meshConfig, meshEnv, outputMatches, readDataplaneConfig, registerClusterNode, SEA } from '../helpers/mesh-task.ts';
 
 describe('control plane against Consul, moto and the simulated task', () => {
   let stack: LoginStack;
@@ -89,7 +89,7 @@ describe('control plane against Consul, moto and the simulated task', () => {
       ['web'],
     );
 
-    const dp = JSON.parse(await readFile(join(dir, 'consul-dataplane.json'), 'utf8'));
+    const dp = await readDataplaneConfig(dir);
     assert.deepEqual(dp.proxy, { nodeName: node, id: `${id}-sidecar-proxy`, namespace: '', partition: '' });
     assert.equal(dp.consul.addresses, '127.0.0.1');
     assert.equal(dp.consul.grpcPort, stack.consul.ports.grpc);

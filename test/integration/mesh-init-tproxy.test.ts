@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { consulClientFor, createLogger, meshInit, validateConfig, type IptablesRunner } from '@consul-ecs-ts/core';
 import { LoginStack } from '../helpers/login-stack.ts';
-import { meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+import { meshConfig, meshEnv, readDataplaneConfig, registerClusterNode } from '../helpers/mesh-task.ts';
 
 describe('mesh-init with transparent proxy', () => {
   const ns = `cetm-${randomBytes(4).toString('hex')}`;
@@ -70,7 +70,7 @@ describe('mesh-init with transparent proxy', () => {
     assert.match(nat, /-A CONSUL_PROXY_OUTPUT -m owner --uid-owner 5995 -j RETURN/);
     assert.match(nat, /-A CONSUL_DNS_REDIRECT -d 127\.0\.0\.1\/32 -p udp -m udp --dport 53 -j DNAT --to-destination 127\.0\.0\.1:8600/);
     assert.equal(await readFile(resolvConf, 'utf8'), 'nameserver 127.0.0.1\nnameserver 10.0.0.2\nsearch ec2.internal\n');
-    const dp = JSON.parse(await readFile(join(dir, 'consul-dataplane.json'), 'utf8'));
+    const dp = await readDataplaneConfig(dir);
     assert.deepEqual(dp.dnsServer, { bindAddress: '127.0.0.1', bindPort: 8600 });
 
     // In transparent mode the proxy registers as such, with the virtual tagged address.

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { startEnvoyFromBootstrap } from '../../scripts/lib/envoy.ts';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack, SERVER_ID } from '../helpers/login-stack.ts';
-import { eventually, outputMatches, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+import { eventually, meshConfig, meshEnv, outputMatches, readDataplaneConfig, registerClusterNode } from '../helpers/mesh-task.ts';
 
 describe('TLS, static tokens and server discovery', () => {
   let stack: LoginStack;
@@ -69,7 +69,7 @@ describe('TLS, static tokens and server discovery', () => {
     const caPath = join(dir, 'consul-grpc-ca-cert.pem');
     assert.equal(((await stat(caPath)).mode & 0o777).toString(8), '444');
     assert.equal(await readFile(caPath, 'utf8'), stack.consul.caPem);
-    const dp = JSON.parse(await readFile(join(dir, 'consul-dataplane.json'), 'utf8'));
+    const dp = await readDataplaneConfig(dir);
     assert.deepEqual(dp.consul.tls, { disabled: false, caCertsPath: caPath, serverName: 'server.dc1.consul' });
     assert.equal(dp.consul.grpcPort, stack.consul.ports.grpcTls);
     stack.secrets.add(dp.consul.credentials.login.bearerToken);
@@ -107,7 +107,7 @@ describe('TLS, static tokens and server discovery', () => {
     await assert.rejects(stat(join(dir, 'service-token')), /ENOENT/);
     assert.equal((await loginTokens()).length, before, 'no login');
     // consul-dataplane gets the same token, as static credentials: with none it is refused.
-    const dp = JSON.parse(await readFile(join(dir, 'consul-dataplane.json'), 'utf8'));
+    const dp = await readDataplaneConfig(dir);
     assert.deepEqual(dp.consul.credentials, { type: 'static', static: { token } });
     assert.equal((await services(sim.clusterArn)).filter((s) => s.Service.startsWith('static')).length, 2);
     const hs = stack.spawn(['health-sync'], env, { timeoutMs: 60_000 });
