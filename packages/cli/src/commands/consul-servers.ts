@@ -15,3 +15,21 @@ export function consulClients(ctx: CommandContext, config: ResolvedConfig, addre
 export function rediscoverServers(ctx: CommandContext, config: ResolvedConfig): () => Promise<ConsulHttpClient[]> {
   return async () => consulClients(ctx, config, await serverAddresses(config));
 }
+
+/**
+ * Runs a long-running command's work with clients for the Consul servers, in
+ * order of preference, and the way to find them again; closes the clients after.
+ */
+export async function withConsulServers<T>(
+  ctx: CommandContext,
+  config: ResolvedConfig,
+  addresses: string[],
+  work: (servers: { clients: ConsulHttpClient[]; rediscover: () => Promise<ConsulHttpClient[]> }) => Promise<T>,
+): Promise<T> {
+  const clients = consulClients(ctx, config, addresses);
+  try {
+    return await work({ clients, rediscover: rediscoverServers(ctx, config) });
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}

@@ -1,6 +1,6 @@
 import { runController } from '@consul-ecs-ts/core';
 import { runGuarded, type Command } from '../command.js';
-import { consulClients, rediscoverServers } from './consul-servers.js';
+import { withConsulServers } from './consul-servers.js';
 import { setUpMeshCommand } from './mesh-common.js';
 
 export const controllerCommand: Command = {
@@ -13,22 +13,18 @@ export const controllerCommand: Command = {
       const { config, logger, addresses } = await setUpMeshCommand(controllerCommand, ctx, log);
       const token = ctx.env.CONSUL_HTTP_TOKEN || undefined;
       logger.addSecret(token);
-      const clients = consulClients(ctx, config, addresses);
-      try {
-        await runController({
+      await withConsulServers(ctx, config, addresses, (servers) =>
+        runController({
           settings: config.controller,
           env: ctx.env,
-          clients,
-          rediscover: rediscoverServers(ctx, config),
+          ...servers,
           token,
           signal: ctx.signal,
           dispatcher: ctx.dispatcher,
           clock: ctx.clock,
           logger,
-        });
-      } finally {
-        await Promise.all(clients.map((c) => c.close()));
-      }
+        }),
+      );
       return 0;
     }),
 };

@@ -1,6 +1,6 @@
 import { runHealthSyncContainer } from '@consul-ecs-ts/core';
 import { runGuarded, type Command } from '../command.js';
-import { consulClients, rediscoverServers } from './consul-servers.js';
+import { withConsulServers } from './consul-servers.js';
 import { setUpMeshCommand } from './mesh-common.js';
 
 export const healthSyncCommand: Command = {
@@ -13,21 +13,9 @@ export const healthSyncCommand: Command = {
       // Started beside the app, and not essential to the task: it waits for the Consul
       // servers (DNS, reachability) for as long as it takes, as consul-ecs's does.
       const { config, logger, addresses } = await setUpMeshCommand(healthSyncCommand, ctx, log, { waitForServers: true });
-      const clients = consulClients(ctx, config, addresses);
-      try {
-        await runHealthSyncContainer({
-          config,
-          env: ctx.env,
-          clients,
-          rediscover: rediscoverServers(ctx, config),
-          signal: ctx.signal,
-          dispatcher: ctx.dispatcher,
-          clock: ctx.clock,
-          logger,
-        });
-      } finally {
-        await Promise.all(clients.map((c) => c.close()));
-      }
+      await withConsulServers(ctx, config, addresses, (servers) =>
+        runHealthSyncContainer({ config, env: ctx.env, ...servers, signal: ctx.signal, dispatcher: ctx.dispatcher, clock: ctx.clock, logger }),
+      );
       return 0;
     }),
 };
