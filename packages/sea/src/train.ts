@@ -4,17 +4,15 @@
 // the entry script, so the loader compiles the bundle with the cache of its
 // command (loader.ts), made here: each command that has a cache (the CLI's
 // command table says which) runs once in a process of its own, against stand-ins
-// on loopback (the project's ECS agent simulator and a minimal Consul HTTP API),
+// on loopback (the testkit's ECS agent simulator and Consul stand-in),
 // with the pinned runtime and the executable's V8 flags, and saves what it
 // compiled (train-loader.ts).
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
+import { ConsulStandIn, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { cacheAsset, EXEC_ARGV, TRAIN_BUNDLE_ENV, TRAIN_CACHE_ENV } from './assets.js';
 
 const run = promisify(execFile);
@@ -29,6 +27,8 @@ interface Training {
 export interface TrainOptions {
   /** The pinned Node.js runtime the executable embeds. */
   node: string;
+  /** Put before `node`: the emulator that runs it when it is another architecture's ([] when the machine runs it). */
+  runner?: readonly string[];
   /** The CLI bundle. */
   bundle: string;
   /** The compiled train-loader.cjs. */
@@ -42,10 +42,12 @@ export interface TrainOptions {
 /** Makes the code cache of each command in `commands`; returns the files, by asset name. */
 export async function trainCodeCaches(opts: TrainOptions): Promise<Record<string, string>> {
   const work = mkdtempSync(join(tmpdir(), 'consul-ecs-train-'));
-  const consul = await startConsulStandIn();
+  // The stand-in Consul checks the login's bearer token and logs in as the role it names.
+  const consul = await new ConsulStandIn().start();
   const sim = await trainingTask().start();
+  consul.registerNode(sim.clusterArn);
   try {
-    const trainings = scenarios(`127.0.0.1:${(consul.address() as AddressInfo).port}`, work);
+    const trainings = scenarios(new URL(consul.address).host, work);
     const caches: Record<string, string> = {};
     for (const command of opts.commands) {
       const training = trainings[command];
@@ -59,17 +61,19 @@ export async function trainCodeCaches(opts: TrainOptions): Promise<Record<string
     return caches;
   } finally {
     await sim.stop();
-    await new Promise((resolve) => consul.close(resolve));
+    await consul.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }
 
 async function runCommand(opts: TrainOptions, sim: EcsAgentSimulator, t: Training, cacheFile: string): Promise<void> {
   try {
-    await run(opts.node, [...EXEC_ARGV, opts.trainLoader, ...t.argv], {
+    const [cmd, ...args] = [...(opts.runner ?? []), opts.node, ...EXEC_ARGV, opts.trainLoader, ...t.argv];
+    await run(cmd!, args, {
       // No PATH: nothing a command might run (iptables) can be found.
       env: { PATH: '/nonexistent', ...sim.containerEnv(), ...t.env, [TRAIN_BUNDLE_ENV]: opts.bundle, [TRAIN_CACHE_ENV]: cacheFile },
-      timeout: 60_000,
+      // Under emulation a run takes some seconds.
+      timeout: opts.runner?.length ? 300_000 : 60_000,
     });
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string };
@@ -103,7 +107,7 @@ function scenarios(consulAddr: string, work: string): Record<string, Training> {
   };
 }
 
-/** The task the training runs are in: its credentials are made up, and no AWS is asked (the stand-in Consul accepts any login). */
+/** The task the training runs are in: its credentials are made up, and no AWS is asked (the stand-in Consul checks the request's shape only). */
 function trainingTask(): EcsAgentSimulator {
   return new EcsAgentSimulator({
     family: 'web',
@@ -119,50 +123,4 @@ function trainingTask(): EcsAgentSimulator {
       RoleArn: 'arn:aws:iam::123456789012:role/consul-ecs/web',
     }),
   });
-}
-
-/** A Consul HTTP API for the training runs: ACL login and logout, and a catalog of one node. */
-function startConsulStandIn(): Promise<Server> {
-  const token = {
-    AccessorID: '00000000-0000-4000-8000-000000000001',
-    SecretID: '00000000-0000-4000-8000-000000000002',
-    Description: 'token created via login',
-    ServiceIdentities: [{ ServiceName: 'web' }],
-    AuthMethod: 'iam-ecs-service-token',
-    Local: true,
-  };
-  const services = new Map<string, { ID: string }>();
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://consul');
-      const json = (value: unknown) => {
-        res.setHeader('content-type', 'application/json');
-        res.setHeader('x-consul-index', '1');
-        res.end(JSON.stringify(value));
-      };
-      const path = url.pathname;
-      if (path === '/v1/acl/login' || path === '/v1/acl/token/self') return json(token);
-      if (path === '/v1/acl/logout') return res.end();
-      if (path === '/v1/status/leader') return json('127.0.0.1:8300');
-      if (path === '/v1/catalog/register') {
-        const reg = JSON.parse(body) as { Service?: { ID: string } };
-        if (reg.Service) services.set(reg.Service.ID, reg.Service);
-        return json(true);
-      }
-      if (path === '/v1/catalog/deregister') {
-        services.delete((JSON.parse(body) as { ServiceID: string }).ServiceID);
-        return json(true);
-      }
-      if (path.startsWith('/v1/catalog/node-services/')) {
-        const id = /ID == [`"]([^`"]+)[`"]/.exec(url.searchParams.get('filter') ?? '')?.[1];
-        const list = [...services.values()].filter((s) => id === undefined || s.ID === id);
-        return json({ Node: { Node: decodeURIComponent(path.split('/').pop() ?? '') }, Services: list });
-      }
-      res.statusCode = 404;
-      res.end('not found');
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
