@@ -32,8 +32,10 @@ if [ ! -x "$bin" ] || [ "$(installed_version)" != "v$NODE_LTS_VERSION" ]; then
   echo "runtime: installing node-linux-$arch@$NODE_LTS_VERSION" >&2
   rm -rf "$dest.tmp"
   mkdir -p "$dest.tmp"
-  # --force: npm otherwise refuses a package whose "cpu" is not the machine's.
-  (cd "$dest.tmp" && npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error --force \
+  # Another architecture's with --force: npm refuses a package whose "cpu" is not the machine's.
+  force=()
+  [ "$arch" = "$native" ] || force=(--force)
+  (cd "$dest.tmp" && npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error "${force[@]}" \
     --prefix "$dest.tmp" "node-linux-$arch@$NODE_LTS_VERSION" >&2)
   rm -rf "$dest"
   mv "$dest.tmp" "$dest"

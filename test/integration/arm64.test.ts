@@ -39,10 +39,11 @@ function findQemu(): string {
 const elfMachine = (file: string) => readFileSync(file).readUInt16LE(18);
 
 describe('the linux/arm64 self-contained executable, under qemu-user', () => {
-  let qemu: string;
-  /** Runs an arm64 program under the emulator, with the arm64 C and C++ libraries of SYSROOT (as an arm64 machine's /lib). */
-  const arm64 = (args: string[], env: Record<string, string>, opts: { sysroot?: boolean } = {}) =>
-    execa(qemu, [...(opts.sysroot === false ? [] : ['-L', SYSROOT]), ...args], {
+  /** The emulator; none on an arm64 machine. */
+  let qemu: string | undefined;
+  /** Runs an arm64 program: under the emulator with the arm64 C and C++ libraries of SYSROOT (as an arm64 machine's /lib) unless told not to use them. */
+  const arm64 = ([file, ...args]: string[], env: Record<string, string>, opts: { sysroot?: boolean } = {}) =>
+    execa(qemu ?? file!, qemu ? [...(opts.sysroot === false ? [] : ['-L', SYSROOT]), file!, ...args] : args, {
       env: { PATH: '/nonexistent', ...env },
       extendEnv: false,
       reject: false,
@@ -52,7 +53,7 @@ describe('the linux/arm64 self-contained executable, under qemu-user', () => {
   before(() => {
     // Not skipped: `npm test` builds it, and CI installs the emulator.
     if (!existsSync(SEA_ARM64)) throw new Error(`${SEA_ARM64} is missing: build it with npm run build:arm64 (npm test does)`);
-    qemu = findQemu();
+    if (process.arch !== 'arm64') qemu = findQemu();
   });
 
   it('is an arm64 executable that runs version with its code cache, and net-dial to an open and a closed port', async () => {
