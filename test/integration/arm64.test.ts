@@ -64,6 +64,16 @@ describe('the linux/arm64 self-contained executable, under qemu-user', () => {
     assert.match(String(version.stdout), /^consul-ecs v\d+\.\d+\.\d+ \(TypeScript, node 24\./);
     assert.match(String(version.stderr), /code cache version: accepted/);
 
+    // The caches are made on qemu's default CPU (all features): V8 takes them on the CPUs of
+    // Graviton (1: Cortex-A72) and Graviton2 (Neoverse N1) too.
+    if (qemu) {
+      for (const cpu of ['cortex-a72', 'neoverse-n1']) {
+        const on = await arm64([SEA_ARM64, 'version'], { CONSUL_ECS_CODE_CACHE_CHECK: '1', QEMU_CPU: cpu });
+        assert.equal(on.exitCode, 0, `${cpu}: ${String(on.stderr)}`);
+        assert.match(String(on.stderr), /code cache version: accepted/, cpu);
+      }
+    }
+
     const server = createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
