@@ -115,8 +115,8 @@ describe('resolveServerAddresses with exec=', () => {
   });
 
   it('reports a runner that cannot start the command', async () => {
-    const err = await rejection(resolveServerAddresses('exec=discover', fakeExec({ exitCode: undefined, failure: 'spawn discover ENOENT' })));
-    assert.equal(err.message, `consulServers.hosts "exec=discover" failed: it did not finish: spawn discover ENOENT${EXEC_HINT}`);
+    const err = await rejection(resolveServerAddresses('exec=list-servers', fakeExec({ exitCode: undefined, failure: 'spawn list-servers ENOENT' })));
+    assert.equal(err.message, `consulServers.hosts "exec=list-servers" failed: it did not finish: spawn list-servers ENOENT${EXEC_HINT}`);
   });
 });
 

@@ -24,6 +24,7 @@ export {
   type ServerAddressCommandRunner,
   type ServerAddressCommandResult,
 } from './config/server-addresses.js';
+export { parseGoDiscoverArgs, parseGoDiscoverConfig, type GoDiscoverCommand } from './config/go-discover.js';
 // The configuration document as written (Config*) and with the defaults applied (Resolved*).
 export type {
   ConsulEcsConfig,
@@ -93,7 +94,8 @@ export {
   type RefreshingOptions,
 } from './aws/credentials.js';
 export { signQueryRequest, signJsonRequest, formBody, type SignRequestInput, type SignedRequest } from './aws/sigv4.js';
-export { callQueryApi, AwsApiError, STS_API_VERSION, IAM_API_VERSION, type QueryCallInput } from './aws/query-client.js';
+export { callQueryApi, callEc2Api, AwsApiError, STS_API_VERSION, IAM_API_VERSION, EC2_API_VERSION, type QueryCallInput } from './aws/query-client.js';
+export { discoverAwsAddresses, type DiscoverAwsOptions, type AwsDiscoverAddressType } from './aws/ec2-discover.js';
 export { callJsonApi, type JsonCallInput } from './aws/json-client.js';
 export { createLoginBearerToken, decodeLoginBearerToken, type BearerTokenOptions } from './aws/sigv4-login.js';
 

@@ -13,7 +13,7 @@ export function consulClients(ctx: CommandContext, config: ResolvedConfig, addre
  * ones answers.
  */
 export function rediscoverServers(ctx: CommandContext, config: ResolvedConfig): () => Promise<ConsulHttpClient[]> {
-  return async () => consulClients(ctx, config, await serverAddresses(config));
+  return async () => consulClients(ctx, config, await serverAddresses(config, ctx));
 }
 
 /**

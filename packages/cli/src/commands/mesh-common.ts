@@ -40,15 +40,15 @@ export async function setUpMeshCommand(cmd: Command, ctx: CommandContext, log: L
   const executable = findCommand(cmd.name)?.copiesExecutable ? ExecutableCopy.start(await selfContainedExecutable(ctx.env), config.bootstrapDir) : undefined;
   try {
     const addresses = opts.waitForServers
-      ? await retry(() => serverAddresses(config), {
+      ? await retry(() => serverAddresses(config, ctx), {
           signal: ctx.signal,
           clock: ctx.clock,
           maxDelayMs: 10_000,
           // A DNS name without records yet, or a discovery command that failed, may work later.
-          retryable: (err) => (err as { code?: string }).code !== 'consul-servers-hosts-empty',
+          retryable: (err) => !['consul-servers-hosts-empty', 'consul-servers-discover-invalid'].includes((err as { code?: string }).code ?? ''),
           onRetry: (err) => logger.warn('cannot find the Consul servers yet; retrying', { error: describeError(err) }),
         })
-      : await serverAddresses(config);
+      : await serverAddresses(config, ctx);
     return { config, logger, addresses, executable };
   } catch (err) {
     await executable?.discard();
@@ -74,9 +74,13 @@ export async function loadCommandConfig(ctx: CommandContext): Promise<{ config: 
   return { config, logger: commandLogger(ctx, config.logLevel.toLowerCase()) };
 }
 
-/** The Consul server addresses of `consulServers.hosts` (DNS name, IP, or exec= command). */
-export function serverAddresses(config: ResolvedConfig): Promise<string[]> {
-  return resolveServerAddresses(config.consulServers.hosts);
+/**
+ * The Consul server addresses of `consulServers.hosts` (DNS name, IP, or exec=
+ * command); `exec=discover … provider=aws` calls EC2 with the command's
+ * environment, dispatcher and clock.
+ */
+export function serverAddresses(config: ResolvedConfig, ctx: Pick<CommandContext, 'env' | 'dispatcher' | 'clock' | 'signal'>): Promise<string[]> {
+  return resolveServerAddresses(config.consulServers.hosts, { env: ctx.env, dispatcher: ctx.dispatcher, clock: ctx.clock, signal: ctx.signal });
 }
 
 /**

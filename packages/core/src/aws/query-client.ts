@@ -7,6 +7,7 @@ import { formBody, signQueryRequest } from './sigv4.js';
 
 export const STS_API_VERSION = '2011-06-15';
 export const IAM_API_VERSION = '2010-05-08';
+export const EC2_API_VERSION = '2016-11-15';
 
 /** An error answer from an AWS Query API (`<ErrorResponse><Error><Code>…`). */
 export class AwsApiError extends ConsulEcsError {
@@ -20,17 +21,23 @@ export class AwsApiError extends ConsulEcsError {
   }
 }
 
-let parser: XMLParser | undefined;
+const parsers = new Map<string, XMLParser>();
 
-/** The XML parser, loaded on first use: a task that logs in with its role's ARN never calls an AWS API. */
-async function xmlParser(): Promise<XMLParser> {
+/**
+ * The XML parser, loaded on first use: a task that logs in with its role's ARN
+ * never calls an AWS API. Lists are `<member>` elements in STS and IAM answers,
+ * `<item>` elements in EC2's.
+ */
+async function xmlParser(listElement: 'member' | 'item'): Promise<XMLParser> {
+  let parser = parsers.get(listElement);
   if (!parser) {
     const { XMLParser } = await import('fast-xml-parser');
     parser = new XMLParser({
       ignoreAttributes: true,
       parseTagValue: false,
-      isArray: (name) => name === 'member',
+      isArray: (name) => name === listElement,
     });
+    parsers.set(listElement, parser);
   }
   return parser;
 }
@@ -38,7 +45,7 @@ async function xmlParser(): Promise<XMLParser> {
 export interface QueryCallInput {
   endpoint: URL;
   region: string;
-  service: 'sts' | 'iam';
+  service: 'sts' | 'iam' | 'ec2';
   action: string;
   version: string;
   params?: Record<string, string>;
@@ -46,6 +53,8 @@ export interface QueryCallInput {
   dispatcher?: Dispatcher;
   signingDate?: Date;
   timeoutMs?: number;
+  /** Stops the call; its abort is passed through as it is. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -53,6 +62,20 @@ export interface QueryCallInput {
  * `<Action>Result` element parsed from the XML answer.
  */
 export async function callQueryApi(input: QueryCallInput): Promise<Record<string, unknown>> {
+  const envelope = await callQueryApiDocument(input, 'member');
+  return (envelope[`${input.action}Result`] ?? {}) as Record<string, unknown>;
+}
+
+/**
+ * Calls an EC2 API action (EC2's dialect of the Query API) with a signed POST and
+ * returns the `<ActionResponse>` element parsed from the XML answer: EC2 puts the
+ * result's fields there directly, and every `<item>` list is an array.
+ */
+export async function callEc2Api(input: Omit<QueryCallInput, 'service' | 'version'> & { version?: string }): Promise<Record<string, unknown>> {
+  return callQueryApiDocument({ ...input, service: 'ec2', version: input.version ?? EC2_API_VERSION }, 'item');
+}
+
+async function callQueryApiDocument(input: QueryCallInput, listElement: 'member' | 'item'): Promise<Record<string, unknown>> {
   const body = formBody({ Action: input.action, Version: input.version, ...input.params });
   const signed = await signQueryRequest({
     url: input.endpoint,
@@ -67,10 +90,11 @@ export async function callQueryApi(input: QueryCallInput): Promise<Record<string
     service: input.service,
     operation: input.action,
     dispatcher: input.dispatcher,
+    signal: input.signal,
     timeoutMs: input.timeoutMs,
   });
   const { text } = res;
-  const xml = await xmlParser();
+  const xml = await xmlParser(listElement);
   let doc: Record<string, unknown>;
   try {
     doc = xml.parse(text) as Record<string, unknown>;
@@ -81,12 +105,11 @@ export async function callQueryApi(input: QueryCallInput): Promise<Record<string
     const error = findError(doc);
     throw new AwsApiError(input.action, where, res.statusCode, error.code, error.message);
   }
-  const envelope = doc[`${input.action}Response`] as Record<string, unknown> | undefined;
-  const result = envelope?.[`${input.action}Result`];
+  const envelope = doc[`${input.action}Response`];
   if (envelope === undefined) {
     throw new ConsulEcsError('aws-bad-response', `AWS ${input.action} at ${where} returned an unexpected XML document`);
   }
-  return (result ?? {}) as Record<string, unknown>;
+  return (typeof envelope === 'object' && envelope !== null ? envelope : {}) as Record<string, unknown>;
 }
 
 function findError(doc: Record<string, unknown>): { code: string; message: string } {

@@ -54,6 +54,14 @@ export type ConsulEcsErrorCode =
   | 'consul-not-found'
   /** A Consul API call answered HTTP 401/403; give the token the permissions the call needs. */
   | 'consul-permission-denied'
+  /**
+   * `consulServers.hosts` `exec=discover … provider=aws` found no server: the AWS region, the
+   * credentials or EC2 `DescribeInstances` failed, or no running instance has the tag; or go-discover's
+   * `discover` for another provider is not on PATH.
+   */
+  | 'consul-servers-discover-failed'
+  /** `consulServers.hosts` `exec=discover …` is not a go-discover command that prints addresses; write `exec=discover -q addrs provider=aws key=value ...`. */
+  | 'consul-servers-discover-invalid'
   /** The `consulServers.hosts` exec= command failed; it must print the server IP addresses on stdout and exit 0. */
   | 'consul-servers-exec-failed'
   /** `consulServers.hosts` is empty; set a DNS name, an IP address or `exec=<command>`. */
