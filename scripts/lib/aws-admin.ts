@@ -1,7 +1,7 @@
 // Administration of the local AWS emulator (moto) for tests, the demo and the
 // benchmarks: IAM roles for ECS tasks and AssumeRole, and ECS clusters and
-// tasks, through core's signed Query and JSON API clients.
-import { callJsonApi, callQueryApi, IAM_API_VERSION, STS_API_VERSION, type AwsCredentials, type EcsTask } from '@consul-ecs-ts/core';
+// tasks, and EC2 instances, through core's signed Query and JSON API clients.
+import { callEc2Api, callJsonApi, callQueryApi, IAM_API_VERSION, STS_API_VERSION, type AwsCredentials, type EcsTask } from '@consul-ecs-ts/core';
 
 export const SERVICE_NAME_TAG = 'consul.hashicorp.com.service-name';
 
@@ -152,5 +152,34 @@ export class AwsAdmin {
 
   async stopTask(cluster: string, taskArn: string): Promise<void> {
     await this.ecs('StopTask', { cluster, task: taskArn, reason: 'test' });
+  }
+
+  /** An EC2 API action; the `<ActionResponse>` element, its lists as arrays of `item`. */
+  ec2(action: string, params: Record<string, string> = {}): Promise<Record<string, unknown>> {
+    return callEc2Api({ endpoint: new URL(this.endpoint), region: this.region, action, params, credentials: this.credentials });
+  }
+
+  /**
+   * Launches `count` EC2 instances in one reservation, tagged with `tags`, from an
+   * AMI moto knows (with `privateIp`, one instance at that address); their ids and
+   * private IPv4 addresses, in launch order.
+   */
+  async runInstances(count: number, tags: Record<string, string> = {}, opts: { privateIp?: string } = {}): Promise<Array<{ id: string; privateIp: string }>> {
+    const params: Record<string, string> = { ImageId: 'ami-12c6146b', InstanceType: 't3.micro', MinCount: String(count), MaxCount: String(count) };
+    if (opts.privateIp) params.PrivateIpAddress = opts.privateIp;
+    Object.entries(tags).forEach(([k, v], i) => {
+      params['TagSpecification.1.ResourceType'] = 'instance';
+      params[`TagSpecification.1.Tag.${i + 1}.Key`] = k;
+      params[`TagSpecification.1.Tag.${i + 1}.Value`] = v;
+    });
+    const out = await this.ec2('RunInstances', params);
+    const instances = (out.instancesSet as { item?: Array<Record<string, string>> } | undefined)?.item ?? [];
+    return instances.map((i) => ({ id: i.instanceId!, privateIp: i.privateIpAddress! }));
+  }
+
+  async stopInstances(ids: string[]): Promise<void> {
+    const params: Record<string, string> = {};
+    ids.forEach((id, i) => (params[`InstanceId.${i + 1}`] = id));
+    await this.ec2('StopInstances', params);
   }
 }
