@@ -104,25 +104,35 @@ export class TaskMetadataClient {
         retryable: (err) => ((err as { status?: number }).status ?? 500) >= 500,
       },
     );
-    let doc: EcsTaskMetadata;
+    let doc: unknown;
     try {
-      doc = JSON.parse(text) as EcsTaskMetadata;
+      doc = JSON.parse(text);
     } catch {
       throw new ConsulEcsError('ecs-metadata-invalid', `ECS task metadata at ${url} is not JSON`);
     }
-    if (typeof doc.TaskARN !== 'string' || !Array.isArray(doc.Containers)) {
+    if (!isObject(doc) || typeof doc.TaskARN !== 'string' || !Array.isArray(doc.Containers)) {
       throw new ConsulEcsError('ecs-metadata-invalid', `ECS task metadata at ${url} has no TaskARN or Containers`);
     }
-    return doc;
+    const bad = doc.Containers.findIndex((c) => !isObject(c));
+    if (bad >= 0) throw new ConsulEcsError('ecs-metadata-invalid', `ECS task metadata at ${url}: Containers[${bad}] is not an object`);
+    if (doc.Cluster !== undefined && typeof doc.Cluster !== 'string') {
+      throw new ConsulEcsError('ecs-metadata-invalid', `ECS task metadata at ${url}: Cluster is not a string`);
+    }
+    return doc as unknown as EcsTaskMetadata;
   }
 }
 
 /** Region, account, task id, cluster ARN, node IP, launch type and network mode of a task document. */
 export function taskInfo(meta: EcsTaskMetadata): TaskInfo {
   const arn = parseTaskArn(meta.TaskARN);
-  const clusterArn = meta.Cluster?.startsWith('arn:')
-    ? meta.Cluster
-    : `arn:${arn.partition}:ecs:${arn.region}:${arn.account}:cluster/${arn.cluster ?? meta.Cluster}`;
+  const cluster = text(meta.Cluster);
+  if (!cluster && !arn.cluster) {
+    throw new ConsulEcsError('ecs-metadata-invalid', `the ECS task metadata of ${meta.TaskARN} names no cluster (no Cluster, and the task ARN has none)`);
+  }
+  const clusterArn = cluster?.startsWith('arn:') ? cluster : `arn:${arn.partition}:ecs:${arn.region}:${arn.account}:cluster/${arn.cluster ?? cluster}`;
+  // Fields past TaskARN, Cluster and Containers are read only when of the type ECS gives them.
+  const networks = (c: EcsContainerMetadata) => (Array.isArray(c.Networks) ? c.Networks.filter(isObject) : []);
+  const firstIp = meta.Containers[0] ? networks(meta.Containers[0])[0]?.IPv4Addresses : undefined;
   const info: TaskInfo = {
     taskArn: meta.TaskARN,
     taskId: arn.taskId,
@@ -130,14 +140,27 @@ export function taskInfo(meta: EcsTaskMetadata): TaskInfo {
     account: arn.account,
     partition: arn.partition,
     clusterArn,
-    family: meta.Family,
-    nodeIp: meta.Containers[0]?.Networks?.[0]?.IPv4Addresses?.[0] ?? '127.0.0.1',
+    family: text(meta.Family) ?? '',
+    nodeIp: (Array.isArray(firstIp) ? text(firstIp[0]) : undefined) ?? '127.0.0.1',
   };
-  if (meta.AvailabilityZone) info.availabilityZone = meta.AvailabilityZone;
-  if (meta.LaunchType) info.launchType = meta.LaunchType;
-  const networkMode = meta.Containers.flatMap((c) => c.Networks ?? []).find((n) => n.NetworkMode)?.NetworkMode;
+  const availabilityZone = text(meta.AvailabilityZone);
+  if (availabilityZone) info.availabilityZone = availabilityZone;
+  const launchType = text(meta.LaunchType);
+  if (launchType) info.launchType = launchType;
+  const networkMode = meta.Containers.flatMap(networks)
+    .map((n) => text(n.NetworkMode))
+    .find((mode) => mode);
   if (networkMode) info.networkMode = networkMode;
   return info;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A non-empty string field, else undefined (whatever type the document gave it). */
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value ? value : undefined;
 }
 
 export { containerStopped } from './container-status.js';
