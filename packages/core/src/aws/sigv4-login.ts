@@ -145,19 +145,57 @@ function b64(s: string): string {
   return Buffer.from(s, 'utf8').toString('base64');
 }
 
-/** Decodes a bearer token made by {@link createLoginBearerToken}, for inspection and tests. */
+/** Standard base64 with padding, as `iam_request_*` are encoded (Go's `base64.StdEncoding`). */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Decodes a bearer token made by {@link createLoginBearerToken}, for inspection and tests.
+ * A token that is not one (not a JSON object, a field missing or not a string, a field
+ * not standard base64, headers not a JSON object of string arrays) is a
+ * `consul-login-refused` error naming the field; the method is returned as given
+ * (refusing one other than POST is the server's call).
+ */
 export function decodeLoginBearerToken(token: string): {
   method: string;
   url: string;
   headers: Record<string, string[]>;
   body: string;
 } {
-  const t = JSON.parse(token) as AwsIamBearerToken;
-  const dec = (s: string) => Buffer.from(s, 'base64').toString('utf8');
-  return {
-    method: t.iam_http_request_method,
-    url: dec(t.iam_request_url),
-    headers: JSON.parse(dec(t.iam_request_headers)) as Record<string, string[]>,
-    body: dec(t.iam_request_body),
+  // The messages name fields, never their values: the token carries signed credentials.
+  const invalid = (what: string) => new ConsulEcsError('consul-login-refused', `the aws-iam login bearer token is not valid: ${what}`);
+  let t: unknown;
+  try {
+    t = JSON.parse(token);
+  } catch {
+    throw invalid('it is not JSON');
+  }
+  if (typeof t !== 'object' || t === null || Array.isArray(t)) throw invalid('it is not a JSON object');
+  const field = (name: keyof AwsIamBearerToken): string => {
+    const value = (t as Record<string, unknown>)[name];
+    if (typeof value !== 'string') throw invalid(`${name} is ${value === undefined ? 'missing' : 'not a string'}`);
+    return value;
   };
+  const dec = (name: keyof AwsIamBearerToken): string => {
+    const value = field(name);
+    if (!BASE64.test(value)) throw invalid(`${name} is not standard base64`);
+    return Buffer.from(value, 'base64').toString('utf8');
+  };
+  const method = field('iam_http_request_method');
+  const url = dec('iam_request_url');
+  const headersJson = dec('iam_request_headers');
+  let headers: unknown;
+  try {
+    headers = JSON.parse(headersJson);
+  } catch {
+    throw invalid('iam_request_headers is not JSON');
+  }
+  if (
+    typeof headers !== 'object' ||
+    headers === null ||
+    Array.isArray(headers) ||
+    !Object.values(headers).every((v) => Array.isArray(v) && v.every((s) => typeof s === 'string'))
+  ) {
+    throw invalid('iam_request_headers is not a JSON object of string arrays');
+  }
+  return { method, url, headers: headers as Record<string, string[]>, body: dec('iam_request_body') };
 }
