@@ -85,7 +85,7 @@ export function isLoginSetUpPending(err: unknown): boolean {
  */
 export async function aclLogin(client: ConsulHttpClient, input: LoginInput): Promise<AclToken> {
   try {
-    return await client.call<AclToken>({
+    const answer = await client.call<unknown>({
       method: 'POST',
       path: '/v1/acl/login',
       query: { ns: input.namespace, partition: input.partition, dc: input.datacenter },
@@ -93,6 +93,7 @@ export async function aclLogin(client: ConsulHttpClient, input: LoginInput): Pro
       signal: input.signal,
       retryDeadlineMs: input.retryDeadlineMs,
     });
+    return checkToken(answer, 'POST /v1/acl/login');
   } catch (err) {
     if (err instanceof ConsulApiError && isLoginRefusal(err.status, err.body)) {
       const reason = err.body.trim() || '(no reason given)';
@@ -120,13 +121,23 @@ export async function aclTokenSelf(
   token: string,
   opts: { stale?: boolean; signal?: AbortSignal; retryDeadlineMs?: number } = {},
 ): Promise<AclToken> {
-  return client.call<AclToken>({
+  const answer = await client.call<unknown>({
     path: '/v1/acl/token/self',
     query: { stale: opts.stale },
     token,
     signal: opts.signal,
     retryDeadlineMs: opts.retryDeadlineMs,
   });
+  return checkToken(answer, 'GET /v1/acl/token/self');
+}
+
+/** An ACL token answer: an object with string AccessorID and SecretID, else consul-bad-response. */
+function checkToken(answer: unknown, call: string): AclToken {
+  const token = answer as Partial<AclToken> | null | undefined;
+  if (typeof token !== 'object' || token === null || Array.isArray(token) || typeof token.AccessorID !== 'string' || typeof token.SecretID !== 'string') {
+    throw new ConsulEcsError('consul-bad-response', `Consul ${call} answered with no ACL token (an object with string AccessorID and SecretID)`);
+  }
+  return token as AclToken;
 }
 
 export interface WaitForTokenOptions {
