@@ -1,4 +1,5 @@
 import type { ConsulHttpClient } from '../consul/http-client.js';
+import { ConsulEcsError } from '../util/errors.js';
 import type { AgentService, CatalogRegistration, HealthCheck } from './types.js';
 
 /** Catalog calls made with a token (agentless: straight to the servers). */
@@ -38,12 +39,14 @@ export class CatalogClient {
     scope: { namespace?: string; partition?: string } = {},
     opts: { mergeCentralConfig?: boolean } = {},
   ): Promise<AgentService[]> {
-    const res = await this.http.call<{ Services?: AgentService[] } | null>({
+    const res = await this.http.call<unknown>({
       path: `/v1/catalog/node-services/${encodeURIComponent(node)}`,
       query: { filter, ns: scope.namespace, partition: scope.partition, 'merge-central-config': opts.mergeCentralConfig },
       token: this.token(),
     });
-    return res?.Services ?? [];
+    if (res === undefined || res === null) return [];
+    const services = isObject(res) ? (res.Services ?? []) : undefined;
+    return objects<AgentService>(services, 'GET /v1/catalog/node-services', 'an object whose Services is an array of services');
   }
 
   /** The checks of one service instance (`GET /v1/health/checks/:service?filter=ServiceID==…`). */
@@ -53,13 +56,24 @@ export class CatalogClient {
     scope: { namespace?: string; partition?: string } = {},
     opts: { retryDeadlineMs?: number } = {},
   ): Promise<HealthCheck[]> {
-    return (
-      (await this.http.call<HealthCheck[] | null>({
-        path: `/v1/health/checks/${encodeURIComponent(serviceName)}`,
-        query: { filter: `ServiceID == \`${serviceId}\``, ns: scope.namespace, partition: scope.partition },
-        token: this.token(),
-        ...opts,
-      })) ?? []
-    );
+    const res = await this.http.call<unknown>({
+      path: `/v1/health/checks/${encodeURIComponent(serviceName)}`,
+      query: { filter: `ServiceID == \`${serviceId}\``, ns: scope.namespace, partition: scope.partition },
+      token: this.token(),
+      ...opts,
+    });
+    return objects<HealthCheck>(res ?? [], 'GET /v1/health/checks', 'an array of checks');
   }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** An answer that must be an array of objects, else consul-bad-response saying what was expected. */
+function objects<T>(value: unknown, call: string, expected: string): T[] {
+  if (!Array.isArray(value) || !value.every(isObject)) {
+    throw new ConsulEcsError('consul-bad-response', `Consul ${call} answered with something other than ${expected}`);
+  }
+  return value as T[];
 }
