@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { DEFAULT_AUTH_METHOD, type AclTokenListEntry, type AgentService } from '@consul-ecs-ts/core';
-import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions } from '@consul-ecs-ts/core/testkit';
+import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions, type SimulatedContainer } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG, type Role, type RoleSpec } from '../../scripts/lib/aws-admin.ts';
 import { configureIamAuthMethod, startConsulAndMoto, type ConsulServer, type ConsulServerOptions, type MotoServer } from '../../scripts/lib/local-stack.ts';
+import { registerClusterNode } from './mesh-task.ts';
 
 export const CLI = fileURLToPath(new URL('../../packages/cli/bin/consul-ecs.cjs', import.meta.url));
 export const SERVER_ID = 'consul.test.local';
@@ -100,6 +101,20 @@ export class LoginStack {
       BindName: `${name}-role`,
       Selector: `entity_tags["${SERVICE_NAME_TAG}"] == "${service}"`,
     });
+  }
+
+  /**
+   * The `web` task the control-plane tests run: its role, an ECS agent simulator
+   * whose app and dataplane containers are HEALTHY (plus `extra` containers), and
+   * the cluster's node, registered as the controller does.
+   */
+  async webTask(extra: SimulatedContainer[] = []): Promise<EcsAgentSimulator> {
+    const role = await this.role('web-task', { service: 'web' });
+    const sim = await this.simulator(role.arn, {
+      containers: [{ name: 'app', hasHealthCheck: true, health: 'HEALTHY' }, { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' }, ...extra],
+    });
+    await registerClusterNode(this, sim.clusterArn);
+    return sim;
   }
 
   /** Flags every login in these tests needs to reach moto and match the auth method. */

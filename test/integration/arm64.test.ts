@@ -18,7 +18,7 @@ import type { EcsAgentSimulator as Sim } from '@consul-ecs-ts/core/testkit';
 import { readElfLoading } from '@consul-ecs-ts/sea';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack } from '../helpers/login-stack.ts';
-import { meshConfig, meshEnv, readDataplaneConfig, registerClusterNode } from '../helpers/mesh-task.ts';
+import { meshConfig, meshEnv, readDataplaneConfig } from '../helpers/mesh-task.ts';
 
 const SEA_ARM64 = fileURLToPath(new URL('../../packages/cli/dist/sea/consul-ecs-arm64', import.meta.url));
 const SYSROOT = process.env.CONSUL_ECS_ARM64_SYSROOT || '/usr/aarch64-linux-gnu';
@@ -95,14 +95,7 @@ describe('the linux/arm64 self-contained executable, under qemu-user', () => {
     let dir: string;
     beforeEach(async () => {
       stack = await LoginStack.start();
-      const role = await stack.role('web-task', { service: 'web' });
-      sim = await stack.simulator(role.arn, {
-        containers: [
-          { name: 'app', hasHealthCheck: true, health: 'HEALTHY' },
-          { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' },
-        ],
-      });
-      await registerClusterNode(stack, sim.clusterArn);
+      sim = await stack.webTask();
       dir = await mkdtemp(join(tmpdir(), 'bootstrap-arm64-'));
     });
     afterEach(async () => {

@@ -11,7 +11,7 @@ import type { HealthCheck } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { createIamAuthMethod, createServiceBindingRule, peerBinary } from '../../scripts/lib/local-stack.ts';
 import { LoginStack, SERVER_ID } from '../helpers/login-stack.ts';
-import { eventually, outputMatches, meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+import { eventually, outputMatches, meshConfig, meshEnv } from '../helpers/mesh-task.ts';
 
 describe('control plane faults', () => {
   let stack: LoginStack;
@@ -27,14 +27,7 @@ describe('control plane faults', () => {
   beforeEach(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'consul-data-'));
     stack = await LoginStack.start({ dataDir });
-    const role = await stack.role('web-task', { service: 'web' });
-    sim = await stack.simulator(role.arn, {
-      containers: [
-        { name: 'app', hasHealthCheck: true, health: 'HEALTHY' },
-        { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' },
-      ],
-    });
-    await registerClusterNode(stack, sim.clusterArn);
+    sim = await stack.webTask();
     dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
   });
   afterEach(async () => {

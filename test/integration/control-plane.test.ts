@@ -11,7 +11,7 @@ import type { EcsAgentSimulator as Sim } from '@consul-ecs-ts/core/testkit';
 import { startEnvoyFromBootstrap } from '../../scripts/lib/envoy.ts';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
 import { LoginStack } from '../helpers/login-stack.ts';
-import { eventually, meshConfig, meshEnv, outputMatches, readDataplaneConfig, registerClusterNode, SEA } from '../helpers/mesh-task.ts';
+import { eventually, meshConfig, meshEnv, outputMatches, readDataplaneConfig, SEA } from '../helpers/mesh-task.ts';
 
 describe('control plane against Consul, moto and the simulated task', () => {
   let stack: LoginStack;
@@ -25,16 +25,8 @@ describe('control plane against Consul, moto and the simulated task', () => {
 
   beforeEach(async () => {
     stack = await LoginStack.start();
-    const role = await stack.role('web-task', { service: 'web' });
-    sim = await stack.simulator(role.arn, {
-      containers: [
-        { name: 'app', hasHealthCheck: true, health: 'HEALTHY' },
-        { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' },
-        { name: 'consul-ecs-control-plane', hasHealthCheck: false },
-      ],
-    });
+    sim = await stack.webTask([{ name: 'consul-ecs-control-plane', hasHealthCheck: false }]);
     node = sim.clusterArn;
-    await registerClusterNode(stack, node);
     dir = await mkdtemp(join(tmpdir(), 'bootstrap-'));
   });
   afterEach(async () => {

@@ -6,21 +6,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ConsulEcsError, discoverAwsAddresses, resolveServerAddresses, type ServerAddressCommandRunner } from '@consul-ecs-ts/core';
+import { discoverAwsAddresses, resolveServerAddresses, type ServerAddressCommandRunner } from '@consul-ecs-ts/core';
 import { MotoServer } from '../../scripts/lib/local-stack.ts';
 import { LoginStack } from '../helpers/login-stack.ts';
 import { meshConfig, meshEnv, registerClusterNode } from '../helpers/mesh-task.ts';
+import { rejection } from '../helpers/rejection.ts';
 
 const noExec: ServerAddressCommandRunner = () => assert.fail('no command may be run');
-
-async function rejection(promise: Promise<unknown>): Promise<ConsulEcsError> {
-  const err = await promise.then(
-    () => assert.fail('expected a rejection'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ConsulEcsError, `expected a ConsulEcsError, got ${String(err)}`);
-  return err;
-}
 
 describe('exec=discover provider=aws against moto', () => {
   let moto: MotoServer;

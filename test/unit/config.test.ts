@@ -20,6 +20,7 @@ import {
   type ResolvedConfig,
 } from '@consul-ecs-ts/core';
 import { findJsonSyntaxError } from '../../packages/core/src/config/json.ts';
+import { rejection } from '../helpers/rejection.ts';
 
 // Configurations written for consul-ecs v0.10.0, copied from its repository (README.md beside them).
 const anchorConfigs = new URL('../fixtures/config/consul-ecs-v0.10.0/', import.meta.url);
@@ -55,15 +56,6 @@ const DEFAULT_RESOLVED: Omit<ResolvedConfig, 'bootstrapDir'> = {
     consulDNS: { enabled: false },
   },
 };
-
-async function rejection(promise: Promise<unknown>): Promise<ConsulEcsError> {
-  const err = await promise.then(
-    () => assert.fail('expected a rejection'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ConsulEcsError, `expected a ConsulEcsError, got ${String(err)}`);
-  return err;
-}
 
 describe('config schema', () => {
   it("is byte-identical to consul-ecs v0.10.0's config/schema.json", () => {

@@ -13,6 +13,7 @@ import {
   resolveServerAddresses,
   type ServerAddressCommandRunner,
 } from '@consul-ecs-ts/core';
+import { rejection } from '../helpers/rejection.ts';
 
 function invalid(fn: () => unknown, message: string): void {
   assert.throws(fn, (err: unknown) => {
@@ -21,15 +22,6 @@ function invalid(fn: () => unknown, message: string): void {
     assert.equal(err.message, `${message}; write it as discover -q addrs provider=<name> key=value ...`);
     return true;
   });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ConsulEcsError> {
-  const err = await promise.then(
-    () => assert.fail('expected a rejection'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ConsulEcsError, `expected a ConsulEcsError, got ${String(err)}`);
-  return err;
 }
 
 describe('parseGoDiscoverConfig', () => {

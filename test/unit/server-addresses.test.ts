@@ -3,13 +3,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  ConsulEcsError,
-  resolveServerAddresses,
-  type ServerAddressCommandResult,
-  type ServerAddressCommandRunner,
-  type ServerAddressLookup,
-} from '@consul-ecs-ts/core';
+import { resolveServerAddresses, type ServerAddressCommandResult, type ServerAddressCommandRunner, type ServerAddressLookup } from '@consul-ecs-ts/core';
+import { rejection } from '../helpers/rejection.ts';
 
 const noLookup: ServerAddressLookup = () => assert.fail('lookup must not be called');
 const noExec: ServerAddressCommandRunner = () => assert.fail('exec must not be called');
@@ -21,15 +16,6 @@ function fakeExec(result: Partial<ServerAddressCommandResult>): { exec: ServerAd
     return { exitCode: 0, stdout: '', stderr: '', ...result };
   };
   return { exec, calls };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ConsulEcsError> {
-  const err = await promise.then(
-    () => assert.fail('expected a rejection'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ConsulEcsError, `expected a ConsulEcsError, got ${String(err)}`);
-  return err;
 }
 
 const EXEC_HINT = '; the command must print the Consul server IP addresses on stdout and exit 0';
