@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
-import { DEFAULT_AUTH_METHOD, type AclTokenListEntry, type AgentService } from '@consul-ecs-ts/core';
+import { DEFAULT_AUTH_METHOD, type AclToken, type AclTokenListEntry, type AgentService } from '@consul-ecs-ts/core';
 import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions, type SimulatedContainer } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG, type Role, type RoleSpec } from '../../scripts/lib/aws-admin.ts';
 import { configureIamAuthMethod, startConsulAndMoto, type ConsulServer, type ConsulServerOptions, type MotoServer } from '../../scripts/lib/local-stack.ts';
@@ -115,6 +115,28 @@ export class LoginStack {
     });
     await registerClusterNode(this, sim.clusterArn);
     return sim;
+  }
+
+  /**
+   * `consul-ecs login` then `logout`, run by `run` (an executable, as a container
+   * would run it): the token sunk has the `web` service identity, and is gone
+   * after the logout.
+   */
+  async assertLogsInAndOut(run: (args: string[]) => Promise<{ exitCode?: number | null; stderr: unknown }>): Promise<void> {
+    const sink = join(this.dir, 'service-token');
+    const login = await run(['login', ...this.loginFlags(sink)]);
+    this.outputs.push(String(login.stderr));
+    assert.equal(login.exitCode, 0, String(login.stderr));
+    const token = await this.readToken(sink);
+    const self = await this.consul.client().call<AclToken>({ path: '/v1/acl/token/self', token });
+    assert.deepEqual(
+      self.ServiceIdentities?.map((s) => s.ServiceName),
+      ['web'],
+    );
+    const logout = await run(['logout', '-http-addr', this.consul.httpAddr, '-token-file', sink]);
+    assert.equal(logout.exitCode, 0, String(logout.stderr));
+    await assert.rejects(this.consul.client().call({ path: '/v1/acl/token/self', token }), /ACL not found/);
+    this.assertNoSecretsPrinted();
   }
 
   /** Flags every login in these tests needs to reach moto and match the auth method. */

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, before, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
-import type { AclToken, AgentService } from '@consul-ecs-ts/core';
+import type { AgentService } from '@consul-ecs-ts/core';
 import type { EcsAgentSimulator as Sim } from '@consul-ecs-ts/core/testkit';
 import { readElfLoading } from '@consul-ecs-ts/sea';
 import { freePorts } from '../../scripts/lib/local-stack.ts';
@@ -104,20 +104,7 @@ describe('the linux/arm64 self-contained executable, under qemu-user', () => {
     });
 
     it('logs in and out', async () => {
-      const sink = join(stack.dir, 'service-token');
-      const login = await arm64([SEA_ARM64, 'login', ...stack.loginFlags(sink)], sim.containerEnv());
-      stack.outputs.push(String(login.stderr));
-      assert.equal(login.exitCode, 0, String(login.stderr));
-      const token = await stack.readToken(sink);
-      const self = await stack.consul.client().call<AclToken>({ path: '/v1/acl/token/self', token });
-      assert.deepEqual(
-        self.ServiceIdentities?.map((s) => s.ServiceName),
-        ['web'],
-      );
-      const logout = await arm64([SEA_ARM64, 'logout', '-http-addr', stack.consul.httpAddr, '-token-file', sink], sim.containerEnv());
-      assert.equal(logout.exitCode, 0, String(logout.stderr));
-      await assert.rejects(stack.consul.client().call({ path: '/v1/acl/token/self', token }), /ACL not found/);
-      stack.assertNoSecretsPrinted();
+      await stack.assertLogsInAndOut((args) => arm64([SEA_ARM64, ...args], sim.containerEnv()));
     });
 
     it('runs mesh-init and copies itself with the arm64 loader and libraries, and the copy runs on them alone', async () => {
