@@ -112,6 +112,11 @@ export interface ConsulServerOptions {
    * 127.0.0.1), e.g. one its TLS certificate does not name.
    */
   alsoListenOn?: string[];
+  /**
+   * More agent configuration, merged over the defaults at the top level, e.g.
+   * `{ limits: { request_limits: { mode: 'enforcing', read_rate: 50, write_rate: 20 } } }`.
+   */
+  extraConfig?: Record<string, unknown>;
 }
 
 /** A Consul server on loopback with ACLs on (`default_policy = "deny"`) and a known management token. */
@@ -236,6 +241,7 @@ export class ConsulServer {
         enable_token_persistence: false,
         tokens: { initial_management: this.managementToken, agent: this.managementToken },
       },
+      ...this.opts.extraConfig,
     };
     const configFile = join(this.#workDir, 'config.json');
     await writeFile(configFile, JSON.stringify(config));
