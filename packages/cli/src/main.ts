@@ -1,9 +1,12 @@
+import { basename } from 'node:path';
 import { findCommand, runCli } from './cli.js';
 import { setRuntimeV8Flags } from './v8-flags.js';
 
 /** The process entry point: wires argv, env, stdio and signals into the CLI. */
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
+  // Called as `consul-dataplane` (the dataplane image's link to this executable): Envoy
+  // in consul-dataplane's place, under envoy-entrypoint's shutdown rules.
+  const argv = basename(process.argv0) === 'consul-dataplane' ? ['envoy-entrypoint', 'consul-dataplane', ...process.argv.slice(2)] : process.argv.slice(2);
   const command = findCommand(argv[0]);
   const controller = new AbortController();
   // The entrypoint commands listen to signals themselves; for them ctx.signal never aborts.

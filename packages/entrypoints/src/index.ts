@@ -15,3 +15,4 @@ export {
 } from './entrypoint.js';
 export * from './envoy-entrypoint.js';
 export * from './app-entrypoint.js';
+export { CONSUL_DATAPLANE_NAME, ENVOY_BOOTSTRAP_FILE, envoyInPlaceOfConsulDataplane, type DataplaneStandInOptions } from './consul-dataplane-stand-in.js';

@@ -1,5 +1,5 @@
 import { ConsulEcsError, TaskMetadataClient, type EcsTaskMetadata } from '@consul-ecs-ts/core';
-import { runEnvoyEntrypoint } from '@consul-ecs-ts/entrypoints';
+import { envoyInPlaceOfConsulDataplane, runEnvoyEntrypoint } from '@consul-ecs-ts/entrypoints';
 import { commandHelp, commandLogger, runGuarded, type Command } from '../command.js';
 import { parseFlags, UsageError } from '../flags.js';
 
@@ -32,6 +32,9 @@ export const envoyEntrypointCommand: Command = {
         logger.warn('ECS_CONTAINER_METADATA_URI_V4 is not set: after SIGTERM the command keeps running until it exits or is killed');
         taskMetadata = () => Promise.reject(new ConsulEcsError('ecs-metadata-missing', 'ECS_CONTAINER_METADATA_URI_V4 is not set; run inside an ECS task'));
       }
-      return runEnvoyEntrypoint({ command: args, taskMetadata, env: ctx.env, logger, ...(ctx.clock ? { clock: ctx.clock } : {}) });
+      // In the dataplane image, `consul-dataplane` is this executable: Envoy runs in its place.
+      const envoy = envoyInPlaceOfConsulDataplane(args, { env: ctx.env });
+      if (envoy) logger.info(`consul-dataplane is consul-ecs here: running ${envoy.join(' ')}`);
+      return runEnvoyEntrypoint({ command: envoy ?? args, taskMetadata, env: ctx.env, logger, ...(ctx.clock ? { clock: ctx.clock } : {}) });
     }),
 };
