@@ -67,7 +67,16 @@ export interface TaskReaperOptions extends Pick<IoOptions, 'logger' | 'signal'> 
    * leaves it out cannot be trusted, and nothing is removed on it.
    */
   ownTaskArn?: string;
+  /** How many tokens, then service instances, are removed at once. Default {@link REMOVAL_CONCURRENCY}. */
+  removalConcurrency?: number;
 }
+
+/**
+ * How many removals a pass has in flight at once: after many tasks stop (a
+ * service scaled in, a deployment), a pass removes a token and two instances
+ * for each, and one at a time that is a Consul write's round trip each.
+ */
+export const REMOVAL_CONCURRENCY = 8;
 
 export interface ReapResult {
   /** How many tasks ECS lists as running in the cluster. */
@@ -104,8 +113,12 @@ export async function reapStoppedTasks(opts: TaskReaperOptions): Promise<ReapRes
     return false;
   });
 
-  // 2. Which tasks run now.
-  const tasks = await opts.ecs.runningTasks(clusterArn, opts.signal);
+  // 2. Which tasks run now. Any task ECS runs keeps what it has, tagged or not,
+  // so only the ARNs are needed (ListTasks, 100 a page); the tasks are described
+  // (DescribeTasks, for their tags) only on Enterprise, for their namespaces.
+  const tasks: EcsTask[] = partition
+    ? await opts.ecs.runningTasks(clusterArn, opts.signal)
+    : (await opts.ecs.listRunningTaskArns(clusterArn, opts.signal)).map((taskArn) => ({ taskArn }));
   const running = new Set<string>();
   for (const t of tasks) {
     if (!t.taskArn) continue;
@@ -133,29 +146,54 @@ export async function reapStoppedTasks(opts: TaskReaperOptions): Promise<ReapRes
     });
   }
 
-  // 3. Remove what belongs to tasks that do not run.
-  for (const { token, taskId } of tokens) {
-    if (running.has(taskId)) continue;
-    try {
-      await admin.deleteToken(token.AccessorID, { partition: token.Partition, namespace: token.Namespace });
-      result.tokensDeleted.push(token.AccessorID);
-      log.info('deleted the login token of a task that no longer runs', { 'task-id': taskId, accessor: token.AccessorID });
-    } catch (err) {
-      result.errors.push(`deleting token ${token.AccessorID} of task ${taskId}: ${describeError(err)}`);
-    }
-  }
-  for (const svc of services) {
-    const taskId = svc.Meta!['task-id']!;
-    if (running.has(taskId)) continue;
-    try {
-      await catalog.deregisterService(clusterArn, svc.ID, scopeOf(svc));
-      result.servicesDeregistered.push(svc.ID);
-      log.info('deregistered a service of a task that no longer runs', { 'task-id': taskId, id: svc.ID });
-    } catch (err) {
-      result.errors.push(`deregistering ${svc.ID} of task ${taskId}: ${describeError(err)}`);
-    }
-  }
+  // 3. Remove what belongs to tasks that do not run: the tokens first (a task
+  // whose token is gone can no longer register), then the service instances, a
+  // few at a time. The results keep the order of the listings.
+  const concurrency = opts.removalConcurrency ?? REMOVAL_CONCURRENCY;
+  const tokenResults = await forEachBounded(
+    tokens.filter((t) => !running.has(t.taskId)),
+    concurrency,
+    async ({ token, taskId }) => {
+      try {
+        await admin.deleteToken(token.AccessorID, { partition: token.Partition, namespace: token.Namespace });
+        log.info('deleted the login token of a task that no longer runs', { 'task-id': taskId, accessor: token.AccessorID });
+        return { done: token.AccessorID };
+      } catch (err) {
+        return { error: `deleting token ${token.AccessorID} of task ${taskId}: ${describeError(err)}` };
+      }
+    },
+  );
+  const serviceResults = await forEachBounded(
+    services.filter((svc) => !running.has(svc.Meta!['task-id']!)),
+    concurrency,
+    async (svc) => {
+      const taskId = svc.Meta!['task-id']!;
+      try {
+        await catalog.deregisterService(clusterArn, svc.ID, scopeOf(svc));
+        log.info('deregistered a service of a task that no longer runs', { 'task-id': taskId, id: svc.ID });
+        return { done: svc.ID };
+      } catch (err) {
+        return { error: `deregistering ${svc.ID} of task ${taskId}: ${describeError(err)}` };
+      }
+    },
+  );
+  for (const r of tokenResults) (r.done !== undefined ? result.tokensDeleted : result.errors).push(r.done ?? r.error!);
+  for (const r of serviceResults) (r.done !== undefined ? result.servicesDeregistered : result.errors).push(r.done ?? r.error!);
   return result;
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; the results in the items' order. */
+async function forEachBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
 }
 
 function scopeOf(svc: AgentService): { namespace?: string; partition?: string } {
