@@ -1,0 +1,80 @@
+// podman as this project's build and test engine for its images: rootful, with
+// runc, and with configuration and storage of its own, so nothing in /etc changes
+// and nothing of the machine's own containers is touched.
+//
+// crun (podman's default runtime on Debian) refuses machines with a mixed cgroup
+// v1/v2 layout, and podman's default ulimits can exceed a machine's hard limits;
+// the private containers.conf sets runc, cgroupfs and ulimits this machine allows.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type Options, type Result } from 'execa';
+
+/** Where podman keeps this project's images, containers and volumes; CONSUL_ECS_PODMAN_DIR overrides it. */
+export const PODMAN_DIR = process.env.CONSUL_ECS_PODMAN_DIR || join(homedir(), '.cache/consul-ecs-ts/podman');
+
+/** The tools `npm run images` and the container tests need, with the Debian packages that carry them. */
+export const CONTAINER_TOOLS: Record<string, string> = {
+  podman: 'podman',
+  runc: 'runc',
+  mmdebstrap: 'mmdebstrap',
+  skopeo: 'skopeo',
+};
+
+/** Tools missing from PATH, as `<tool> (apt-get install -y <package>)`. Empty when all are there. */
+export function missingContainerTools(): string[] {
+  return Object.entries(CONTAINER_TOOLS)
+    .filter(([tool]) => {
+      try {
+        execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+        return false;
+      } catch {
+        return true;
+      }
+    })
+    .map(([tool, pkg]) => `${tool} (apt-get install -y ${pkg})`);
+}
+
+/** The hard limit on open files of this process (`ulimit -Hn`), which containers may not exceed. */
+function hardOpenFilesLimit(): number {
+  const out = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim();
+  return out === 'unlimited' ? 1_048_576 : Number(out);
+}
+
+/**
+ * The environment podman runs with: CONTAINERS_CONF and CONTAINERS_STORAGE_CONF
+ * pointing at files under {@link PODMAN_DIR}, written on first use.
+ */
+export function podmanEnvironment(dir = PODMAN_DIR): Record<string, string> {
+  const conf = join(dir, 'containers.conf');
+  const storageConf = join(dir, 'storage.conf');
+  mkdirSync(dir, { recursive: true });
+  const nofile = Math.min(hardOpenFilesLimit(), 65_536);
+  writeFileSync(
+    conf,
+    [
+      '[containers]',
+      `default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=32768:32768"]`,
+      '[engine]',
+      'runtime = "runc"',
+      'cgroup_manager = "cgroupfs"',
+      'events_logger = "file"',
+      `events_logfile_path = "${join(dir, 'events.log')}"`,
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(storageConf, ['[storage]', 'driver = "overlay"', `graphroot = "${join(dir, 'storage')}"`, `runroot = "${join(dir, 'run')}"`, ''].join('\n'));
+  return { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storageConf };
+}
+
+/** Runs podman with the project's configuration; rejects with podman's output on a non-zero exit. */
+export async function podman(args: readonly string[], opts: Options = {}): Promise<Result> {
+  const env = { ...process.env, ...podmanEnvironment(), ...(opts.env ?? {}) };
+  return (await execa('podman', args, { ...opts, env })) as Result;
+}
+
+/** Whether an image of this name is in the project's podman storage. */
+export async function imageExists(name: string): Promise<boolean> {
+  return (await podman(['image', 'exists', name], { reject: false })).exitCode === 0;
+}
