@@ -1,5 +1,6 @@
 import type { XMLParser } from 'fast-xml-parser';
 import type { Dispatcher } from 'undici';
+import { quoteBody } from '../http/request.js';
 import { ConsulEcsError } from '../util/errors.js';
 import type { AwsCredentials } from './credentials.js';
 import { postSignedRequest } from './signed-post.js';
@@ -15,10 +16,22 @@ export class AwsApiError extends ConsulEcsError {
   readonly status: number;
 
   constructor(action: string, endpoint: string, status: number, awsCode: string, awsMessage: string) {
-    super('aws-api-error', `AWS ${action} at ${endpoint} failed with HTTP ${status} ${awsCode}: ${awsMessage}`);
+    super('aws-api-error', `AWS ${action} at ${endpoint} failed with HTTP ${status} ${quoteBody(awsCode)}: ${quoteBody(awsMessage)}`);
     this.awsCode = awsCode;
     this.status = status;
   }
+}
+
+/** AWS error codes that say "slow down", answered with HTTP 400 by the Query APIs. */
+const THROTTLING_CODES = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled']);
+
+/**
+ * Whether an AWS call may succeed when sent again, as the AWS SDKs judge it: no
+ * connection, HTTP 5xx or 429, or a throttling error code.
+ */
+export function isRetryableAwsError(err: unknown): boolean {
+  if (err instanceof AwsApiError) return err.status >= 500 || err.status === 429 || THROTTLING_CODES.has(err.awsCode);
+  return err instanceof ConsulEcsError && err.code === 'aws-unreachable';
 }
 
 const parsers = new Map<string, XMLParser>();

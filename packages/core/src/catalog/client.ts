@@ -1,4 +1,4 @@
-import type { ConsulHttpClient } from '../consul/http-client.js';
+import { LIST_MAX_RESPONSE_BYTES, type ConsulHttpClient } from '../consul/http-client.js';
 import { ConsulEcsError } from '../util/errors.js';
 import type { AgentService, CatalogRegistration, HealthCheck } from './types.js';
 
@@ -43,6 +43,8 @@ export class CatalogClient {
       path: `/v1/catalog/node-services/${encodeURIComponent(node)}`,
       query: { filter, ns: scope.namespace, partition: scope.partition, 'merge-central-config': opts.mergeCentralConfig },
       token: this.token(),
+      // The cluster's node holds every service instance of the cluster.
+      maxResponseBytes: LIST_MAX_RESPONSE_BYTES,
     });
     if (res === undefined || res === null) return [];
     const services = isObject(res) ? (res.Services ?? []) : undefined;

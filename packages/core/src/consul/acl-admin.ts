@@ -1,5 +1,5 @@
 import type { AclToken } from './acl.js';
-import { ConsulApiError, type ConsulHttpClient } from './http-client.js';
+import { ConsulApiError, LIST_MAX_RESPONSE_BYTES, type ConsulHttpClient } from './http-client.js';
 
 /** A link to a policy or role by ID or name (`structs.ACLTokenPolicyLink`, `ACLLink`). */
 export interface AclLink {
@@ -172,7 +172,14 @@ export class AclAdmin {
   }
 
   async listTokens(scope?: AclScope): Promise<AclTokenListEntry[]> {
-    return (await this.http.call<AclTokenListEntry[] | null>({ path: '/v1/acl/tokens', query: q(scope ?? {}), token: this.token() })) ?? [];
+    return (
+      (await this.http.call<AclTokenListEntry[] | null>({
+        path: '/v1/acl/tokens',
+        query: q(scope ?? {}),
+        token: this.token(),
+        maxResponseBytes: LIST_MAX_RESPONSE_BYTES,
+      })) ?? []
+    );
   }
 
   /** Deletes a token by accessor ID; a token already gone counts as deleted. */

@@ -1,3 +1,4 @@
+import { quoteBody } from '../http/request.js';
 import { ConsulApiError, type ConsulHttpClient } from './http-client.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
@@ -96,9 +97,9 @@ export async function aclLogin(client: ConsulHttpClient, input: LoginInput): Pro
     return checkToken(answer, 'POST /v1/acl/login');
   } catch (err) {
     if (err instanceof ConsulApiError && isLoginRefusal(err.status, err.body)) {
-      const reason = err.body.trim() || '(no reason given)';
+      const reason = quoteBody(err.body) || '(no reason given)';
       const hint =
-        LOGIN_REFUSAL_HINTS.find(([re]) => re.test(reason))?.[1] ??
+        LOGIN_REFUSAL_HINTS.find(([re]) => re.test(err.body))?.[1] ??
         "check the task role's path and consul.hashicorp.com.service-name tag, and the server ID header value";
       throw new ConsulEcsError(
         'consul-login-refused',

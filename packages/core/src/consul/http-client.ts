@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Agent, type Dispatcher } from 'undici';
-import { httpRequest, type HttpResponse } from '../http/request.js';
+import { DEFAULT_MAX_RESPONSE_BYTES, formatBytes, httpRequest, quoteBody, type HttpResponse } from '../http/request.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError, type ConsulEcsErrorCode } from '../util/errors.js';
 import { retry, type BackoffOptions } from '../util/retry.js';
@@ -35,6 +35,11 @@ export interface ConsulClientOptions extends Pick<IoOptions, 'dispatcher' | 'clo
   backoff?: BackoffOptions;
   /** Timeout of one attempt, in milliseconds. Default 30 s. */
   timeoutMs?: number;
+  /**
+   * The largest answer read, in bytes; a longer one fails `response-too-large`
+   * without a retry. Default 4 MiB (`DEFAULT_MAX_RESPONSE_BYTES`).
+   */
+  maxResponseBytes?: number;
   /** Called before each retry; the error message is free of tokens. */
   onRetry?: (err: ConsulApiError | ConsulEcsError, attempt: number, delayMs: number) => void;
 }
@@ -49,15 +54,23 @@ export interface ConsulRequest {
   signal?: AbortSignal;
   /** Override the client's retry deadline for this call. */
   retryDeadlineMs?: number;
+  /** Override the client's timeout of one attempt for this call, in milliseconds. */
+  timeoutMs?: number;
+  /** Override the client's largest answer for this call (lists of tokens or services can be long). */
+  maxResponseBytes?: number;
 }
+
+/** The largest answer read from the calls that list tokens or services: 64 MiB. */
+export const LIST_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 /** A Consul API call answered with an HTTP error status. */
 export class ConsulApiError extends ConsulEcsError {
   readonly status: number;
+  /** The whole answer (the message quotes its first 512 bytes). */
   readonly body: string;
 
   constructor(what: string, status: number, body: string) {
-    super(consulErrorCode(status), `${what} failed with HTTP ${status}: ${body.trim() || '(empty body)'}`);
+    super(consulErrorCode(status), `${what} failed with HTTP ${status}: ${quoteBody(body) || '(empty body)'}`);
     this.status = status;
     this.body = body;
   }
@@ -178,6 +191,7 @@ export class ConsulHttpClient {
     const scrub = (s: string) => secrets.reduce((acc, sec) => acc.split(sec).join('[redacted]'), s);
 
     const deadline = req.retryDeadlineMs ?? this.#opts.retryDeadlineMs ?? 30_000;
+    const limit = req.maxResponseBytes ?? this.#opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     return retry(
       async () => {
         let res: HttpResponse;
@@ -188,10 +202,19 @@ export class ConsulHttpClient {
             body,
             dispatcher: this.#dispatcher,
             signal: req.signal,
-            timeoutMs: this.#opts.timeoutMs ?? 30_000,
+            timeoutMs: req.timeoutMs ?? this.#opts.timeoutMs ?? 30_000,
+            maxResponseBytes: limit,
           });
         } catch (err) {
           if (req.signal?.aborted) throw err;
+          if (err instanceof ConsulEcsError && err.code === 'response-too-large') {
+            throw new ConsulEcsError(
+              'response-too-large',
+              `${what} answered with a body larger than ${formatBytes(limit)}, the most this call reads; ` +
+                "check that the address points at a Consul server's HTTP API",
+              { cause: err },
+            );
+          }
           const tls = tlsErrorCode(err);
           if (tls) {
             throw new ConsulEcsError(

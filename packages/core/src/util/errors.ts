@@ -103,6 +103,12 @@ export type ConsulEcsErrorCode =
   | 'file-write-failed'
   /** The task's health checks are not registered in Consul; run mesh-init for the task first, with the same `healthSyncContainers`. */
   | 'health-checks-missing'
+  /**
+   * An answer (Consul, AWS, the ECS agent) had a body larger than the call reads: 4 MiB, or 64 MiB
+   * for Consul's lists of tokens and of a node's services; check that the address points at the
+   * real service (not a proxy or a captive portal answering in its place).
+   */
+  | 'response-too-large'
   /** The token file is empty; point at the file the login wrote. */
   | 'token-file-empty'
   /** The token file cannot be read; check its path and permissions. */
