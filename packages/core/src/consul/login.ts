@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { CredentialProvider } from '../aws/credentials.js';
+import { isRetryableAwsError } from '../aws/query-client.js';
 import { createLoginBearerToken } from '../aws/sigv4-login.js';
 import { prepareFileAtomic } from '../io/atomic-file.js';
 import { systemClock } from '../util/clock.js';
@@ -34,8 +35,10 @@ export interface AwsIamLoginOptions extends Omit<IoOptions, 'dispatcher'> {
   /** Mode of the sink file. Default 0o600. */
   tokenSinkMode?: number;
   /**
-   * How long to keep retrying while Consul is unreachable or answers 5xx, in
-   * milliseconds. Each attempt signs a fresh request. Default 2 minutes.
+   * How long to keep retrying while Consul is unreachable or answers 5xx (or
+   * STS, when the login asks it who the caller is, is unreachable, answers 5xx or
+   * throttles), in milliseconds. Each attempt signs a fresh request. An attempt
+   * still waiting for its answer at the deadline is given up. Default 2 minutes.
    */
   deadlineMs?: number;
   /**
@@ -68,6 +71,11 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
   const authMethod = opts.authMethod ?? DEFAULT_AUTH_METHOD;
   const deadlineMs = opts.deadlineMs ?? 120_000;
 
+  // An attempt still waiting at the deadline (a server that accepted the
+  // connection and never answers) is given up then, not after its own timeout.
+  const deadline = Number.isFinite(deadlineMs) && deadlineMs > 0 ? AbortSignal.timeout(deadlineMs) : undefined;
+  const attemptSignal = deadline && opts.signal ? AbortSignal.any([opts.signal, deadline]) : (deadline ?? opts.signal);
+
   let token: AclToken;
   let used = '';
   try {
@@ -92,7 +100,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
           namespace: opts.namespace,
           partition: opts.partition,
           datacenter: opts.datacenter,
-          signal: opts.signal,
+          signal: attemptSignal,
           retryDeadlineMs: 0,
         });
       },
@@ -103,16 +111,20 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
         initialDelayMs: 250,
         maxDelayMs: 5000,
         // aclLogin has already turned the auth method's verdicts into refusals.
-        retryable: (err) => isRetryableConsulError(err) || (opts.retryUntilSetUp === true && isLoginSetUpPending(err)),
+        retryable: (err) => isRetryableConsulError(err) || isRetryableAwsError(err) || (opts.retryUntilSetUp === true && isLoginSetUpPending(err)),
         onRetry: (err, attempt, delay) => logger.warn('login failed; retrying', { attempt: attempt + 1, 'retry-in-ms': delay, error: describeError(err) }),
       },
     );
   } catch (err) {
-    if (isRetryableConsulError(err) && !opts.signal?.aborted) {
+    if (opts.signal?.aborted) throw err;
+    // The deadline stopped an attempt that was still waiting for Consul's answer.
+    const unanswered = deadline?.aborted === true && err === deadline.reason;
+    if (isRetryableConsulError(err) || unanswered) {
+      const why = unanswered ? `no answer from ${opts.client.baseUrl.origin} before the deadline` : describeError(err);
       throw new ConsulEcsError(
         'consul-login-timeout',
         `could not log in to Consul at ${opts.client.baseUrl.origin} within ${Math.round(deadlineMs / 1000)}s: ` +
-          `${describeError(err)}; check that the Consul servers are reachable from the task`,
+          `${why}; check that the Consul servers are reachable from the task`,
         { cause: err },
       );
     }
