@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from '../util/clock.js';
 import { describeError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import type { ConsulHttpClient } from './http-client.js';
+import { ConsulApiError, type ConsulHttpClient } from './http-client.js';
 import type { IoOptions } from '../util/options.js';
 
 /** A client of the Consul API that sends through one server connection at a time (CatalogClient, AclAdmin). */
@@ -21,9 +21,19 @@ export interface ServerFailoverOptions extends Pick<IoOptions, 'clock'> {
 }
 
 /**
+ * Whether a failed call says the server itself is failing: no connection, or an
+ * HTTP 5xx (a server cut off from the cluster's leader answers 500 "No cluster
+ * leader" while the others serve).
+ */
+function isServerFailure(err: unknown): boolean {
+  if (err instanceof ConsulApiError) return err.status >= 500;
+  return (err as { code?: string } | undefined)?.code === 'consul-unreachable';
+}
+
+/**
  * Follows the Consul servers for a long-running command: on a connection
- * failure (`consul-unreachable`) it points every user at the next server, round
- * robin; once every known server has failed, it finds the servers again and,
+ * failure (`consul-unreachable`) or an HTTP 5xx it points every user at the
+ * next server, round robin; once every known server has failed, it finds the servers again and,
  * when their addresses changed, moves to the new ones. Other errors change
  * nothing.
  */
@@ -56,7 +66,7 @@ export class ServerFailover {
 
   /** The handler for a failed Consul call: `retry`'s `onRetry`, the sync loop's error hook. */
   readonly onError = (err: unknown): void => {
-    if ((err as { code?: string }).code !== 'consul-unreachable') return;
+    if (!isServerFailure(err)) return;
     this.#failedInRow++;
     if (this.#failedInRow >= this.#clients.length) {
       this.#failedInRow = 0;

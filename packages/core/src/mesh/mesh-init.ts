@@ -185,6 +185,9 @@ async function readTask(run: MeshInitRun): Promise<TaskInfo> {
   return task;
 }
 
+/** How long mesh-init waits for one server's `/v1/status/leader` before it tries the next. */
+const LEADER_PROBE_TIMEOUT_MS = 5000;
+
 /** A client of the first Consul server that answers (`/v1/status/leader`); the first when none does, for the login's retries to wait on. */
 async function connect(run: MeshInitRun): Promise<ConsulHttpClient> {
   const { addresses, config, env, dispatcher } = run.opts;
@@ -193,7 +196,8 @@ async function connect(run: MeshInitRun): Promise<ConsulHttpClient> {
   for (const address of addresses.length > 1 ? addresses : []) {
     const client = make(address);
     try {
-      await client.send({ path: '/v1/status/leader', retryDeadlineMs: 0 });
+      // A server that accepts connections and never answers is left after a few seconds.
+      await client.send({ path: '/v1/status/leader', retryDeadlineMs: 0, timeoutMs: LEADER_PROBE_TIMEOUT_MS });
       run.opened(client);
       return client;
     } catch (err) {
