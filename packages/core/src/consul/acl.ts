@@ -1,7 +1,8 @@
 import { quoteBody } from '../http/request.js';
-import { ConsulApiError, type ConsulHttpClient } from './http-client.js';
+import { ConsulApiError, isRetryableConsulError, type ConsulHttpClient } from './http-client.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { ConsulEcsError, describeError } from '../util/errors.js';
+import { backoffDelay } from '../util/retry.js';
 
 /** Meta keys consul-ecs puts on every login token (the controller reaps tokens by them). */
 export const TOKEN_META_TASK_ID = 'consul.hashicorp.com/task-id';
@@ -142,10 +143,17 @@ function checkToken(answer: unknown, call: string): AclToken {
 }
 
 export interface WaitForTokenOptions {
-  /** Attempts in all. Default 20 (as consul-ecs does). */
+  /** Attempts that find the token unknown, in all. Default 20 (as consul-ecs does). */
   attempts?: number;
-  /** Pause between attempts in milliseconds. Default 100. */
+  /** Pause between attempts that find the token unknown, in milliseconds. Default 100. */
   intervalMs?: number;
+  /**
+   * How long to keep trying, with capped exponential backoff, while the servers
+   * answer 429 or 5xx (request rate limits, an election) or cannot be reached, in
+   * milliseconds. These answers say nothing of the token and do not count as
+   * attempts. Default 60 s.
+   */
+  busyDeadlineMs?: number;
   clock?: Clock;
   signal?: AbortSignal;
 }
@@ -153,24 +161,39 @@ export interface WaitForTokenOptions {
 /**
  * Waits until a fresh login token can be read with stale consistency, so that
  * every server it may reach knows it (Raft replication), as consul-ecs does
- * before using a token. Fails after a bounded number of attempts.
+ * before using a token. Fails after a bounded number of attempts that find the
+ * token unknown, or once the servers have been busy or unreachable for
+ * `busyDeadlineMs`: a server that rate-limits the read (429, 503) is asked
+ * again after a backoff, as many tasks logging in at once make it do.
  */
 export async function waitForTokenReplication(client: ConsulHttpClient, token: string, opts: WaitForTokenOptions = {}): Promise<AclToken> {
   const attempts = opts.attempts ?? 20;
+  const busyDeadlineMs = opts.busyDeadlineMs ?? 60_000;
   const clock = opts.clock ?? systemClock;
+  const started = clock.now();
   let last: unknown;
-  for (let i = 0; i < attempts; i++) {
+  let unknown = 0;
+  let busy = 0;
+  for (;;) {
     try {
       return await aclTokenSelf(client, token, { stale: true, signal: opts.signal, retryDeadlineMs: 0 });
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       last = err;
     }
-    if (i + 1 < attempts) await clock.sleep(opts.intervalMs ?? 100, opts.signal);
+    if (isRetryableConsulError(last)) {
+      const left = started + busyDeadlineMs - clock.now();
+      if (left <= 0) break;
+      await clock.sleep(Math.min(backoffDelay(busy++, { initialDelayMs: 250, maxDelayMs: 5000 }), left), opts.signal);
+      continue;
+    }
+    if (++unknown >= attempts) break;
+    await clock.sleep(opts.intervalMs ?? 100, opts.signal);
   }
+  const why = isRetryableConsulError(last) ? `the servers were busy or unreachable for ${Math.round(busyDeadlineMs / 1000)}s` : `after ${unknown} attempts`;
   throw new ConsulEcsError(
     'consul-token-not-replicated',
-    `the new ACL token could not be read back with stale consistency after ${attempts} attempts ` +
+    `the new ACL token could not be read back with stale consistency ${why} ` +
       `(last error: ${describeError(last)}); check that the Consul server cluster is healthy`,
     { cause: last },
   );
