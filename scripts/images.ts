@@ -87,6 +87,35 @@ export async function ensureDebianBase(): Promise<void> {
   rmSync(tarball, { force: true });
 }
 
+/**
+ * The directory podman takes as the Dockerfile's `rootfs` stage for `arch`: that stage
+ * built on this machine's platform with TARGETARCH=arch (podman 4.3 resolves
+ * `FROM --platform=$BUILDPLATFORM` against the target platform, so a cross build
+ * cannot run it itself), its /rootfs copied out.
+ */
+async function rootfsContext(arch: ImageArch): Promise<string> {
+  const tag = `localhost/consul-ecs-ts/rootfs:${arch}`;
+  await buildImage({
+    dockerfile: join(ROOT, 'images/Dockerfile'),
+    target: 'rootfs',
+    arch: HOST_ARCH,
+    tags: [tag],
+    contexts: {},
+    buildArgs: { TARGETARCH: arch },
+  });
+  const dir = join(PODMAN_DIR, 'contexts', `rootfs-${arch}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const container = (await podman(['create', tag, 'true'])).stdout.trim();
+  try {
+    const env = { ...process.env, ...podmanEnvironment() };
+    await execa('sh', ['-c', 'podman export "$1" | tar -x -C "$2" rootfs', 'sh', container, dir], { env });
+  } finally {
+    await podman(['rm', container], { reject: false });
+  }
+  return dir;
+}
+
 /** The directory podman takes as the Dockerfile's `build` stage: /out/consul-ecs for `arch`. */
 function executableContext(arch: ImageArch): string {
   const executable = join(ROOT, 'packages/cli/dist/sea', arch === 'arm64' ? 'consul-ecs-arm64' : 'consul-ecs');
@@ -135,7 +164,7 @@ function consulDataplaneContext(): string {
   return dir;
 }
 
-async function build(args: {
+export async function buildImage(args: {
   dockerfile: string;
   target?: string;
   arch: ImageArch;
@@ -163,7 +192,7 @@ async function build(args: {
 }
 
 /** Writes an image in the project's podman storage as an OCI archive with gzip layers. */
-async function archive(image: string, file: string, refName: string): Promise<void> {
+export async function archiveImage(image: string, file: string, refName: string): Promise<void> {
   rmSync(file, { force: true });
   await execa('skopeo', ['copy', '--quiet', '--dest-compress', `containers-storage:${image}`, `oci-archive:${file}:${refName}`], {
     env: { ...process.env, ...podmanEnvironment() },
@@ -179,22 +208,22 @@ export interface BuiltImage {
 
 /** Builds the control-plane and dataplane images of `arch`, and archives them. */
 export async function buildImages(arch: ImageArch): Promise<BuiltImage[]> {
-  const contexts = { build: executableContext(arch), envoy: await envoyContext(arch) };
+  const contexts = { build: executableContext(arch), envoy: await envoyContext(arch), rootfs: await rootfsContext(arch) };
   const dockerfile = join(ROOT, 'images/Dockerfile');
   const built: BuiltImage[] = [];
   for (const [target, base] of [
     ['base', IMAGE_NAMES.base],
     ['base-iptables', IMAGE_NAMES.baseIptables],
   ] as const) {
-    await build({ dockerfile, target, arch, tags: [`${base}:dev-${arch}`], contexts });
+    await buildImage({ dockerfile, target, arch, tags: [`${base}:dev-${arch}`], contexts });
   }
   for (const name of ['control-plane', 'dataplane'] as const) {
     const local = name === 'control-plane' ? IMAGE_NAMES.controlPlane : IMAGE_NAMES.dataplane;
     const tags = [`${local}:dev-${arch}`, ...(arch === HOST_ARCH ? [`${local}:dev`] : [])];
     log(`building ${name} (${arch})`);
-    await build({ dockerfile, target: name, arch, tags, contexts });
+    await buildImage({ dockerfile, target: name, arch, tags, contexts });
     const file = join(IMAGES_DIR, `${name}-${arch}.oci.tar`);
-    await archive(tags[0]!, file, `consul-ecs-ts/${name}:dev`);
+    await archiveImage(tags[0]!, file, `consul-ecs-ts/${name}:dev`);
     built.push({ name, arch, tag: tags[0]!, archive: file });
   }
   return built;
@@ -203,7 +232,7 @@ export async function buildImages(arch: ImageArch): Promise<BuiltImage[]> {
 /** hashicorp/consul-dataplane's image (Envoy and consul-dataplane on a distroless base), made on the same base as ours. */
 export async function buildConsulDataplaneImage(): Promise<string> {
   const tag = `${IMAGE_NAMES.consulDataplane}:${CONSUL_DATAPLANE_VERSION}`;
-  await build({
+  await buildImage({
     dockerfile: join(ROOT, 'scripts/images/consul-dataplane.Dockerfile'),
     arch: HOST_ARCH,
     tags: [tag],
