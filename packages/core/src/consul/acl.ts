@@ -40,10 +40,11 @@ export interface LoginInput {
 /**
  * Consul answers most verdicts of an auth method with HTTP 500 (the RPC error is
  * passed through), so a 500 is only worth another try when its text says the
- * cluster or AWS was briefly unavailable.
+ * cluster or AWS was briefly unavailable: among them a follower's call to a
+ * leader that stopped under it (`rpc error making call: stream closed`).
  */
 const TRANSIENT_LOGIN_FAILURE =
-  /no cluster leader|leadership lost|rpc error making call: (EOF|.*connection refused|.*i\/o timeout)|context deadline exceeded|error making request|not ready to serve|raft/i;
+  /no cluster leader|leadership lost|rpc error (making call|getting client): (EOF|stream closed|session shutdown|.*connection refused|.*connection reset|.*broken pipe|.*i\/o timeout)|context deadline exceeded|error making request|not ready to serve|raft/i;
 
 /** Hints for the verdicts of the aws-iam auth method, by the text Consul returns. */
 const LOGIN_REFUSAL_HINTS: Array<[RegExp, string]> = [
