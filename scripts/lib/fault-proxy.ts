@@ -295,22 +295,28 @@ function readRequest(buf: Buffer): 'incomplete' | 'not-http' | { raw: Buffer; se
   return { raw: buf.subarray(0, total), seen: { method, path, headers, body: buf.subarray(end + 4, total).toString('utf8') } };
 }
 
-/** Writes a 200 answer with a body of `bytes` bytes (a JSON string's worth of `a`), waiting for the reader. */
+/** Writes a 200 answer with a chunked body of `bytes` bytes (`"aaa…`), waiting for the reader. */
 async function streamBody(socket: Socket, bytes: number, contentType: string): Promise<void> {
   socket.write(`HTTP/1.1 200 OK\r\nContent-Type: ${contentType}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n`);
-  const chunk = Buffer.alloc(64 * 1024, 'a');
-  chunk[0] = '"'.charCodeAt(0);
+  // Buffers are queued, not copied: each chunk is written whole, from buffers never changed.
+  const filler = Buffer.alloc(64 * 1024, 'a');
+  const first = Buffer.concat([Buffer.from('"'), filler.subarray(1)]);
   for (let sent = 0; sent < bytes && !socket.destroyed;) {
-    const part = chunk.subarray(0, Math.min(chunk.length, bytes - sent));
+    const part = (sent === 0 ? first : filler).subarray(0, Math.min(filler.length, bytes - sent));
     sent += part.length;
-    const more = socket.write(`${part.length.toString(16)}\r\n`) && socket.write(part) && socket.write('\r\n');
-    if (!more) {
+    socket.write(`${part.length.toString(16)}\r\n`);
+    socket.write(part);
+    if (!socket.write('\r\n')) {
       await new Promise<void>((resolve) => {
-        socket.once('drain', resolve);
-        socket.once('close', resolve);
+        const done = () => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.on('drain', done);
+        socket.on('close', done);
       });
     }
-    chunk[0] = 'a'.charCodeAt(0);
   }
   if (!socket.destroyed) socket.write('0\r\n\r\n');
 }
