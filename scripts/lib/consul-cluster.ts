@@ -262,27 +262,35 @@ export class ConsulCluster {
   }
 
   /**
-   * Removes a server for good, as when its machine is gone: stops it, takes it
-   * out of the Raft configuration, and deletes its data. Serf lists it as failed
-   * until it is reaped (a force-leave would hold the leader's Serf for over 15 s).
-   * A majority of the others must be running.
+   * Removes a server for good and deletes its data. By default as when its
+   * machine is gone: stopped, then taken out of the Raft configuration by the
+   * leader; Serf lists it as failed until it is reaped (a force-leave would
+   * hold the leader's Serf for over 15 s). With `leave`, a running one leaves
+   * gracefully first (`/v1/agent/leave`: out of Serf and Raft, leadership
+   * handed over if it leads), which takes over 10 s. Either way a majority of
+   * the voters must be running.
    */
-  async remove(server: ClusterServer): Promise<void> {
+  async remove(server: ClusterServer, opts: { leave?: boolean } = {}): Promise<void> {
+    if (opts.leave && server.running && !server.paused) {
+      await server.api('PUT', '/v1/agent/leave', undefined, undefined, { timeoutMs: 30_000 });
+      await waitFor(`${server.name} to exit after leaving`, 15_000, async () => (server.running ? undefined : true)).catch(() => {});
+    }
     await server.stop();
     this.servers.splice(this.servers.indexOf(server), 1);
-    const leader = await this.leader();
-    await leader.api('DELETE', '/v1/operator/raft/peer', undefined, { address: server.raftAddress });
-    await waitFor(`${server.name} out of the Raft configuration`, 30_000, async () =>
-      (await this.raftServers()).some((p) => p.Node === server.name || p.Address === server.raftAddress) ? undefined : true,
-    );
+    const inRaft = async () => (await this.raftServers()).find((p) => p.Node === server.name || p.Address === server.raftAddress);
+    const left = await inRaft();
+    if (left) await (await this.leader()).api('DELETE', '/v1/operator/raft/peer', undefined, { id: left.ID });
+    await waitFor(`${server.name} out of the Raft configuration`, 30_000, async () => ((await inRaft()) ? undefined : true));
     await rm(server.dir, { recursive: true, force: true });
   }
 
   /**
    * Adds a new server at a loopback address no server had before, with ports
    * of its own (HTTP and gRPC: the cluster's), joined to the running ones;
-   * waits until it is a voter with ACLs working. `config` is added to its
-   * configuration.
+   * waits until it follows the leader with ACLs working, in the Raft
+   * configuration. With `voter`, until autopilot has made it a voter too (after
+   * Consul's autopilot round, up to 10 s): before that it does not count for
+   * the quorum. `config` is added to its configuration.
    */
   async add(config: ConsulConfig = {}, opts: { voter?: boolean } = {}): Promise<ClusterServer> {
     const server = await this.#newServer();
