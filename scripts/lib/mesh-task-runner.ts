@@ -44,10 +44,10 @@ const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Thrown by a probe of {@link until} when waiting longer is pointless (a process it waits on has exited). */
-class GaveUp extends Error {}
+export class GaveUp extends Error {}
 
 /** Polls `probe` until it returns something other than undefined; fails after `timeoutMs` with `what` and `detail()`. */
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, detail: () => string = () => ''): Promise<T> {
+export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, detail: () => string = () => ''): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -356,9 +356,7 @@ export class MeshTask {
   #healthChecks = true;
   #appLine = '';
   #secrets: string[] = [];
-  #agentSocket: Server | undefined;
-  #agentRelay: ResultPromise | undefined;
-  readonly #agentConnections = new Set<Socket>();
+  #agentEndpoint: EcsAgentEndpoint | undefined;
 
   private constructor(
     readonly opts: MeshTaskOptions,
@@ -441,19 +439,8 @@ export class MeshTask {
 
   /** The environment the ECS agent gives every container: its endpoints at 169.254.170.2. */
   containerEnv(): Record<string, string> {
-    const env = this.sim.containerEnv();
-    if (!this.isolated) return { ...env, PATH: SYSTEM_PATH, HOME: this.dir };
-    const atAgent = (uri: string) => {
-      const u = new URL(uri);
-      return `http://${ECS_AGENT_ADDRESS}${u.pathname}`;
-    };
-    return {
-      ...env,
-      ECS_CONTAINER_METADATA_URI_V4: atAgent(env.ECS_CONTAINER_METADATA_URI_V4!),
-      AWS_CONTAINER_CREDENTIALS_FULL_URI: atAgent(env.AWS_CONTAINER_CREDENTIALS_FULL_URI!),
-      PATH: SYSTEM_PATH,
-      HOME: this.dir,
-    };
+    if (!this.isolated) return { ...this.sim.containerEnv(), PATH: SYSTEM_PATH, HOME: this.dir };
+    return { ...agentContainerEnv(this.sim), PATH: SYSTEM_PATH, HOME: this.dir };
   }
 
   /**
@@ -512,7 +499,7 @@ export class MeshTask {
       await chmod(task.bootstrapDir, 0o755);
       await sim.start();
       task.#secrets.push(sim.authorizationToken);
-      if (isolated) await task.#startAgentEndpoint();
+      if (isolated) task.#agentEndpoint = await EcsAgentEndpoint.start(opts.namespace, sim, dir);
       await stack.registerClusterNode(sim.clusterArn);
       await task.#run(opts.stepTimeoutMs ?? 60_000);
       return task;
@@ -528,49 +515,6 @@ export class MeshTask {
 
   #progress(message: string): void {
     this.opts.onProgress?.(`[${this.service}] ${message}`);
-  }
-
-  /**
-   * 169.254.170.2:80 in the task's namespace, as the ECS agent serves it: a relay
-   * there to a Unix socket of this process, which passes it on to the simulator.
-   */
-  async #startAgentEndpoint(): Promise<void> {
-    const sim = new URL(this.sim.metadataUri);
-    const socketPath = join(this.dir, 'ecs-agent.sock');
-    this.#agentSocket = createServer((c) => {
-      const up = connect(Number(sim.port), sim.hostname);
-      this.#agentConnections.add(c).add(up);
-      c.pipe(up).pipe(c);
-      const close = () => {
-        c.destroy();
-        up.destroy();
-        this.#agentConnections.delete(c);
-        this.#agentConnections.delete(up);
-      };
-      c.on('close', close);
-      up.on('close', close);
-      c.on('error', close);
-      up.on('error', close);
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.#agentSocket!.once('error', reject);
-      this.#agentSocket!.listen(socketPath, () => resolve());
-    });
-    const added = await this.namespace.run(['ip', 'addr', 'add', `${ECS_AGENT_ADDRESS}/32`, 'dev', 'lo']);
-    if (added.exitCode !== 0) throw new Error(`cannot add ${ECS_AGENT_ADDRESS} to ${this.namespace.name}: ${String(added.stderr)}`);
-    const relay = this.namespace.spawn([process.execPath, LINK_LOCAL_RELAY, ECS_AGENT_ADDRESS, '80', socketPath], {
-      stdin: 'ignore',
-      buffer: false,
-      cleanup: true,
-      all: true,
-    });
-    this.#agentRelay = relay;
-    let out = '';
-    relay.all?.on('data', (d: Buffer) => (out += d.toString()));
-    await until(`${this.service}: the ECS agent endpoint at ${ECS_AGENT_ADDRESS}:80`, 10_000, async () => {
-      if (relay.exitCode !== null) throw new GaveUp(`the relay exited: ${out}`);
-      return out.includes('listening') ? true : undefined;
-    });
   }
 
   async #run(stepMs: number): Promise<void> {
@@ -931,7 +875,6 @@ export class MeshTask {
     // On a loopback network no namespace holds what the containers started (Envoy, in a process group of its own under envoy-entrypoint).
     const stragglers = this.isolated ? [] : [...this.containers.values()].filter((c) => c.running && c.proc.pid).flatMap((c) => descendants(c.proc.pid!));
     for (const c of this.containers.values()) c.signalProcess('SIGKILL');
-    this.#agentRelay?.kill('SIGKILL');
     for (const pid of [...stragglers, ...(await this.namespace.pids())]) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -940,19 +883,100 @@ export class MeshTask {
       }
     }
     await Promise.all([...this.containers.values()].map((c) => c.exited));
-    await this.#agentRelay?.catch(() => {});
     for (const id of await this.registeredIds().catch(() => [])) {
       await stack.consul.api('PUT', '/v1/catalog/deregister', { Node: this.node, ServiceID: id }).catch(() => {});
     }
     for (const t of await stack.taskTokens(this.taskId).catch(() => [])) {
       await stack.consul.api('DELETE', `/v1/acl/token/${t.AccessorID}`).catch(() => {});
     }
-    const socket = this.#agentSocket;
-    for (const c of this.#agentConnections) c.destroy();
-    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    await this.#agentEndpoint?.close();
     await this.sim.stop();
     await stack.deleteRole(this.#roleName);
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The environment the ECS agent gives a container of an awsvpc task: its endpoints at {@link ECS_AGENT_ADDRESS}. */
+export function agentContainerEnv(sim: EcsAgentSimulator): Record<string, string> {
+  const env = sim.containerEnv();
+  const atAgent = (uri: string) => `http://${ECS_AGENT_ADDRESS}${new URL(uri).pathname}`;
+  return {
+    ...env,
+    ECS_CONTAINER_METADATA_URI_V4: atAgent(env.ECS_CONTAINER_METADATA_URI_V4!),
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: atAgent(env.AWS_CONTAINER_CREDENTIALS_FULL_URI!),
+  };
+}
+
+/**
+ * 169.254.170.2:80 in a task's network namespace, as the ECS agent serves it: a
+ * relay there (link-local-relay.mjs) to a Unix socket of this process, which
+ * passes each connection on to the ECS agent simulator. Every process in the
+ * namespace reaches it, containers joined to the namespace too.
+ */
+export class EcsAgentEndpoint {
+  private constructor(
+    private readonly server: Server,
+    /** The sockets of the connections through it, both ends. */
+    private readonly connections: Set<Socket>,
+    private readonly relay: ResultPromise | undefined,
+  ) {}
+
+  /** Starts it for `sim` in `namespace`; its Unix socket goes in `dir`. */
+  static async start(namespace: TaskNamespace, sim: EcsAgentSimulator, dir: string): Promise<EcsAgentEndpoint> {
+    const agent = new URL(sim.metadataUri);
+    const socketPath = join(dir, 'ecs-agent.sock');
+    const connections = new Set<Socket>();
+    const server = createServer((c) => {
+      const up = connect(Number(agent.port), agent.hostname);
+      connections.add(c).add(up);
+      c.pipe(up).pipe(c);
+      const close = () => {
+        c.destroy();
+        up.destroy();
+        connections.delete(c);
+        connections.delete(up);
+      };
+      c.on('close', close);
+      up.on('close', close);
+      c.on('error', close);
+      up.on('error', close);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+    const added = await namespace.run(['ip', 'addr', 'add', `${ECS_AGENT_ADDRESS}/32`, 'dev', 'lo']);
+    if (added.exitCode !== 0) {
+      await new EcsAgentEndpoint(server, connections, undefined).close();
+      throw new Error(`cannot add ${ECS_AGENT_ADDRESS} to ${namespace.name}: ${String(added.stderr)}`);
+    }
+    const relay = namespace.spawn([process.execPath, LINK_LOCAL_RELAY, ECS_AGENT_ADDRESS, '80', socketPath], {
+      stdin: 'ignore',
+      buffer: false,
+      cleanup: true,
+      all: true,
+    });
+    const endpoint = new EcsAgentEndpoint(server, connections, relay);
+    let out = '';
+    relay.all?.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await until(`the ECS agent endpoint at ${ECS_AGENT_ADDRESS}:80 in ${namespace.name}`, 10_000, async () => {
+        if (relay.exitCode !== null) throw new GaveUp(`the relay exited: ${out}`);
+        return out.includes('listening') ? true : undefined;
+      });
+    } catch (err) {
+      await endpoint.close();
+      throw err;
+    }
+    return endpoint;
+  }
+
+  /** Stops the relay and closes the socket and every connection through it. */
+  async close(): Promise<void> {
+    this.relay?.kill('SIGKILL');
+    await this.relay?.catch(() => {});
+    for (const c of this.connections) c.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
 
