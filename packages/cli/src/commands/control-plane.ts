@@ -24,7 +24,14 @@ export const controlPlaneCommand: Command = {
         }
         throw err;
       }
-      const clients = [init.client, ...consulClients(ctx, setup.config, init.addresses.slice(1))];
+      // health-sync starts with the server mesh-init ended with, then the others in their order.
+      const known = consulClients(ctx, setup.config, init.addresses);
+      const inUse = Math.max(
+        0,
+        known.findIndex((c) => c.baseUrl.origin === init.client.baseUrl.origin),
+      );
+      const clients = [...known.slice(inUse), ...known.slice(0, inUse)];
+      await init.client.close();
       try {
         await runHealthSync({
           config: setup.config,

@@ -131,26 +131,31 @@ export function consulBaseUrl(address: string): URL {
  * Error messages name the call but never the token.
  */
 export class ConsulHttpClient {
-  readonly baseUrl: URL;
+  readonly #baseUrl: URL;
   readonly #opts: ConsulClientOptions;
   readonly #dispatcher: Dispatcher | undefined;
   readonly #ownsDispatcher: boolean;
   readonly #clock: Clock;
 
   constructor(opts: ConsulClientOptions) {
-    this.baseUrl = consulBaseUrl(opts.address);
+    this.#baseUrl = consulBaseUrl(opts.address);
     this.#opts = opts;
     this.#clock = opts.clock ?? systemClock;
     if (opts.dispatcher) {
       this.#dispatcher = opts.dispatcher;
       this.#ownsDispatcher = false;
-    } else if (this.baseUrl.protocol === 'https:' && opts.tls) {
+    } else if (this.#baseUrl.protocol === 'https:' && opts.tls) {
       this.#dispatcher = new Agent({ connect: tlsConnectOptions(opts.tls) });
       this.#ownsDispatcher = true;
     } else {
       this.#dispatcher = undefined;
       this.#ownsDispatcher = false;
     }
+  }
+
+  /** The server's base URL (`http://host:port`). */
+  get baseUrl(): URL {
+    return this.#baseUrl;
   }
 
   /** Sends a call and returns the parsed JSON answer (undefined for an empty body). */
@@ -167,7 +172,7 @@ export class ConsulHttpClient {
   /** Sends a call and returns the status and raw body; throws {@link ConsulApiError} on non-2xx. */
   async send(req: ConsulRequest): Promise<{ status: number; text: string }> {
     const method = req.method ?? 'GET';
-    const url = new URL(req.path.replace(/^\/*/, '/'), this.baseUrl);
+    const url = new URL(req.path.replace(/^\/*/, '/'), this.#baseUrl);
     const query: Record<string, string | boolean | undefined> = {
       dc: this.#opts.datacenter,
       partition: this.#opts.partition,
@@ -179,7 +184,7 @@ export class ConsulHttpClient {
       url.searchParams.set(k, v === true ? '' : String(v));
     }
     const href = url.toString().replace(/=(?=&|$)/g, '');
-    const what = `Consul ${method} ${url.pathname} at ${this.baseUrl.origin}`;
+    const what = `Consul ${method} ${url.pathname} at ${this.#baseUrl.origin}`;
     const headers: Record<string, string> = {};
     if (req.token) headers['x-consul-token'] = req.token;
     let body: string | undefined;

@@ -2,7 +2,7 @@ import { defaultCredentialProvider, type CredentialProvider } from '../aws/crede
 import { CatalogClient } from '../catalog/client.js';
 import { AclAdmin, isUnknownToken } from '../consul/acl-admin.js';
 import { ConsulApiError, type ConsulHttpClient } from '../consul/http-client.js';
-import { ServerFailover } from '../consul/server-failover.js';
+import { FailoverConsulClient } from '../consul/failover-client.js';
 import { EcsApiClient, ecsEndpoint } from '../ecs/ecs-api.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
 import { systemClock } from '../util/clock.js';
@@ -53,10 +53,10 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
   const credentials = opts.credentials ?? defaultCredentialProvider({ env: opts.env, dispatcher: opts.dispatcher, clock });
 
   const token = () => opts.token;
-  const admin = new AclAdmin(opts.clients[0]!, token);
-  const catalog = new CatalogClient(opts.clients[0]!, token);
-  const servers = new ServerFailover(opts.clients, [admin, catalog], log, { rediscover: opts.rediscover, clock });
-  const failover = servers.onError;
+  // Each attempt of a call goes to the server in use; one that fails moves every call on to the next.
+  const consul = new FailoverConsulClient(opts.clients, { rediscover: opts.rediscover, logger: log, clock });
+  const admin = new AclAdmin(consul, token);
+  const catalog = new CatalogClient(consul, token);
   try {
     await retry(
       async () => {
@@ -80,10 +80,7 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
         clock,
         signal: opts.signal,
         retryable: (err) => SETUP_RETRYABLE.has((err as { code?: string }).code ?? ''),
-        onRetry: (err) => {
-          failover(err);
-          log.warn('unable to set up Consul for the cluster; retrying', { error: describeError(err) });
-        },
+        onRetry: (err) => log.warn('unable to set up Consul for the cluster; retrying', { error: describeError(err) }),
       },
     ).catch((err: unknown) => {
       if (!opts.signal.aborted) throw err;
@@ -111,14 +108,13 @@ export async function runController(opts: ControllerRunOptions): Promise<void> {
         opts.onPass?.(res);
       } catch (err) {
         if (opts.signal.aborted) break;
-        failover(err);
         log.error('error during reconcile', { error: describeError(err) });
       }
       await clock.sleep(interval, opts.signal).catch(() => {});
     }
     log.info(`${stopReason(opts.signal)}: the controller stops`);
   } finally {
-    await servers.close();
+    await consul.close();
   }
 }
 

@@ -7,6 +7,7 @@ import { consulDnsEnabled, transparentProxyEnabled } from '../config/resolve.js'
 import type { ResolvedConfig } from '../config/types.js';
 import { aclLogout, waitForTokenReplication } from '../consul/acl.js';
 import { isUnknownToken } from '../consul/acl-admin.js';
+import { FailoverConsulClient } from '../consul/failover-client.js';
 import type { ConsulHttpClient } from '../consul/http-client.js';
 import { DATAPLANE_DNS_BIND, dataplaneConfig, type DataplaneCredentials } from '../dataplane/config.js';
 import { TaskMetadataClient, taskInfo, type TaskInfo } from '../ecs/task-metadata.js';
@@ -81,7 +82,10 @@ export interface MeshInitResult {
   tokenFile?: string;
   registrations: TaskRegistrations;
   serviceName: string;
-  /** The Consul server addresses, in order of preference; `client` talks to one of them. */
+  /**
+   * The Consul server addresses, in order of preference; `client` talks to one
+   * of them at a time (its `baseUrl`), and to the next when that one fails.
+   */
   addresses: string[];
 }
 
@@ -188,24 +192,30 @@ async function readTask(run: MeshInitRun): Promise<TaskInfo> {
 /** How long mesh-init waits for one server's `/v1/status/leader` before it tries the next. */
 const LEADER_PROBE_TIMEOUT_MS = 5000;
 
-/** A client of the first Consul server that answers (`/v1/status/leader`); the first when none does, for the login's retries to wait on. */
+/**
+ * A client of the Consul servers, starting with the first that answers
+ * (`/v1/status/leader`), the first when none does, for the login's retries to
+ * wait on. Whenever the server in use fails (no connection, HTTP 5xx), the
+ * calls' next attempts go to the next server, round robin.
+ */
 async function connect(run: MeshInitRun): Promise<ConsulHttpClient> {
   const { addresses, config, env, dispatcher } = run.opts;
   if (!addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
-  const make = (address: string) => consulClientFor(address, config, env, { dispatcher, clock: run.clock });
-  for (const address of addresses.length > 1 ? addresses : []) {
-    const client = make(address);
+  const clients = addresses.map((address) => consulClientFor(address, config, env, { dispatcher, clock: run.clock }));
+  let first = 0;
+  for (const [i, client] of (clients.length > 1 ? clients : []).entries()) {
     try {
       // A server that accepts connections and never answers is left after a few seconds.
       await client.send({ path: '/v1/status/leader', retryDeadlineMs: 0, timeoutMs: LEADER_PROBE_TIMEOUT_MS });
-      run.opened(client);
-      return client;
+      first = i;
+      break;
     } catch (err) {
-      run.log.warn('Consul server not answering; trying the next', { address, error: describeError(err) });
-      await client.close();
+      run.log.warn('Consul server not answering; trying the next', { address: addresses[i], error: describeError(err) });
     }
   }
-  const client = make(addresses[0]!);
+  // The one that answered first, then the others in their order, the ones that did not answer last.
+  const servers = [...clients.slice(first), ...clients.slice(0, first)];
+  const client = new FailoverConsulClient(servers, { logger: run.log, clock: run.clock, closeGivenClients: true });
   run.opened(client);
   return client;
 }
@@ -275,6 +285,8 @@ async function register(run: MeshInitRun, client: ConsulHttpClient, acl: TaskAcl
     catalog.register(reg, { signal, retryDeadlineMs: 0 }).catch(async (err: unknown) => {
       if (!isUnknownToken(err)) throw err;
       await acl.replicated;
+      // The server in use may have changed since (a server failed): it may not know the token yet.
+      if (acl.loggedIn) await waitForTokenReplication(client, acl.token!, { clock, signal });
       return catalog.register(reg, { signal, retryDeadlineMs: 0 });
     });
   const regs = [registrations.service, registrations.proxy].flatMap((r) => (r?.Service ? [{ ...r, Service: r.Service }] : []));
