@@ -78,6 +78,8 @@ interface Figures {
   max: number;
   rssSumMb: number;
   machineMb: number;
+  /** Median CPU time (user + system) of one task's mesh-init. */
+  cpuMs: number;
   answers: Map<string, number>;
   logs: Map<string, number>;
 }
@@ -98,17 +100,27 @@ const figures = (name: string): Figures => {
     max: percentile(init, 100),
     rssSumMb: median(rs.map((r) => r.runs.reduce((n, t) => n + t.peakRssKb, 0))) / 1024,
     machineMb: median(rs.map((r) => r.machineMemoryPeakKb)) / 1024,
+    cpuMs: median(rs.flatMap((r) => r.runs.map((t) => t.cpuMs))),
     answers,
     logs,
   };
 };
 const all = Object.fromEntries(contenders.map((c) => [c.name, figures(c.name)]));
 const ref = anchor ? all[ANCHOR] : undefined;
-const cols = ['joined', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'ΣRSS MB', 'machine MB'];
+const cols = ['joined', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'ΣRSS MB', 'machine MB', 'CPU ms'];
 console.log(`${'contender'.padEnd(32)} ${cols.map((c) => c.padStart(10)).join(' ')}`);
 for (const c of contenders) {
   const f = all[c.name]!;
-  const v = [`${f.joined}/${tasks}`, f.p50.toFixed(0), f.p95.toFixed(0), f.p99.toFixed(0), f.max.toFixed(0), f.rssSumMb.toFixed(0), f.machineMb.toFixed(0)];
+  const v = [
+    `${f.joined}/${tasks}`,
+    f.p50.toFixed(0),
+    f.p95.toFixed(0),
+    f.p99.toFixed(0),
+    f.max.toFixed(0),
+    f.rssSumMb.toFixed(0),
+    f.machineMb.toFixed(0),
+    f.cpuMs.toFixed(0),
+  ];
   console.log(`${c.name.padEnd(32)} ${v.map((x) => x.padStart(10)).join(' ')}`);
 }
 if (ref) {
@@ -120,11 +132,12 @@ if (ref) {
     ratio(o.max, ref.max),
     ratio(o.rssSumMb, ref.rssSumMb),
     ratio(o.machineMb, ref.machineMb),
+    ratio(o.cpuMs, ref.cpuMs),
   ];
   console.log(`${'ours / anchor'.padEnd(32)} ${''.padStart(10)} ${r.map((x) => `${x}×`.padStart(10)).join(' ')}`);
 }
 console.log(
-  '(time from the moment all tasks start to the "successfully initialized" line; ΣRSS: the sum of every task\'s peak RSS; machine: the peak of MemTotal − MemAvailable over the storm, less what it was before)',
+  '(time from the moment all tasks start to the "successfully initialized" line; ΣRSS: the sum of every task\'s peak RSS; machine: the peak of MemTotal − MemAvailable over the storm, less what it was before; CPU: the median of one task\'s user + system CPU time)',
 );
 
 for (const c of contenders) {

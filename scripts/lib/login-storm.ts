@@ -19,7 +19,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { AclToken, AclTokenListEntry } from '@consul-ecs-ts/core';
 import { assumeRoleCredentials, EcsAgentSimulator, type ContainerCredentialsDocument } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './aws-admin.ts';
-import { commandLine, peakRssKb } from './bench.ts';
+import { GNU_TIME } from './bench.ts';
 import { ConsulCluster } from './consul-cluster.ts';
 import { MotoServer } from './local-stack.ts';
 
@@ -177,7 +177,17 @@ export interface TaskRun {
   exitMs: number;
   /** Peak RSS in kB (under GNU time), NaN otherwise. */
   peakRssKb: number;
+  /** User and system CPU time in ms (under GNU time), NaN otherwise. */
+  cpuMs: number;
   output: string;
+}
+
+const RUSAGE_MARK = 'storm-task-rusage';
+
+/** CPU time and peak RSS from the `storm-task-rusage <user s> <system s> <max RSS kB>` line GNU time printed last. */
+function resourceUsage(output: string): { cpuMs: number; peakRssKb: number } {
+  const m = [...output.matchAll(new RegExp(`^${RUSAGE_MARK} ([\\d.]+) ([\\d.]+) (\\d+)$`, 'gm'))].at(-1);
+  return m ? { cpuMs: (Number(m[1]) + Number(m[2])) * 1000, peakRssKb: Number(m[3]) } : { cpuMs: Number.NaN, peakRssKb: Number.NaN };
 }
 
 export interface StormResult {
@@ -330,7 +340,10 @@ export class LoginStormStack {
     const sampler = setInterval(() => (memoryPeak = Math.max(memoryPeak, usedMemoryKb())), 50);
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
-    const [file, args] = commandLine([...contender.argv, 'mesh-init'], { peakRss: opts.peakRss ?? false });
+    // Under GNU time, its last line gives each task's CPU time and peak RSS.
+    const [file, args] = opts.peakRss
+      ? [GNU_TIME, ['-f', `${RUSAGE_MARK} %U %S %M`, ...contender.argv, 'mesh-init']]
+      : [contender.argv[0]!, [...contender.argv.slice(1), 'mesh-init']];
     const children: Array<{ proc: ResultPromise; initMs: number; output: string }> = this.sims.map((sim, i) => {
       const env: Record<string, string> = {
         ...sim.containerEnv(),
@@ -357,7 +370,7 @@ export class LoginStormStack {
           exitCode: r.exitCode,
           initMs: child.initMs,
           exitMs: elapsed(),
-          peakRssKb: opts.peakRss ? peakRssKb(child.output) : Number.NaN,
+          ...(opts.peakRss ? resourceUsage(child.output) : { peakRssKb: Number.NaN, cpuMs: Number.NaN }),
           output: child.output,
         };
       }),
