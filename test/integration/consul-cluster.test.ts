@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { ConsulHttpClient, waitForTokenReplication, type AclToken, type HealthCheck } from '@consul-ecs-ts/core';
-import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
+import { assumeRoleCredentials, EcsAgentSimulator, type EcsAgentSimulatorOptions } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from '../../scripts/lib/aws-admin.ts';
 import { ConsulCluster } from '../../scripts/lib/consul-cluster.ts';
 import { MotoServer } from '../../scripts/lib/local-stack.ts';
@@ -29,6 +29,7 @@ describe('a real Consul cluster: servers failing under mesh-init and health-sync
   let sim: EcsAgentSimulator;
   let dir: string;
   let roleName: string;
+  let roleArn: string;
   /** Runs once, at the task's first request for its role's credentials (just before it signs its login). */
   let onCredentials: (() => Promise<void>) | undefined;
   const outputs: string[] = [];
@@ -48,27 +49,9 @@ describe('a real Consul cluster: servers failing under mesh-init and health-sync
     secrets.add(cluster.managementToken);
     await cluster.configureIamAuthMethod(moto, { serverIdHeaderValue: SERVER_ID });
     roleName = `web-task-${++roles}`;
-    const role = await moto.admin.createRole({ name: roleName, path: '/consul-ecs/', tags: { [SERVICE_NAME_TAG]: 'web' } });
-    const source = assumeRoleCredentials({ stsEndpoint: moto.url, credentials: moto.admin.credentials, roleArn: role.arn });
+    roleArn = (await moto.admin.createRole({ name: roleName, path: '/consul-ecs/', tags: { [SERVICE_NAME_TAG]: 'web' } })).arn;
     onCredentials = undefined;
-    sim = new EcsAgentSimulator({
-      family: 'web',
-      containers: [
-        { name: 'app', hasHealthCheck: true, health: 'HEALTHY' },
-        { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' },
-      ],
-      credentials: async () => {
-        const hook = onCredentials;
-        onCredentials = undefined;
-        await hook?.();
-        const doc = await source();
-        secrets.add(doc.SecretAccessKey);
-        if (doc.Token) secrets.add(doc.Token);
-        return doc;
-      },
-    });
-    await sim.start();
-    secrets.add(sim.authorizationToken);
+    sim = await taskSimulator(roleArn);
     // The cluster's node, as the controller registers it.
     await cluster.api('PUT', '/v1/catalog/register', { Node: sim.clusterArn, Address: '127.0.0.1', NodeMeta: { 'synthetic-node': 'true' } });
     dir = await mkdtemp(join(tmpdir(), 'cluster-bootstrap-'));
@@ -81,6 +64,31 @@ describe('a real Consul cluster: servers failing under mesh-init and health-sync
     assertNoSecretsPrinted();
     outputs.length = 0;
   });
+
+  /** A task's ECS agent, handing out the role's credentials (and running `onCredentials` at the first request). */
+  async function taskSimulator(arn: string, opts: EcsAgentSimulatorOptions = {}): Promise<EcsAgentSimulator> {
+    const source = assumeRoleCredentials({ stsEndpoint: moto.url, credentials: moto.admin.credentials, roleArn: arn });
+    const agent = new EcsAgentSimulator({
+      family: 'web',
+      containers: [
+        { name: 'app', hasHealthCheck: true, health: 'HEALTHY' },
+        { name: 'consul-dataplane', hasHealthCheck: true, health: 'HEALTHY' },
+      ],
+      ...opts,
+      credentials: async () => {
+        const hook = onCredentials;
+        onCredentials = undefined;
+        await hook?.();
+        const doc = await source();
+        secrets.add(doc.SecretAccessKey);
+        if (doc.Token) secrets.add(doc.Token);
+        return doc;
+      },
+    });
+    await agent.start();
+    secrets.add(agent.authorizationToken);
+    return agent;
+  }
 
   function assertNoSecretsPrinted(): void {
     const all = outputs.join('\n');
@@ -158,15 +166,33 @@ describe('a real Consul cluster: servers failing under mesh-init and health-sync
     );
   }
 
-  /** The leader is stopped at `moment`; mesh-init talks to a follower (the other follower and the old leader after it). */
-  async function meshInitWhileLeaderStops(moment: 'before the login' | 'once the login token exists'): Promise<void> {
+  /**
+   * The leader is stopped at `moment`. mesh-init is given the followers first
+   * (it talks to a follower, the other follower and the old leader after it), or
+   * with `leaderFirst` the leader first: then the server it talks to stops under it.
+   */
+  async function meshInitWhileLeaderStops(moment: 'before the login' | 'once the login token exists', opts: { leaderFirst?: boolean } = {}): Promise<Run> {
     const leader = await cluster.leader();
     const followers = await cluster.followers();
-    const hosts = await cluster.writeHostsFile(join(dir, 'servers'), [...followers, leader]);
+    const hosts = await cluster.writeHostsFile(join(dir, 'servers'), opts.leaderFirst ? [leader, ...followers] : [...followers, leader]);
     let stopped: Promise<void> | undefined;
     if (moment === 'before the login') onCredentials = () => (stopped = cluster.stop(leader));
     const mi = spawn('mesh-init', hosts);
-    if (moment === 'once the login token exists') {
+    if (moment === 'once the login token exists' && opts.leaderFirst) {
+      // mesh-init is held still from its login's answer until the leader has stopped: what it sends after
+      // the login (the token's read-back, the registrations) meets a stopped server.
+      const held = new Promise<void>((resolve) => {
+        const watch = (d: Buffer) => {
+          if (!d.toString().includes('logged in to Consul')) return;
+          mi.proc.kill('SIGSTOP');
+          mi.proc.all?.off('data', watch);
+          resolve();
+        };
+        mi.proc.all?.on('data', watch);
+      });
+      await Promise.race([held, mi.result]);
+      stopped = cluster.stop(leader).finally(() => mi.proc.kill('SIGCONT'));
+    } else if (moment === 'once the login token exists') {
       await eventually('the login token', 20_000, async () => ((await leader.api<unknown[]>('GET', '/v1/acl/tokens')).length > 2 ? true : undefined));
       stopped = cluster.stop(leader);
     }
@@ -177,6 +203,7 @@ describe('a real Consul cluster: servers failing under mesh-init and health-sync
     assert.equal(res.exitCode, 0, res.output);
     assert.match(res.output, /successfully initialized the task/);
     await assertJoinedOnce();
+    return res;
   }
 
   it('mesh-init joins once when the leader is stopped just before its login', async () => {
@@ -185,6 +212,19 @@ describe('a real Consul cluster: servers failing under mesh-init and health-sync
 
   it('mesh-init joins once when the leader is stopped as its login token is committed', async () => {
     await meshInitWhileLeaderStops('once the login token exists');
+  });
+
+  it('mesh-init given the leader first moves to a follower when the leader is stopped just before its login: joins once, inside its deadline', async () => {
+    const res = await meshInitWhileLeaderStops('before the login', { leaderFirst: true });
+    assert.match(res.output, /switching to Consul server/);
+    assert.ok(res.durationMs < 60_000, `mesh-init took ${res.durationMs} ms`);
+  });
+
+  it('mesh-init given the leader first goes on through a follower when the leader is stopped as its login token is committed: no second login, no orphan token', async () => {
+    const res = await meshInitWhileLeaderStops('once the login token exists', { leaderFirst: true });
+    assert.match(res.output, /switching to Consul server/);
+    assert.equal(res.output.match(/logged in to Consul/g)?.length, 1, 'one login');
+    assert.ok(res.durationMs < 60_000, `mesh-init took ${res.durationMs} ms`);
   });
 
   it('health-sync talking to the leader goes on after the leader is stopped: changes reach Consul, nothing twice, clean stop', async () => {
