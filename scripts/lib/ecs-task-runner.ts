@@ -24,6 +24,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type Options, type Result } from 'execa';
@@ -535,11 +536,27 @@ export class EcsTask {
     return readFileSync(join(mountpoint, path), 'utf8');
   }
 
-  /** Owner, group and mode of a task volume's root, as the containers see it. */
-  async volumeRoot(volume: string): Promise<{ uid: number; gid: number; mode: string }> {
+  /** Owner, group and mode of a file of a task volume (its root by default), as the containers see it. */
+  async volumeFileStat(volume: string, path = '.'): Promise<{ uid: number; gid: number; mode: string }> {
     const mountpoint = String((await podman(['volume', 'inspect', '--format', '{{.Mountpoint}}', this.volume(volume)])).stdout).trim();
-    const out = (await execa('stat', ['-c', '%u %g %a', mountpoint])).stdout.trim().split(' ');
+    const out = (await execa('stat', ['-c', '%u %g %a', join(mountpoint, path)])).stdout.trim().split(' ');
     return { uid: Number(out[0]), gid: Number(out[1]), mode: out[2]! };
+  }
+
+  /**
+   * Runs a one-off container beside the task's: in its network namespace, with
+   * task volumes mounted read-only (`{ volume: containerPath }`); removed after.
+   */
+  async runBeside(
+    image: string,
+    argv: string[],
+    mounts: Record<string, string>,
+    timeoutMs = 30_000,
+  ): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
+    const args = ['run', '--rm', '--pull=never', '--label', this.#label, '--network', `ns:/run/netns/${this.opts.namespace.name}`];
+    for (const [volume, path] of Object.entries(mounts)) args.push('--volume', `${this.volume(volume)}:${path}:ro`);
+    const r = await podman([...args, image, ...argv], { reject: false, timeout: timeoutMs });
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
   /**
@@ -683,6 +700,21 @@ function installExitHandler(): void {
   process.once('exit', () => {
     for (const task of [...live]) task.disposeSync();
   });
+}
+
+/** An image with nothing in it (no files at all), made once in podman's storage; returns its name. */
+export async function emptyImage(): Promise<string> {
+  const name = 'localhost/consul-ecs-ts/empty:latest';
+  if (await imageExists(name)) return name;
+  const dir = await mkdtemp(join(tmpdir(), 'empty-image-'));
+  try {
+    const archive = join(dir, 'empty.tar');
+    await execa('tar', ['-cf', archive, '-T', '/dev/null']);
+    await podman(['import', archive, name]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return name;
 }
 
 /** Containers and volumes of this runner's tasks (any task) still in podman's storage. */
