@@ -369,4 +369,93 @@ describe('a real Consul cluster: servers failing under mesh-init and health-sync
       await hs.result;
     }
   });
+  it("the controller follows the servers when all are replaced at new addresses: a stopped task's token and instances are removed through a new server", async () => {
+    // The controller's own task and a mesh task, running in moto's ECS cluster.
+    const ecsCluster = 'cluster-with-replaced-servers';
+    await moto.admin.createCluster(ecsCluster);
+    const [own] = await moto.admin.runTasks(ecsCluster, 'consul-ecs-controller');
+    const [meshTask] = await moto.admin.runTasks(ecsCluster, 'web', { tags: { 'consul.hashicorp.com/mesh': 'true' } });
+    const controllerRole = `controller-task-${roles}`;
+    const role = await moto.admin.createRole({
+      name: controllerRole,
+      path: '/ecs/',
+      tags: {},
+      allowGetRole: false,
+      allowActions: ['ecs:ListTasks', 'ecs:DescribeTasks'],
+    });
+    const taskIdOf = (arn: string) => arn.split('/').pop()!;
+    const ctrlSim = await taskSimulator(role.arn, {
+      cluster: ecsCluster,
+      family: 'consul-ecs-controller',
+      taskId: taskIdOf(own!.taskArn!),
+      containers: [{ name: 'consul-ecs-controller', hasHealthCheck: false }],
+    });
+    await sim.stop();
+    sim = await taskSimulator(roleArn, { cluster: ecsCluster, taskId: taskIdOf(meshTask!.taskArn!) });
+    assert.equal(sim.clusterArn, ctrlSim.clusterArn);
+    const serversFile = join(dir, 'servers');
+    const hosts = await cluster.writeHostsFile(serversFile);
+    const controllerConfig = {
+      bootstrapDir: '/consul',
+      logLevel: 'DEBUG',
+      controller: { iamRolePath: '/consul-ecs/', partitionsEnabled: false, partition: '' },
+      consulServers: { ...(config(hosts).consulServers as object) },
+    };
+    const started = Date.now();
+    const controller = execa(SEA, ['controller'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...ctrlSim.containerEnv(),
+        CONSUL_ECS_CONFIG_JSON: JSON.stringify(controllerConfig),
+        CONSUL_HTTP_TOKEN: cluster.managementToken,
+        AWS_ENDPOINT_URL_ECS: moto.url,
+      },
+      extendEnv: false,
+      reject: false,
+      timeout: 120_000,
+      all: true,
+    });
+    let output = '';
+    controller.all?.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      await eventually("the controller's first pass", 30_000, async () => (/reconcile finished/.test(output) ? true : undefined));
+      const mi = await spawn('mesh-init', hosts).result;
+      assert.equal(mi.exitCode, 0, mi.output);
+      await assertJoinedOnce();
+      const passes = () => output.match(/reconcile finished/g)?.length ?? 0;
+      const before = passes();
+      await eventually('a pass that leaves the running task as it is', 15_000, async () => (passes() > before ? true : undefined));
+      assert.equal((await cluster.loginTokens()).length, 1);
+
+      // Three new servers join at new addresses; the three the controller was given leave.
+      const originals = [...cluster.servers];
+      await Promise.all(originals.map(() => cluster.add({}, { voter: true })));
+      for (const old of originals) await cluster.remove(old);
+      await cluster.writeHostsFile(serversFile);
+      await moto.admin.stopTask(ecsCluster, meshTask!.taskArn!);
+
+      await eventually("the stopped task's token and instances removed", 30_000, async () =>
+        (await cluster.loginTokens()).length === 0 && (await nodeServiceIds()).length === 0 ? true : undefined,
+      );
+      assert.match(output, /found the Consul servers at new addresses/);
+      assert.match(output, /deleted the login token of a task that no longer runs/);
+      assert.equal(output.match(/deregistered a service of a task that no longer runs/g)?.length, 2);
+      const newAddresses = cluster.running().map((s) => s.httpAddr);
+      assert.ok(
+        newAddresses.some((a) => output.includes(a)),
+        `it talks to a new server (${newAddresses.join(', ')})`,
+      );
+      controller.kill('SIGTERM');
+      const res = await controller;
+      assert.equal(res.exitCode, 0, output);
+      // Mostly the servers' replacement; the controller's own part is one pass (10 s) at most.
+      assert.ok(Date.now() - started < 90_000, `${Date.now() - started} ms`);
+    } finally {
+      controller.kill('SIGKILL');
+      await controller;
+      outputs.push(output);
+      await ctrlSim.stop();
+      await moto.admin.deleteRole(controllerRole).catch(() => {});
+    }
+  });
 });
