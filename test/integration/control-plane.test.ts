@@ -1,7 +1,7 @@
 // mesh-init, health-sync and control-plane against a real Consul (ACLs on, the
 // aws-iam auth method), moto and the ECS agent simulator, as a mesh task runs them.
 import assert from 'node:assert/strict';
-import { chmod, chown, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -169,9 +169,8 @@ describe('control plane against Consul, moto and the simulated task', () => {
     );
     await stack.readToken(join(dir, 'service-token'));
 
-    // The copy runs where there is no C or C++ library (hashicorp/consul-dataplane's
-    // distroless image has no libstdc++; an app's may have musl, or nothing): a root
-    // with only /proc and the bootstrap volume, at the same path as here.
+    // The loader and libraries the copy runs with, beside it (mesh-task-containers.test.ts runs
+    // the copy in an image with no files at all).
     const libs = join(dir, '.consul-ecs-lib');
     assert.deepEqual(
       (await readdir(libs)).filter((f) => f.includes('.tmp')),
@@ -180,29 +179,6 @@ describe('control plane against Consul, moto and the simulated task', () => {
     );
     for (const lib of ['ld-linux-x86-64.so.2', 'libc.so.6', 'libstdc++.so.6', 'libgcc_s.so.1'])
       assert.equal((await stat(join(libs, lib))).mode & 0o777, 0o755, lib);
-    const root = await mkdtemp(join(tmpdir(), 'empty-root-'));
-    try {
-      // In a mount namespace of its own: the mounts go with it.
-      const script =
-        'root="$0" dir="$1"; shift; mkdir -p "$root/proc" "$root$dir" && mount -t proc proc "$root/proc" && mount --bind "$dir" "$root$dir" && exec chroot "$root" "$dir/consul-ecs" "$@"';
-      const inEmptyRoot = (...args: string[]) =>
-        execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, root, dir, ...args], {
-          extendEnv: false,
-          env: { PATH: process.env.PATH ?? '' },
-          reject: false,
-        });
-      const version = await inEmptyRoot('version');
-      assert.equal(version.exitCode, 0, version.stderr);
-      assert.match(version.stdout, /^consul-ecs v\d+\.\d+\.\d+/);
-      const dial = await inEmptyRoot('net-dial', `127.0.0.1:${stack.consul.ports.http}`);
-      assert.equal(dial.exitCode, 0, dial.stderr);
-      // app-entrypoint starts its command (the copy again) with no shell and no PATH.
-      const app = await inEmptyRoot('app-entrypoint', '-shutdown-delay', '1s', join(dir, 'consul-ecs'), 'version');
-      assert.equal(app.exitCode, 0, app.stderr);
-      assert.match(app.stdout, /^consul-ecs v/);
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
     stack.assertNoSecretsPrinted();
   });
 
@@ -303,15 +279,13 @@ describe('control plane against Consul, moto and the simulated task', () => {
   });
 
   /**
-   * health-sync as terraform-aws-consul-ecs's mesh-task runs it: the bootstrap dir
-   * mounted read-only, and as user 5996 (`true`) or another uid (mesh-init runs as
-   * root there when transparent proxy is on). The self-contained executable, which any user may run.
+   * health-sync with the bootstrap dir mounted read-only, as terraform-aws-consul-ecs's
+   * mesh-task mounts it, as user `uid`. The self-contained executable, which any user may run.
+   * (The images themselves, in terraform's task definitions, are run by mesh-task-containers.test.ts.)
    */
-  const terraformHealthSync = (asUser: boolean | number) => {
+  const readOnlyHealthSync = (uid: number) => {
     const env = meshEnv(sim, meshConfig(stack, dir));
-    const uid = asUser === true ? 5996 : asUser;
-    const user = uid === false ? '' : `setpriv --reuid=${uid} --regid=${uid} --clear-groups`;
-    const script = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec ${user} "$2" health-sync`;
+    const script = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec setpriv --reuid=${uid} --regid=${uid} --clear-groups "$2" health-sync`;
     const proc = execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', dir, SEA], {
       env,
       extendEnv: false,
@@ -323,59 +297,13 @@ describe('control plane against Consul, moto and the simulated task', () => {
     const result = proc.then((r) => (stack.outputs.push(String(r.stderr)), { exitCode: r.exitCode, stderr: String(r.stderr) }));
     return { pid: proc.pid!, output: () => live, result };
   };
-  /** SIGTERM, all checks critical, the dataplane stops: health-sync's graceful stop, which must end with exit 0. */
-  const stopTask = async (hs: ReturnType<typeof terraformHealthSync>) => {
-    process.kill(hs.pid, 'SIGTERM');
-    await eventually('all critical', 3000, async () => (Object.values(await statusOf()).every((s) => s === 'critical') ? true : undefined));
-    sim.stopContainer('consul-dataplane');
-    const res = await hs.result;
-    assert.equal(res.exitCode, 0, res.stderr);
-    assert.equal((await services()).length, 0, 'service and proxy are gone');
-    return res;
-  };
-  /** health-sync as terraform runs it (5996, /consul read-only) takes over mesh-init's token: one login in all, logged out at the end. */
-  const healthSyncTakesOverToken = async () => {
-    const hs = terraformHealthSync(true);
-    await eventually('passing', 10_000, async () =>
-      (await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined,
-    );
-    assert.equal((await loginTokens()).length, 1, "health-sync uses mesh-init's token");
-    assert.doesNotMatch(hs.output(), /cannot read the service token/);
-    const res = await stopTask(hs);
-    assert.match(res.stderr, /logged out of Consul/);
-    assert.equal((await loginTokens()).length, 0, 'the token is gone');
-  };
-
-  it('terraform layout: health-sync with the bootstrap dir read-only logs out, leaves the token file in place and exits 0', async () => {
-    assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
-    await stack.readToken(join(dir, 'service-token'));
-    const hs = terraformHealthSync(false);
-    await eventually('passing', 10_000, async () =>
-      (await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined,
-    );
-    const res = await stopTask(hs);
-    assert.match(res.stderr, /logged out of Consul/);
-    assert.equal((await loginTokens()).length, 0, 'the token is gone');
-    await stat(join(dir, 'service-token'));
-    stack.assertNoSecretsPrinted();
-  });
-
-  it("terraform layout with transparent proxy: mesh-init as root gives its token to health-sync's user 5996, which logs it out", async () => {
-    await chmod(dir, 0o755);
-    assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
-    const st = await stat(join(dir, 'service-token'));
-    assert.deepEqual([st.uid, st.gid, (st.mode & 0o777).toString(8)], [5996, 5996, '600']);
-    await stack.readToken(join(dir, 'service-token'));
-    await healthSyncTakesOverToken();
-    stack.assertNoSecretsPrinted();
-  });
 
   it('health-sync as a user who cannot read the token mesh-init wrote logs in with the task role itself', async () => {
     // mesh-init as root gives its token file (0600) to 5996; health-sync runs as 6000.
     await chmod(dir, 0o755);
     assert.equal((await stack.cli(['mesh-init'], meshEnv(sim, meshConfig(stack, dir)))).exitCode, 0);
     const meshInitToken = await stack.readToken(join(dir, 'service-token'));
-    const hs = terraformHealthSync(6000);
+    const hs = readOnlyHealthSync(6000);
     await eventually('passing', 10_000, async () =>
       (await checks()).length === 3 && Object.values(await statusOf()).every((s) => s === 'passing') ? true : undefined,
     );
@@ -386,7 +314,13 @@ describe('control plane against Consul, moto and the simulated task', () => {
       tokens.every((t) => t.Description?.includes(sim.taskId)),
       'both carry the task meta',
     );
-    const res = await stopTask(hs);
+    // SIGTERM, all checks critical, the dataplane stops: health-sync's graceful stop, which must end with exit 0.
+    process.kill(hs.pid, 'SIGTERM');
+    await eventually('all critical', 3000, async () => (Object.values(await statusOf()).every((s) => s === 'critical') ? true : undefined));
+    sim.stopContainer('consul-dataplane');
+    const res = await hs.result;
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.equal((await services()).length, 0, 'service and proxy are gone');
     assert.match(res.stderr, /logged out of Consul/);
     // health-sync's own token is gone; mesh-init's, which it cannot read, stays for the controller to remove.
     const left = await loginTokens();
@@ -395,42 +329,19 @@ describe('control plane against Consul, moto and the simulated task', () => {
     stack.assertNoSecretsPrinted();
   });
 
-  it("the images' users: mesh-init as 5996 needs /consul to be its own; then Envoy as 5995 reads its bootstrap and health-sync as 5996 takes over mesh-init's token", async () => {
-    // As root, as users are named in a task definition, in the image's order: a new
-    // user's process, and the files it leaves.
-    const meshInitAs5996 = () =>
-      execa('setpriv', ['--reuid=5996', '--regid=5996', '--clear-groups', SEA, 'mesh-init'], {
-        env: meshEnv(sim, meshConfig(stack, dir)),
-        extendEnv: false,
-        reject: false,
-      });
+  it('mesh-init as a user who cannot write the bootstrap dir fails naming the dir and the uid, and leaves nothing', async () => {
     // ECS makes a task's volume root's, mode 0755, unless the image that mounts it first has the path as a VOLUME.
     await chmod(dir, 0o755);
-    const refused = await meshInitAs5996();
+    const refused = await execa('setpriv', ['--reuid=5996', '--regid=5996', '--clear-groups', SEA, 'mesh-init'], {
+      env: meshEnv(sim, meshConfig(stack, dir)),
+      extendEnv: false,
+      reject: false,
+    });
     stack.outputs.push(refused.stderr);
     assert.equal(refused.exitCode, 1);
     assert.match(refused.stderr, new RegExp(`cannot write ${join(dir, 'service-token')}: EACCES.*check that ${dir} exists and that uid 5996 can write to it`));
     assert.deepEqual(await services(), [], 'nothing left registered');
     assert.equal((await loginTokens()).length, 0, 'no token left');
-
-    // images/Dockerfile's control-plane image gives /consul to its user 5996.
-    await chown(dir, 5996, 5996);
-    const res = await meshInitAs5996();
-    stack.outputs.push(res.stderr);
-    assert.equal(res.exitCode, 0, res.stderr);
-    for (const f of ['service-token', 'consul-dataplane.json', 'envoy-bootstrap.json', 'consul-ecs']) assert.equal((await stat(join(dir, f))).uid, 5996, f);
-    // The dataplane container runs as 5995 (terraform's mesh-task, images/Dockerfile's dataplane image).
-    const asProxy = await execa('setpriv', ['--reuid=5995', '--regid=5995', '--clear-groups', 'cat', join(dir, 'envoy-bootstrap.json')], { reject: false });
-    assert.equal(asProxy.exitCode, 0, asProxy.stderr);
-    assert.equal(JSON.parse(asProxy.stdout).node.id, `web-${sim.taskId}-sidecar-proxy`);
-    const dial = await execa(
-      'setpriv',
-      ['--reuid=5995', '--regid=5995', '--clear-groups', join(dir, 'consul-ecs'), 'net-dial', `127.0.0.1:${stack.consul.ports.http}`],
-      { reject: false },
-    );
-    assert.equal(dial.exitCode, 0, dial.stderr);
-
-    await healthSyncTakesOverToken();
     stack.assertNoSecretsPrinted();
   });
 
