@@ -111,7 +111,7 @@ async function rootfsContext(arch: ImageArch): Promise<string> {
     const env = { ...process.env, ...podmanEnvironment() };
     await execa('sh', ['-c', 'podman export "$1" | tar -x -C "$2" rootfs', 'sh', container, dir], { env });
   } finally {
-    await podman(['rm', container], { reject: false });
+    await podman(['rm', '--volumes', container], { reject: false });
   }
   return dir;
 }

@@ -6,7 +6,7 @@
 // v1/v2 layout, and podman's default ulimits can exceed a machine's hard limits;
 // the private containers.conf sets runc, cgroupfs and ulimits this machine allows.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type Options, type Result } from 'execa';
@@ -42,6 +42,18 @@ function hardOpenFilesLimit(): number {
   return out === 'unlimited' ? 1_048_576 : Number(out);
 }
 
+/** Writes `file` only when its content differs, by rename: a podman starting meanwhile reads the old file or the new one. */
+function writeIfChanged(file: string, content: string): void {
+  try {
+    if (readFileSync(file, 'utf8') === content) return;
+  } catch {
+    // not there yet
+  }
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, file);
+}
+
 /**
  * The environment podman runs with: CONTAINERS_CONF and CONTAINERS_STORAGE_CONF
  * pointing at files under {@link PODMAN_DIR}, written on first use.
@@ -51,7 +63,7 @@ export function podmanEnvironment(dir = PODMAN_DIR): Record<string, string> {
   const storageConf = join(dir, 'storage.conf');
   mkdirSync(dir, { recursive: true });
   const nofile = Math.min(hardOpenFilesLimit(), 65_536);
-  writeFileSync(
+  writeIfChanged(
     conf,
     [
       '[containers]',
@@ -64,7 +76,7 @@ export function podmanEnvironment(dir = PODMAN_DIR): Record<string, string> {
       '',
     ].join('\n'),
   );
-  writeFileSync(storageConf, ['[storage]', 'driver = "overlay"', `graphroot = "${join(dir, 'storage')}"`, `runroot = "${join(dir, 'run')}"`, ''].join('\n'));
+  writeIfChanged(storageConf, ['[storage]', 'driver = "overlay"', `graphroot = "${join(dir, 'storage')}"`, `runroot = "${join(dir, 'run')}"`, ''].join('\n'));
   return { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storageConf };
 }
 

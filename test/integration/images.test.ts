@@ -116,7 +116,7 @@ describe('the arm64 images, under qemu-user', () => {
     try {
       await execa('sh', ['-c', 'podman export "$1" | tar -x -C "$2"', 'sh', container, rootfs], { env: { ...process.env, ...podmanEnvironment() } });
     } finally {
-      await podman(['rm', container], { reject: false });
+      await podman(['rm', '--volumes', container], { reject: false });
     }
   });
   after(() => rmSync(rootfs, { recursive: true, force: true }));
