@@ -27,11 +27,12 @@ class LoopbackHttp {
 
   constructor(
     readonly host: string,
-    handler: (req: IncomingMessage, res: ServerResponse) => void,
+    /** How it answers; a test may change it. */
+    public handle: (req: IncomingMessage, res: ServerResponse) => void,
   ) {
     this.#server = createServer((req, res) => {
       this.requests.push(`${req.method} ${req.url?.split('?')[0]}`);
-      handler(req, res);
+      this.handle(req, res);
     });
     this.#server.on('connection', (s) => {
       this.#sockets.add(s);
@@ -274,19 +275,36 @@ describe('mesh-init when the Consul server in use stops', () => {
   it('goes on through the next server, without a second login, when the first stops once the login has answered', async () => {
     // The first server answers the login, and stops at the request after it, leaving it unanswered.
     let answeredLogin = false;
-    const stopAfterLogin = (req: IncomingMessage, res: ServerResponse) => {
+    first.handle = (req, res) => {
       if (answeredLogin) return void first.stop();
       if (req.url?.startsWith('/v1/acl/login')) res.on('finish', () => (answeredLogin = true));
       toStandIn(req, res);
     };
-    await first.stop();
-    first = await new LoopbackHttp('127.0.0.21', stopAfterLogin).listen(second.port);
     const { result, log } = await run();
     assert.equal(result.client.baseUrl.host, second.address);
     assert.equal(first.requests.filter((r) => r === 'POST /v1/acl/login').length, 1);
     assert.equal(second.requests.filter((r) => r === 'POST /v1/acl/login').length, 0, 'no second login');
     assert.ok(second.requests.includes('PUT /v1/catalog/register'), 'registered through the second server');
     assert.match(log, /switching to Consul server: address=http:\/\/127\.0\.0\.22/);
+    await assertJoinedOnce();
+  });
+
+  it('once a server has failed, reads the token back again while the next server does not know it yet (a new leader not elected)', async () => {
+    let answeredLogin = false;
+    first.handle = (req, res) => {
+      if (answeredLogin) return void first.stop();
+      if (req.url?.startsWith('/v1/acl/login')) res.on('finish', () => (answeredLogin = true));
+      toStandIn(req, res);
+    };
+    // The second server answers "ACL not found" to the token's first 25 stale reads: more than one read-back's 20.
+    let unknownFor = 25;
+    second.handle = (req, res) => {
+      if (req.url?.startsWith('/v1/acl/token/self') && unknownFor-- > 0) return answering(403, 'ACL not found')(req, res);
+      toStandIn(req, res);
+    };
+    const { log } = await run();
+    assert.match(log, /the new token is not known yet since a Consul server failed; reading it back again/);
+    assert.ok(unknownFor < 0, 'every refusal was seen');
     await assertJoinedOnce();
   });
 

@@ -41,6 +41,7 @@ export class FailoverConsulClient extends ConsulHttpClient {
   readonly #given: ConsulHttpClient[];
   readonly #opts: FailoverConsulClientOptions;
   readonly #clock: Clock;
+  #moves = 0;
 
   constructor(clients: ConsulHttpClient[], opts: FailoverConsulClientOptions = {}) {
     if (!clients.length) throw new Error('FailoverConsulClient needs at least one Consul client');
@@ -62,6 +63,11 @@ export class FailoverConsulClient extends ConsulHttpClient {
     return this.#inUse.http;
   }
 
+  /** How many times a failed server made it move to the next one. */
+  get moves(): number {
+    return this.#moves;
+  }
+
   /** The clients of the servers known now, in their round-robin order. */
   get servers(): readonly ConsulHttpClient[] {
     return this.#failover.clients;
@@ -77,7 +83,10 @@ export class FailoverConsulClient extends ConsulHttpClient {
           return await server.send({ ...req, retryDeadlineMs: 0 });
         } catch (err) {
           // Calls in flight together that fail on the same server move it on once.
-          if (!req.signal?.aborted && server === this.#inUse.http) this.#failover.onError(err);
+          if (!req.signal?.aborted && server === this.#inUse.http) {
+            this.#failover.onError(err);
+            if (this.#inUse.http !== server) this.#moves++;
+          }
           throw err;
         }
       },

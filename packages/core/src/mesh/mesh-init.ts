@@ -198,7 +198,7 @@ const LEADER_PROBE_TIMEOUT_MS = 5000;
  * wait on. Whenever the server in use fails (no connection, HTTP 5xx), the
  * calls' next attempts go to the next server, round robin.
  */
-async function connect(run: MeshInitRun): Promise<ConsulHttpClient> {
+async function connect(run: MeshInitRun): Promise<FailoverConsulClient> {
   const { addresses, config, env, dispatcher } = run.opts;
   if (!addresses.length) throw new ConsulEcsError('consul-servers-missing', `consulServers.hosts "${config.consulServers.hosts}" resolved to no address`);
   const clients = addresses.map((address) => consulClientFor(address, config, env, { dispatcher, clock: run.clock }));
@@ -235,7 +235,7 @@ interface TaskAcl {
  * Logs in with the task's IAM role and sinks the token (`service-token`), or uses
  * CONSUL_HTTP_TOKEN as it is. A re-run logs out the token of the run before.
  */
-async function logIn(run: MeshInitRun, client: ConsulHttpClient, task: TaskInfo): Promise<TaskAcl> {
+async function logIn(run: MeshInitRun, client: FailoverConsulClient, task: TaskInfo): Promise<TaskAcl> {
   const { config, env, dispatcher } = run.opts;
   const staticToken = env.CONSUL_HTTP_TOKEN || undefined;
   if (staticToken || !config.consulLogin.enabled) {
@@ -262,13 +262,34 @@ async function logIn(run: MeshInitRun, client: ConsulHttpClient, task: TaskInfo)
   const token = acl.SecretID;
   run.log.addSecret(token);
   run.undoing(() => aclLogout(client, token, { retryDeadlineMs: 5000 }));
-  const replicated = waitForTokenReplication(client, token, { clock: run.clock, signal: run.signal }).then(() =>
-    run.log.debug('the token reads back with stale consistency'),
-  );
+  const replicated = readBack(run, client, token).then(() => run.log.debug('the token reads back with stale consistency'));
   replicated.catch(() => {});
   await run.write('serviceToken', token);
   if (previous && previous !== token) await aclLogout(client, previous, { retryDeadlineMs: 0 }).catch(() => {});
   return { token, loggedIn: true, bearerToken, replicated };
+}
+
+/**
+ * Reads a new login token back with stale consistency until the server in use
+ * knows it (waitForTokenReplication). Once a server has failed during the run,
+ * a read-back that finds the token unknown starts again, until mesh-init's
+ * deadline: a leader may have committed the login just before it stopped, and
+ * the other servers apply it only once a new leader has been elected, answering
+ * "ACL not found" meanwhile.
+ */
+async function readBack(run: MeshInitRun, client: FailoverConsulClient, token: string): Promise<void> {
+  const started = run.clock.now();
+  const deadlineMs = run.opts.deadlineMs ?? 120_000;
+  for (;;) {
+    try {
+      await waitForTokenReplication(client, token, { clock: run.clock, signal: run.signal });
+      return;
+    } catch (err) {
+      const again = (err as { code?: string }).code === 'consul-token-not-replicated' && client.moves > 0 && run.clock.now() - started < deadlineMs;
+      if (!again) throw err;
+      run.log.warn('the new token is not known yet since a Consul server failed; reading it back again', { error: describeError(err) });
+    }
+  }
 }
 
 /**
@@ -277,7 +298,13 @@ async function logIn(run: MeshInitRun, client: ConsulHttpClient, task: TaskInfo)
  * does not know the token yet is sent again once it does. Whichever succeeded is
  * undone if the other failed.
  */
-async function register(run: MeshInitRun, client: ConsulHttpClient, acl: TaskAcl, task: TaskInfo, identity: TaskServiceIdentity): Promise<TaskRegistrations> {
+async function register(
+  run: MeshInitRun,
+  client: FailoverConsulClient,
+  acl: TaskAcl,
+  task: TaskInfo,
+  identity: TaskServiceIdentity,
+): Promise<TaskRegistrations> {
   const registrations = taskRegistrations(run.config, identity, task, run.opts.env.AWS_REGION || undefined);
   const catalog = new CatalogClient(client, () => acl.token);
   const { signal, clock } = run;
@@ -286,7 +313,7 @@ async function register(run: MeshInitRun, client: ConsulHttpClient, acl: TaskAcl
       if (!isUnknownToken(err)) throw err;
       await acl.replicated;
       // The server in use may have changed since (a server failed): it may not know the token yet.
-      if (acl.loggedIn) await waitForTokenReplication(client, acl.token!, { clock, signal });
+      if (acl.loggedIn) await readBack(run, client, acl.token!);
       return catalog.register(reg, { signal, retryDeadlineMs: 0 });
     });
   const regs = [registrations.service, registrations.proxy].flatMap((r) => (r?.Service ? [{ ...r, Service: r.Service }] : []));
