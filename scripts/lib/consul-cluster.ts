@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { ConsulHttpClient, DEFAULT_AUTH_METHOD, type AclTokenListEntry, type AgentService } from '@consul-ecs-ts/core';
-import { configureIamAuthMethod, freePorts, peerBinary, type AuthMethodOptions, type ConsulServer, type MotoServer } from './local-stack.ts';
+import { configureIamAuthMethod, freePorts, peerBinary, stopProcess, waitFor, type AuthMethodOptions, type MotoServer } from './local-stack.ts';
 
 /** Consul agent configuration, merged into every server's (objects merged key by key, anything else replaced). */
 export type ConsulConfig = Record<string, unknown>;
@@ -316,8 +316,7 @@ export class ConsulCluster {
    * made by local-stack's {@link configureIamAuthMethod} exactly as for a single server.
    */
   async configureIamAuthMethod(moto: MotoServer, opts: AuthMethodOptions = {}): Promise<void> {
-    // It calls nothing but api(), which this cluster has with the same signature.
-    await configureIamAuthMethod(this as unknown as ConsulServer, moto, { name: DEFAULT_AUTH_METHOD, ...opts });
+    await configureIamAuthMethod(this, moto, { name: DEFAULT_AUTH_METHOD, ...opts });
   }
 
   /** Calls the API as the management token through a running server (the leader if it can), retrying while the cluster elects. */
@@ -429,30 +428,4 @@ export function mergeConfig(base: ConsulConfig, extra: ConsulConfig): ConsulConf
   const out: ConsulConfig = { ...base };
   for (const [k, v] of Object.entries(extra)) out[k] = isPlainObject(v) && isPlainObject(out[k]) ? mergeConfig(out[k], v) : v;
   return out;
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, proc?: ResultPromise): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  let exited: string | undefined;
-  void proc?.then((r) => (exited = r.message ?? `exit code ${r.exitCode}`));
-  while (Date.now() < deadline) {
-    if (exited) throw new Error(`${what}: the process exited before it was ready: ${exited}`);
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} not ready within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
-}
-
-async function stopProcess(proc: ResultPromise | undefined, timeoutMs = 10_000): Promise<void> {
-  if (!proc || proc.exitCode !== null) return;
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-  await proc.catch(() => {});
-  clearTimeout(timer);
 }

@@ -67,7 +67,8 @@ export async function freePort(): Promise<number> {
   return (await freePorts(1))[0]!;
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, proc?: ResultPromise): Promise<T> {
+/** Polls `probe` until it returns a value, failing after `timeoutMs` or when `proc` exits first. */
+export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, proc?: ResultPromise): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   let exited: string | undefined;
@@ -87,7 +88,8 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
   throw new Error(`${what} not ready within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
 }
 
-async function stopProcess(proc: ResultPromise | undefined, timeoutMs = 10_000): Promise<void> {
+/** SIGTERM, then SIGKILL after `timeoutMs`; waits for the exit. */
+export async function stopProcess(proc: ResultPromise | undefined, timeoutMs = 10_000): Promise<void> {
   if (!proc || proc.exitCode !== null) return;
   proc.kill('SIGTERM');
   const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
@@ -403,13 +405,13 @@ export interface AuthMethodOptions {
  * Creates the `iam-ecs-service-token` auth method and its binding rule exactly as
  * seed 001 configures them, with STS and IAM pointed at moto.
  */
-export async function configureIamAuthMethod(consul: ConsulServer, moto: MotoServer, opts: AuthMethodOptions = {}): Promise<void> {
+export async function configureIamAuthMethod(consul: Pick<ConsulServer, 'api'>, moto: MotoServer, opts: AuthMethodOptions = {}): Promise<void> {
   await createIamAuthMethod(consul, moto, opts);
   await createServiceBindingRule(consul, opts.name);
 }
 
 /** The auth method of {@link configureIamAuthMethod}, without its binding rule. */
-export async function createIamAuthMethod(consul: ConsulServer, moto: MotoServer, opts: AuthMethodOptions = {}): Promise<void> {
+export async function createIamAuthMethod(consul: Pick<ConsulServer, 'api'>, moto: MotoServer, opts: AuthMethodOptions = {}): Promise<void> {
   await consul.api('PUT', '/v1/acl/auth-method', {
     Name: opts.name ?? DEFAULT_AUTH_METHOD,
     Type: 'aws-iam',
@@ -427,7 +429,7 @@ export async function createIamAuthMethod(consul: ConsulServer, moto: MotoServer
 }
 
 /** The binding rule of {@link configureIamAuthMethod}: a service identity named by the role's service-name tag. */
-export async function createServiceBindingRule(consul: ConsulServer, authMethod = DEFAULT_AUTH_METHOD): Promise<void> {
+export async function createServiceBindingRule(consul: Pick<ConsulServer, 'api'>, authMethod = DEFAULT_AUTH_METHOD): Promise<void> {
   await consul.api('PUT', '/v1/acl/binding-rule', {
     AuthMethod: authMethod,
     Description: 'Bind a service identity from IAM role tags for ECS service tokens',

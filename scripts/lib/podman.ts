@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { execa, type Options, type Result } from 'execa';
+import { execa, type Options } from 'execa';
 
 /** Where podman keeps this project's images, containers and volumes; CONSUL_ECS_PODMAN_DIR overrides it. */
 export const PODMAN_DIR = process.env.CONSUL_ECS_PODMAN_DIR || join(homedir(), '.cache/consul-ecs-ts/podman');
@@ -80,10 +80,18 @@ export function podmanEnvironment(dir = PODMAN_DIR): Record<string, string> {
   return { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storageConf };
 }
 
-/** Runs podman with the project's configuration; rejects with podman's output on a non-zero exit. */
-export async function podman(args: readonly string[], opts: Options = {}): Promise<Result> {
+/** What a podman command printed, and its exit code. */
+export interface PodmanResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number | undefined;
+}
+
+/** Runs podman with the project's configuration; rejects with podman's output on a non-zero exit (unless `reject: false`). */
+export async function podman(args: readonly string[], opts: Pick<Options, 'reject' | 'env' | 'timeout' | 'stdout' | 'input'> = {}): Promise<PodmanResult> {
   const env = { ...process.env, ...podmanEnvironment(), ...(opts.env ?? {}) };
-  return (await execa('podman', args, { ...opts, env })) as Result;
+  const r = await execa('podman', args, { ...opts, env, encoding: 'utf8' });
+  return { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode };
 }
 
 /** Whether an image of this name is in the project's podman storage. */
