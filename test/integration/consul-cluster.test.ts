@@ -1,7 +1,8 @@
 // The built executable against a real 3-server Consul cluster (Raft, ACLs on,
 // the aws-iam auth method pointed at moto) while servers fail: the leader
-// stopped during mesh-init and during health-sync, a follower lagging while a
-// new token replicates, and servers replaced at new addresses.
+// stopped during mesh-init (given the followers first, or the leader first) and
+// during health-sync, a follower lagging while a new token replicates, and
+// servers replaced at new addresses under health-sync and the controller.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,7 +24,7 @@ interface Run {
   durationMs: number;
 }
 
-describe('a real Consul cluster: servers failing under mesh-init and health-sync', () => {
+describe('a real Consul cluster: servers failing under mesh-init, health-sync and the controller', () => {
   let moto: MotoServer;
   let cluster: ConsulCluster;
   let sim: EcsAgentSimulator;
