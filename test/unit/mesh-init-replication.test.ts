@@ -51,8 +51,17 @@ describe('mesh-init while the login token replicates', () => {
    * A server that knows the new token only after `unknownFor` stale reads of it,
    * and refuses the first registration with "ACL not found" meanwhile.
    */
-  function consul(unknownFor: number) {
+  function consul(unknownFor: number, opts: { busyUndo?: number } = {}) {
     const pool = agent.get(CONSUL);
+    // Consul's request rate limits refusing the undo's writes for a while.
+    if (opts.busyUndo) {
+      for (const path of ['/v1/catalog/deregister', '/v1/acl/logout']) {
+        pool
+          .intercept({ path, method: path.endsWith('logout') ? 'POST' : 'PUT' })
+          .reply(answer(429, 'rate limit exceeded'))
+          .times(opts.busyUndo);
+      }
+    }
     pool.intercept({ path: '/v1/acl/login', method: 'POST' }).reply(answer(200, token));
     const self = (p: string) => p.startsWith('/v1/acl/token/self');
     // Each refused read takes a while, so the registrations go out before the token is known.
@@ -125,5 +134,17 @@ describe('mesh-init while the login token replicates', () => {
     assert.equal(calls.filter((c) => c === 'PUT /v1/catalog/deregister 200').length, 1, calls.join('\n'));
     assert.deepEqual(await readdir(dir), []);
     assert.doesNotMatch(log(), new RegExp(SECRET));
+  });
+
+  it("undoes a failed run through Consul's request rate limits (429) that last longer than a few seconds", async () => {
+    consul(20, { busyUndo: 8 });
+    const { result, log } = run();
+    await assert.rejects(result, { code: 'consul-token-not-replicated' });
+    assert.equal(calls.filter((c) => c === 'PUT /v1/catalog/deregister 429').length, 8, calls.join('\n'));
+    assert.ok(calls.includes('PUT /v1/catalog/deregister 200'), calls.join('\n'));
+    assert.equal(calls.filter((c) => c === 'POST /v1/acl/logout 429').length, 8, calls.join('\n'));
+    assert.ok(calls.includes('POST /v1/acl/logout 200'), calls.join('\n'));
+    assert.doesNotMatch(log(), /cleanup step failed/);
+    assert.deepEqual(await readdir(dir), []);
   });
 });

@@ -189,6 +189,13 @@ async function readTask(run: MeshInitRun): Promise<TaskInfo> {
   return task;
 }
 
+/**
+ * How long each undo step of a failed run (deregister, log out) retries: long enough to wait
+ * out a cluster's request rate limits (429) or an election under a storm of starting tasks,
+ * so that a run that fails leaves nothing behind.
+ */
+const UNDO_RETRY_DEADLINE_MS = 30_000;
+
 /** How long mesh-init waits for one server's `/v1/status/leader` before it tries the next. */
 const LEADER_PROBE_TIMEOUT_MS = 5000;
 
@@ -261,7 +268,7 @@ async function logIn(run: MeshInitRun, client: FailoverConsulClient, task: TaskI
   });
   const token = acl.SecretID;
   run.log.addSecret(token);
-  run.undoing(() => aclLogout(client, token, { retryDeadlineMs: 5000 }));
+  run.undoing(() => aclLogout(client, token, { retryDeadlineMs: UNDO_RETRY_DEADLINE_MS }));
   const replicated = readBack(run, client, token).then(() => run.log.debug('the token reads back with stale consistency'));
   replicated.catch(() => {});
   await run.write('serviceToken', token);
@@ -334,7 +341,7 @@ async function register(
   regs.forEach((reg, i) => {
     if (registered[i]!.status !== 'fulfilled') return;
     const svc = reg.Service;
-    run.undoing(() => catalog.deregisterService(reg.Node, svc.ID, identity.scope, { retryDeadlineMs: 5000 }));
+    run.undoing(() => catalog.deregisterService(reg.Node, svc.ID, identity.scope, { retryDeadlineMs: UNDO_RETRY_DEADLINE_MS }));
     run.log.info(`${svc.Kind ? 'proxy' : 'service'} registered successfully`, { name: svc.Service, id: svc.ID, kind: svc.Kind || undefined });
   });
   const refused = registered.find((r): r is PromiseRejectedResult => r.status === 'rejected');
