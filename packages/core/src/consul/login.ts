@@ -78,6 +78,9 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
 
   let token: AclToken;
   let used = '';
+  // What the last attempt failed with, and whether one is waiting for Consul's answer.
+  let lastError: unknown;
+  let attemptInFlight = false;
   try {
     token = await retry(
       async () => {
@@ -93,6 +96,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
         });
         logger.debug('signed the login request', { 'include-entity': opts.includeEntity ?? true });
         used = bearerToken;
+        attemptInFlight = true;
         return aclLogin(opts.client, {
           authMethod,
           bearerToken,
@@ -102,7 +106,7 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
           datacenter: opts.datacenter,
           signal: attemptSignal,
           retryDeadlineMs: 0,
-        });
+        }).finally(() => (attemptInFlight = false));
       },
       {
         deadlineMs,
@@ -112,15 +116,22 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
         maxDelayMs: 5000,
         // aclLogin has already turned the auth method's verdicts into refusals.
         retryable: (err) => isRetryableConsulError(err) || isRetryableAwsError(err) || (opts.retryUntilSetUp === true && isLoginSetUpPending(err)),
-        onRetry: (err, attempt, delay) => logger.warn('login failed; retrying', { attempt: attempt + 1, 'retry-in-ms': delay, error: describeError(err) }),
+        onRetry: (err, attempt, delay) => {
+          lastError = err;
+          logger.warn('login failed; retrying', { attempt: attempt + 1, 'retry-in-ms': delay, error: describeError(err) });
+        },
       },
     );
   } catch (err) {
     if (opts.signal?.aborted) throw err;
-    // The deadline stopped an attempt that was still waiting for Consul's answer.
-    const unanswered = deadline?.aborted === true && err === deadline.reason;
-    if (isRetryableConsulError(err) || unanswered) {
-      const why = unanswered ? `no answer from ${opts.client.baseUrl.origin} before the deadline` : describeError(err);
+    // The deadline ended the login: during an attempt still waiting for Consul's answer, or
+    // during the wait before the next one (then the last attempt's error says why).
+    const stoppedByDeadline = deadline?.aborted === true && err === deadline.reason;
+    if (isRetryableConsulError(err) || stoppedByDeadline) {
+      const why =
+        stoppedByDeadline && (attemptInFlight || lastError === undefined)
+          ? `no answer from ${opts.client.baseUrl.origin} before the deadline`
+          : describeError(stoppedByDeadline ? lastError : err);
       throw new ConsulEcsError(
         'consul-login-timeout',
         `could not log in to Consul at ${opts.client.baseUrl.origin} within ${Math.round(deadlineMs / 1000)}s: ` +
