@@ -128,10 +128,13 @@ export async function loginWithAwsIam(opts: AwsIamLoginOptions): Promise<AclToke
     // during the wait before the next one (then the last attempt's error says why).
     const stoppedByDeadline = deadline?.aborted === true && err === deadline.reason;
     if (isRetryableConsulError(err) || stoppedByDeadline) {
-      const why =
-        stoppedByDeadline && (attemptInFlight || lastError === undefined)
-          ? `no answer from ${opts.client.baseUrl.origin} before the deadline`
-          : describeError(stoppedByDeadline ? lastError : err);
+      const noAnswer = `no answer from ${opts.client.baseUrl.origin} before the deadline`;
+      const lastFailure = lastError === undefined ? '' : describeError(lastError);
+      const why = !stoppedByDeadline
+        ? describeError(err)
+        : attemptInFlight || !lastFailure
+          ? `${noAnswer}${lastFailure ? `; the attempt before: ${lastFailure}` : ''}`
+          : lastFailure;
       throw new ConsulEcsError(
         'consul-login-timeout',
         `could not log in to Consul at ${opts.client.baseUrl.origin} within ${Math.round(deadlineMs / 1000)}s: ` +
