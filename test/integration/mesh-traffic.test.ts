@@ -203,8 +203,8 @@ describe('mesh traffic between two tasks in network namespaces', () => {
     // The server stops the same way; then the cluster's node holds no service and Consul no login token.
     const s = await server.stop();
     assert.deepEqual(s.killed, [], server.describe());
-    assert.deepEqual(await stack.consul.nodeServices(server.node), []);
-    assert.deepEqual(await stack.consul.loginTokens(), []);
+    assert.deepEqual(await stack.consul.nodeServices(server.node), [], server.describe());
+    assert.deepEqual(await stack.consul.loginTokens(), [], `no login token is left\n${server.describe()}`);
     assertNoSecretsPrinted(client, server);
   });
 
