@@ -30,29 +30,19 @@ import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
 import { configureIamAuthMethod, startConsulAndMoto } from './lib/local-stack.ts';
-import { commandLine, median, peakRssKb, ratio, requireGnuTime } from './lib/bench.ts';
+import { anchorBinary, commandLine, median, peakRssKb, ratio, requireGnuTime } from './lib/bench.ts';
 import { canDropPageCache, dropPageCache } from './lib/page-cache.ts';
 
 const arg = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
 const runs = Number(arg('runs', '9'));
 const seconds = Number(arg('seconds', '60'));
-const anchor = process.argv.includes('--no-anchor') ? '' : arg('anchor', '') || (await buildAnchor());
+const anchor = await anchorBinary();
 const dropCaches = !process.argv.includes('--no-drop-caches') && canDropPageCache();
 const INITIALISED = 'successfully initialized the task';
 const SEA = fileURLToPath(new URL('../packages/cli/dist/sea/consul-ecs', import.meta.url));
 const BUNDLE = fileURLToPath(new URL('../packages/cli/bin/consul-ecs.cjs', import.meta.url));
 if (!existsSync(SEA)) throw new Error(`${SEA} is missing: run npm run build`);
 requireGnuTime();
-
-/** The anchor's binary in the peers cache, built there first if need be. */
-async function buildAnchor(): Promise<string> {
-  const peers = fileURLToPath(new URL('./peers.sh', import.meta.url));
-  const r = await execa('bash', [peers, 'anchor'], { reject: false, stderr: 'inherit' });
-  if (r.exitCode !== 0) {
-    throw new Error('cannot build the anchor (scripts/peers.sh anchor, above); give its binary with --anchor=PATH, or pass --no-anchor to measure ours alone');
-  }
-  return r.stdout.trim();
-}
 
 const contenders: Record<string, string[]> = {
   'consul-ecs-ts (executable)': [SEA],

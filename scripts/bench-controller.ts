@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
-import { GNU_TIME, median, ratio, requireGnuTime } from './lib/bench.ts';
+import { anchorBinary, GNU_TIME, median, ratio, requireGnuTime } from './lib/bench.ts';
 import { clusterConsulState, reapProblems, seedMeshTasks, stopTasks, type SeededTask } from './lib/controller-scale.ts';
 import { countByOperation, CountingProxy, type ProxiedCall } from './lib/counting-proxy.ts';
 import { configureIamAuthMethod, startConsulAndMoto, type MotoServer } from './lib/local-stack.ts';
@@ -27,7 +27,7 @@ const stopCount = Number(arg('stop', String(Math.floor(taskCount / 2))));
 const runs = Number(arg('runs', '1'));
 const SEA = fileURLToPath(new URL('../packages/cli/dist/sea/consul-ecs', import.meta.url));
 const ours = arg('ours', SEA);
-const anchor = process.argv.includes('--no-anchor') ? '' : arg('anchor', '') || (await buildAnchor());
+const anchor = await anchorBinary();
 if (!(taskCount > 0 && stopCount >= 0 && stopCount <= taskCount && runs > 0))
   throw new Error('--tasks, --stop and --runs: 0 ≤ stop ≤ tasks, tasks and runs > 0');
 requireGnuTime();
@@ -37,13 +37,6 @@ const PASS_LINE = /reconcile finished|error during reconcile/;
 /** What a pass calls; anything else (setting Consul up) is before the first pass. */
 const PASS_OPERATIONS =
   /^(ListTasks|DescribeTasks|GET \/v1\/acl\/tokens|GET \/v1\/catalog\/node-services\/|DELETE \/v1\/acl\/token\/|PUT \/v1\/catalog\/deregister|GET \/v1\/namespaces)/;
-
-async function buildAnchor(): Promise<string> {
-  const peers = fileURLToPath(new URL('./peers.sh', import.meta.url));
-  const r = await execa('bash', [peers, 'anchor'], { reject: false, stderr: 'inherit' });
-  if (r.exitCode !== 0) throw new Error('cannot build the anchor (scripts/peers.sh anchor, above); give its binary with --anchor=PATH, or pass --no-anchor');
-  return r.stdout.trim();
-}
 
 interface PassFigures {
   wallMs: number;

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { assumeRoleCredentials, EcsAgentSimulator } from '@consul-ecs-ts/core/testkit';
 import { SERVICE_NAME_TAG } from './lib/aws-admin.ts';
-import { GNU_TIME, median, ratio, requireGnuTime } from './lib/bench.ts';
+import { anchorBinary, GNU_TIME, median, ratio, requireGnuTime } from './lib/bench.ts';
 import { countByOperation, CountingProxy } from './lib/counting-proxy.ts';
 import { appContainers, applyBatch, batchChanges, checkStatuses, type BatchOutcome } from './lib/health-batches.ts';
 import { configureIamAuthMethod, startConsulAndMoto } from './lib/local-stack.ts';
@@ -28,20 +28,13 @@ const batchSize = Number(arg('batch', String(Math.ceil(containerCount / 2))));
 const batchCount = Number(arg('batches', '10'));
 const SEA = fileURLToPath(new URL('../packages/cli/dist/sea/consul-ecs', import.meta.url));
 const ours = arg('ours', SEA);
-const anchor = process.argv.includes('--no-anchor') ? '' : arg('anchor', '') || (await buildAnchor());
+const anchor = await anchorBinary();
 if (!(containerCount > 0 && batchSize > 0 && batchSize <= containerCount && batchCount > 0))
   throw new Error('--containers, --batch, --batches: 0 < batch ≤ containers, batches > 0');
 requireGnuTime();
 
 const SERVER_ID = 'consul.bench.local';
 const SERVICE = 'web';
-
-async function buildAnchor(): Promise<string> {
-  const peers = fileURLToPath(new URL('./peers.sh', import.meta.url));
-  const r = await execa('bash', [peers, 'anchor'], { reject: false, stderr: 'inherit' });
-  if (r.exitCode !== 0) throw new Error('cannot build the anchor (scripts/peers.sh anchor, above); give its binary with --anchor=PATH, or pass --no-anchor');
-  return r.stdout.trim();
-}
 
 interface Figures {
   batches: BatchOutcome[];

@@ -8,10 +8,10 @@ import { existsSync, cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { PEERS_DIR, peerBinary } from './lib/local-stack.ts';
+import { PEERS_DIR } from './lib/local-stack.ts';
 import { megabytes, pulledBytes, readOciArchive, type OciImageSummary } from './lib/oci.ts';
 import { podman, PODMAN_DIR } from './lib/podman.ts';
-import { ratio } from './lib/bench.ts';
+import { anchorBinary, ratio } from './lib/bench.ts';
 import { archiveImage, buildConsulDataplaneImage, buildImage, CONSUL_DATAPLANE_VERSION, HOST_ARCH, IMAGE_NAMES, IMAGES_DIR } from './images.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -32,8 +32,8 @@ async function goDiscover(): Promise<string> {
 }
 
 async function anchorImage(): Promise<string> {
-  const anchor = peerBinary('consul-ecs-anchor' as never);
-  if (!existsSync(anchor)) throw new Error(`${anchor} is missing: run bash scripts/peers.sh anchor`);
+  // The image is the comparison: --no-anchor does not apply.
+  const anchor = await anchorBinary(process.argv.filter((a) => a !== '--no-anchor'));
   const context = join(PODMAN_DIR, 'contexts', `anchor-${ANCHOR_VERSION}`);
   mkdirSync(join(context, 'consul'), { recursive: true });
   cpSync(anchor, join(context, 'consul-ecs'));

@@ -16,8 +16,7 @@
 // The anchor is built into the peers cache (scripts/peers.sh anchor) unless --anchor names it.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
-import { median, ratio, requireGnuTime } from './lib/bench.ts';
+import { anchorBinary, median, ratio, requireGnuTime } from './lib/bench.ts';
 import { LoginStormStack, percentile, type Contender, type StormResult } from './lib/login-storm.ts';
 
 const arg = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
@@ -33,15 +32,7 @@ const SEA = arg('ours', '') || fileURLToPath(new URL('../packages/cli/dist/sea/c
 if (!existsSync(SEA)) throw new Error(`${SEA} is missing: run npm run build`);
 if (!Number.isInteger(tasks) || tasks < 1) throw new Error(`--tasks=${arg('tasks', '')} is not a number of tasks (1 or more)`);
 requireGnuTime();
-const anchor = process.argv.includes('--no-anchor') ? '' : arg('anchor', '') || (await buildAnchor());
-
-/** The anchor's binary in the peers cache, built there first if need be. */
-async function buildAnchor(): Promise<string> {
-  const peers = fileURLToPath(new URL('./peers.sh', import.meta.url));
-  const r = await execa('bash', [peers, 'anchor'], { reject: false, stderr: 'inherit' });
-  if (r.exitCode !== 0) throw new Error('cannot build the anchor (scripts/peers.sh anchor, above); give its binary with --anchor=PATH, or pass --no-anchor');
-  return r.stdout.trim();
-}
+const anchor = await anchorBinary();
 
 const OURS = 'consul-ecs-ts (executable)';
 const ANCHOR = 'hashicorp/consul-ecs (anchor)';

@@ -1,5 +1,7 @@
 // What the benchmarks share: GNU time for a child's peak RSS, and the median.
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 
 /** GNU time: run a command as `GNU_TIME -f %M <argv…>` and its stderr ends with the peak RSS in kB. */
 export const GNU_TIME = '/usr/bin/time';
@@ -34,4 +36,21 @@ export function median(xs: number[]): number {
 export function ratio(ours: number, theirs: number): string {
   const r = ours / theirs;
   return Number.isFinite(r) ? r.toFixed(2) : 'n/a';
+}
+
+/**
+ * The anchor (hashicorp/consul-ecs) a benchmark measures against, from its command line:
+ * none with `--no-anchor`, the binary `--anchor=PATH` names, or else the one in the
+ * peers cache, built there first if need be (scripts/peers.sh anchor).
+ */
+export async function anchorBinary(argv: readonly string[] = process.argv): Promise<string> {
+  if (argv.includes('--no-anchor')) return '';
+  const given = argv.find((a) => a.startsWith('--anchor='))?.slice('--anchor='.length);
+  if (given) return given;
+  const peers = fileURLToPath(new URL('../peers.sh', import.meta.url));
+  const r = await execa('bash', [peers, 'anchor'], { reject: false, stderr: 'inherit' });
+  if (r.exitCode !== 0) {
+    throw new Error('cannot build the anchor (scripts/peers.sh anchor, above); give its binary with --anchor=PATH, or pass --no-anchor to measure ours alone');
+  }
+  return r.stdout.trim();
 }
