@@ -12,7 +12,6 @@ import { once } from 'node:events';
 import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, request as httpRequest, Agent as HttpAgent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -21,6 +20,7 @@ import { assumeRoleCredentials, EcsAgentSimulator, type ContainerCredentialsDocu
 import { SERVICE_NAME_TAG } from './aws-admin.ts';
 import { GNU_TIME } from './bench.ts';
 import { ConsulCluster } from './consul-cluster.ts';
+import { CountingProxy, countByOperationAndStatus } from './counting-proxy.ts';
 import { MotoServer } from './local-stack.ts';
 
 export const STORM_SERVER_ID = 'consul.storm.local';
@@ -37,81 +37,6 @@ export interface RequestLimits {
 /** The server config that turns the request rate limits on, enforcing. */
 export function requestLimitsConfig(limits: RequestLimits): Record<string, unknown> {
   return { limits: { request_limits: { mode: 'enforcing', read_rate: limits.readRate, write_rate: limits.writeRate } } };
-}
-
-/**
- * An HTTP proxy on loopback in front of Consul servers (round robin, as DNS hands a
- * task one of the servers' addresses), counting the status of every answer by
- * route. It changes nothing in what it forwards.
- */
-export class CountingProxy {
-  readonly counts = new Map<string, number>();
-  readonly #agent = new HttpAgent({ keepAlive: true, maxSockets: Infinity });
-  #server: Server | undefined;
-  #next = 0;
-  port = 0;
-
-  constructor(readonly backends: Array<{ host: string; port: number }>) {}
-
-  async start(): Promise<this> {
-    this.#server = createServer((req, res) => this.#forward(req, res));
-    this.#server.listen(0, '127.0.0.1');
-    await once(this.#server, 'listening');
-    this.port = (this.#server.address() as { port: number }).port;
-    return this;
-  }
-
-  #forward(req: IncomingMessage, res: ServerResponse): void {
-    const backend = this.backends[this.#next++ % this.backends.length]!;
-    const route = routeOf(req.method ?? 'GET', req.url ?? '/');
-    const up = httpRequest(
-      { host: backend.host, port: backend.port, method: req.method, path: req.url, headers: req.headers, agent: this.#agent },
-      (answer) => {
-        this.#count(route, String(answer.statusCode));
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    up.on('error', (err) => {
-      this.#count(route, 'proxy-error');
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-      res.end(`counting proxy: ${err.message}`);
-    });
-    req.pipe(up);
-  }
-
-  #count(route: string, status: string): void {
-    const key = `${route} ${status}`;
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-  }
-
-  /** Answers by status (`200`, `429`, `503`, `proxy-error`…) over every route. */
-  byStatus(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const [key, n] of this.counts) {
-      const status = key.slice(key.lastIndexOf(' ') + 1);
-      out.set(status, (out.get(status) ?? 0) + n);
-    }
-    return out;
-  }
-
-  /** How many answers had one of these statuses. */
-  total(...statuses: string[]): number {
-    let n = 0;
-    for (const [status, count] of this.byStatus()) if (statuses.includes(status)) n += count;
-    return n;
-  }
-
-  reset(): void {
-    this.counts.clear();
-  }
-
-  async stop(): Promise<void> {
-    this.#agent.destroy();
-    if (!this.#server) return;
-    this.#server.closeAllConnections();
-    await new Promise<void>((r) => this.#server!.close(() => r()));
-  }
 }
 
 /** A TCP proxy on 127.0.0.1 handing each connection to the next backend in turn (for gRPC, which the counting proxy does not read). */
@@ -147,11 +72,6 @@ export class TcpRoundRobin {
 }
 
 /** `GET /v1/catalog/node-services/:id`: the path without what names one thing. */
-function routeOf(method: string, url: string): string {
-  const path = url.split('?')[0]!;
-  const named = /^(\/v1\/(?:catalog\/(?:node-services|service|node)|acl\/token(?!\/self)|health\/\w+|agent\/service)\/).+$/.exec(path);
-  return `${method} ${named ? `${named[1]}:id` : path}`;
-}
 
 /** One way of running mesh-init: ours (the executable, or the bundle on a Node.js) or the anchor. */
 export interface Contender {
@@ -265,11 +185,10 @@ export class LoginStormStack {
       throw consul.status === 'rejected' ? consul.reason : (moto as PromiseRejectedResult).reason;
     }
     const cluster = consul.value;
-    const proxy = new CountingProxy(cluster.servers.map((s) => ({ host: s.address, port: cluster.ports.http })));
+    const proxy = await CountingProxy.start({ target: cluster.servers.map((s) => `http://${s.address}:${cluster.ports.http}`), maxSockets: Infinity });
     const grpc = new TcpRoundRobin(cluster.servers.map((s) => ({ host: s.address, port: cluster.ports.grpc })));
     const stack = new LoginStormStack(cluster, moto.value, proxy, grpc);
     try {
-      await proxy.start();
       await grpc.start();
       await cluster.configureIamAuthMethod(moto.value, { serverIdHeaderValue: STORM_SERVER_ID });
       const role = await moto.value.admin.createRole({ name: 'storm-task', path: '/consul-ecs/', tags: { [SERVICE_NAME_TAG]: STORM_SERVICE } });
@@ -380,7 +299,7 @@ export class LoginStormStack {
     memoryPeak = Math.max(memoryPeak, usedMemoryKb());
     const logProblems = new Map<string, number>();
     for (const run of runs) countLogProblems(run.output, logProblems);
-    return { contender, runs, httpAnswers: new Map(this.proxy.counts), machineMemoryPeakKb: memoryPeak - baseline, logProblems, wallMs };
+    return { contender, runs, httpAnswers: countByOperationAndStatus(this.proxy.calls), machineMemoryPeakKb: memoryPeak - baseline, logProblems, wallMs };
   }
 
   /**
@@ -458,7 +377,7 @@ export class LoginStormStack {
 
   async dispose(): Promise<void> {
     await Promise.all(this.sims.map((s) => s.stop()));
-    await this.proxy.stop();
+    await this.proxy.close();
     await this.grpc.stop();
     await Promise.all([this.consul.dispose(), this.moto.dispose()]);
     await Promise.all(this.#taskDirs.map((d) => rm(d, { recursive: true, force: true })));
